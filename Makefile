@@ -1,0 +1,37 @@
+# Set-up and entry points. Every target installs what it needs into .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck unit broker-dep clean
+
+# torch 2.13.0 first: that pin takes the CPU build lying on this machine's disk; a looser one downloads CUDA builds.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[export,dev]"
+	touch $(STAMP)
+
+# Mosquitto is a system package: the tests start real brokers on loopback ports.
+broker-dep:
+	@command -v mosquitto >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null 2>&1 || \
+		{ echo "installing mosquitto (Debian package)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; }
+
+demo: $(STAMP) broker-dep
+	$(PY) -m edge demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP) broker-dep
+	PATH="$$PATH:/usr/sbin" $(VENV)/bin/python -m pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""INT8 calibration: calibration sets built with the device's own preprocessing, and quantization."""

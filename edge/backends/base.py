@@ -1,0 +1,109 @@
+"""The inference backend interface: load a bundle, run a batch of windows, say what it runs on.
+
+A backend author writes one module with one :class:`Backend` subclass that sets ``key`` and fills in
+``_probe``, ``_load`` and ``_infer``; the public methods here check state and shapes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.bundle import Bundle
+from edge.errors import BackendUnavailableError, InputError
+
+
+class Backend(ABC):
+    """Runs a bundle's model on batches of normalised windows."""
+
+    key: ClassVar[str]
+    """Name used in configuration and on the command line."""
+
+    def __init__(self, bundle: Bundle, *, precision: str = "auto", threads: int | None = None) -> None:
+        available, reason = self.probe()
+        if not available:
+            raise BackendUnavailableError(f"backend {self.key!r} cannot run here: {reason}", fix=self.install_hint())
+        self.bundle = bundle
+        self.threads = threads
+        self.precision = self._choose_precision(precision)
+        self._closed = False
+        self._load()
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        """Whether this backend can run on this machine, and why not when it cannot."""
+        return cls._probe()
+
+    @classmethod
+    @abstractmethod
+    def _probe(cls) -> tuple[bool, str]: ...
+
+    @classmethod
+    def install_hint(cls) -> str:
+        """How to make this backend available."""
+        return "install its optional dependencies, or pick another backend with --backend"
+
+    @classmethod
+    def runnable_precisions(cls, bundle: Bundle) -> list[str]:
+        """Precisions of ``bundle`` this backend could run, best first."""
+        return []
+
+    def _choose_precision(self, requested: str) -> str:
+        choices = self.runnable_precisions(self.bundle)
+        if not choices:
+            raise InputError(
+                f"bundle {self.bundle.root} has no model that backend {self.key!r} can run",
+                fix="export or calibrate the bundle for this backend (python -m export onnx / calibrate / engine)",
+            )
+        if requested == "auto":
+            return choices[0]
+        if requested not in choices:
+            raise InputError(
+                f"backend {self.key!r} cannot run precision {requested!r} of bundle {self.bundle.root}; "
+                f"it offers {', '.join(choices)}",
+                fix=f"pass --precision {choices[0]} or auto",
+            )
+        return requested
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    @abstractmethod
+    def _infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+    def infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Scores for a batch ``(N, ...)`` in the manifest's layout; returns shape ``(N,)``."""
+        if self._closed:
+            raise RuntimeError(f"backend {self.key!r} was closed")
+        expected = self.bundle.input.shape[1:]
+        if batch.ndim != 5 or tuple(batch.shape[1:]) != expected:
+            raise InputError(
+                f"batch has shape {batch.shape}; backend {self.key!r} wants (N, {', '.join(map(str, expected))})",
+                fix="normalise windows with edge.preprocess.batch_windows",
+            )
+        scores = self._infer(np.ascontiguousarray(batch, dtype=np.float32))
+        return np.asarray(scores, dtype=np.float32).reshape(batch.shape[0])
+
+    def describe(self) -> dict[str, Any]:
+        """What this backend runs on: key, precision, device and provider details."""
+        return {"backend": self.key, "precision": self.precision, **self._describe()}
+
+    def _describe(self) -> dict[str, Any]:
+        return {}
+
+    def warm_up(self) -> None:
+        """Run one inference so the first real window does not pay for lazy initialisation."""
+        self.infer(np.zeros(self.bundle.input.shape, dtype=np.float32))
+
+    def close(self) -> None:
+        """Release the model and its buffers."""
+        self._closed = True
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,159 @@
+"""Load a model bundle, refusing one whose schema, format version or file hashes do not match."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.bundle.manifest import Artifact, InputSpec, OutputSpec, Tile
+from edge.errors import BundleError
+from edge.schemas import schema_errors
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified model bundle on disk."""
+
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return str(self.manifest["model"]["name"])
+
+    @property
+    def input(self) -> InputSpec:
+        """Input window specification."""
+        return InputSpec.from_manifest(self.manifest["input"])
+
+    @property
+    def output(self) -> OutputSpec:
+        """Output specification."""
+        return OutputSpec.from_manifest(self.manifest["output"])
+
+    @property
+    def tiles(self) -> tuple[Tile, ...]:
+        """The region mosaic layout."""
+        return tuple(Tile(**tile) for tile in self.manifest["regions"]["tiles"])
+
+    @property
+    def artifacts(self) -> tuple[Artifact, ...]:
+        """Every file the manifest lists."""
+        return tuple(Artifact.from_manifest(record) for record in self.manifest["artifacts"])
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """Who made a score: model name, architecture and manifest digest, for payloads and logs."""
+        digest = hashlib.sha256(json.dumps(self.manifest, sort_keys=True).encode()).hexdigest()
+        return {
+            "name": self.name,
+            "architecture": str(self.manifest["model"]["architecture"]),
+            "version": str(self.manifest["model"].get("version", "0")),
+            "manifest_sha256": digest,
+        }
+
+    def find(self, kind: str, *, precision: str | None = None, target: str | None = None) -> Artifact | None:
+        """The first artifact of ``kind`` matching precision and target (``target=None`` matches any)."""
+        for artifact in self.artifacts:
+            if artifact.kind != kind:
+                continue
+            if precision is not None and artifact.precision != precision:
+                continue
+            if target is not None and artifact.target not in (target, "any"):
+                continue
+            return artifact
+        return None
+
+    def path_of(self, artifact: Artifact) -> Path:
+        """Absolute path of an artifact."""
+        return self.root / artifact.path
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    if not root.is_dir():
+        raise BundleError(
+            f"model bundle {root} is not a directory", fix="pass the directory `python -m export onnx` wrote"
+        )
+    path = root / MANIFEST_NAME
+    if not path.is_file():
+        raise BundleError(
+            f"model bundle {root} has no {MANIFEST_NAME}", fix="re-export the bundle with `python -m export onnx`"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(
+            f"{path} is not valid JSON: {exc}", fix="restore the bundle from its source or re-export it"
+        ) from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path} must hold a JSON object", fix="restore the bundle from its source or re-export it")
+    return manifest
+
+
+def check_format_version(manifest: dict[str, Any], where: Path) -> None:
+    """Refuse a manifest written for another bundle format version."""
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"bundle {where} has format version {version!r}; this expresso-edge reads version {FORMAT_VERSION}",
+            fix="re-export the bundle with this release of expresso-edge, or install the release that wrote it",
+        )
+
+
+def verify_files(root: Path, manifest: dict[str, Any]) -> None:
+    """Check that every listed file exists with its recorded size and SHA-256, and nothing else is there."""
+    listed = set()
+    for record in manifest["artifacts"]:
+        artifact = Artifact.from_manifest(record)
+        listed.add(artifact.path)
+        path = root / artifact.path
+        if not path.is_file():
+            raise BundleError(
+                f"bundle {root} is missing {artifact.path}, which its manifest lists",
+                fix="copy the complete bundle directory again or re-export it",
+            )
+        actual = sha256_of(path)
+        if actual != artifact.sha256:
+            raise BundleError(
+                f"bundle file {path} was modified: SHA-256 {actual[:16]}... does not match the manifest's "
+                f"{artifact.sha256[:16]}...",
+                fix="the bundle is corrupt or tampered with; replace it with a trusted copy",
+            )
+    unlisted = sorted(p.name for p in root.iterdir() if p.name != MANIFEST_NAME and p.name not in listed)
+    if unlisted:
+        raise BundleError(
+            f"bundle {root} holds files its manifest does not list: {', '.join(unlisted)}",
+            fix="remove them; only files recorded by export, calibrate or engine belong in a bundle",
+        )
+
+
+def load_bundle(root: str | Path) -> Bundle:
+    """Read and verify a bundle: JSON Schema, format version, then every file's SHA-256."""
+    root = Path(root)
+    manifest = _read_manifest(root)
+    check_format_version(manifest, root)
+    problems = schema_errors(manifest, "manifest")
+    if problems:
+        raise BundleError(
+            f"bundle {root}: manifest.json breaks the manifest schema: " + "; ".join(problems[:5]),
+            fix="re-export the bundle; hand edits to manifest.json are not supported",
+        )
+    verify_files(root, manifest)
+    return Bundle(root=root, manifest=manifest)

@@ -1,0 +1,77 @@
+"""Shared command-line plumbing: subcommands discovered from a package, errors as one line and an exit code.
+
+A subcommand is a module with ``NAME``, ``HELP``, ``EXAMPLES``, ``add_arguments(parser)`` and
+``run(args) -> int``; dropping such a module into a ``commands`` package adds the subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from edge.errors import ExpressoError
+
+
+def _command_modules(package: str) -> list[ModuleType]:
+    root = importlib.import_module(package)
+    names = sorted(info.name for info in pkgutil.iter_modules(root.__path__) if not info.name.startswith("_"))
+    return [importlib.import_module(f"{package}.{name}") for name in names]
+
+
+def build_parser(prog: str, description: str, package: str) -> argparse.ArgumentParser:
+    """An argument parser with one subcommand per module of ``package``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _command_modules(package):
+        command = sub.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=module.HELP,
+            epilog="examples:\n" + module.EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(handler=module.run)
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    """One event per line on stderr (journald adds the time)."""
+    level = logging.WARNING - 10 * min(verbosity, 2) if verbosity else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def run_cli(prog: str, description: str, package: str, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen subcommand and turn project errors into one line and an exit code."""
+    parser = build_parser(prog, description, package)
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        return int(args.handler(args))
+    except ExpressoError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def print_report(report: dict[str, Any], *, as_json: bool, render: Any) -> None:
+    """Print ``report`` as JSON for scripts or through ``render(report) -> str`` for people."""
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=False, default=str))
+    else:
+        print(render(report))
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` flag every report command has."""
+    parser.add_argument("--json", action="store_true", help="print the report as JSON for scripts")

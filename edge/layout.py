@@ -1,0 +1,71 @@
+"""The default region mosaic and input window: what export writes into a new bundle's manifest.
+
+The default 112x112 mosaic tiles the Expresso-AI regions (eyebrows, eyes, nose, mouth) cut from the aligned
+face; "left"/"right" are the subject's own, as mediapipe names its landmarks.
+
+```
+  x: 0            56           112
+ y=0 +------------+------------+
+     | right brow | left brow  |  20 px
+  20 +------------+------------+
+     | right eye  | left eye   |  28 px
+  48 +-------+----+------------+
+     | nose  |     mouth       |  64 px
+ 112 +-------+-----------------+
+        44           68
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_FRAMES = 16
+SUPPORTED_FRAMES = (16, 32, 64)
+DEFAULT_SIZE = 112
+DEFAULT_SAMPLE_FPS = 8.0
+
+DEFAULT_TILES: tuple[dict[str, int | str], ...] = (
+    {"region": "right_eyebrow", "x": 0, "y": 0, "width": 56, "height": 20},
+    {"region": "left_eyebrow", "x": 56, "y": 0, "width": 56, "height": 20},
+    {"region": "right_eye", "x": 0, "y": 20, "width": 56, "height": 28},
+    {"region": "left_eye", "x": 56, "y": 20, "width": 56, "height": 28},
+    {"region": "nose", "x": 0, "y": 48, "width": 44, "height": 64},
+    {"region": "mouth", "x": 44, "y": 48, "width": 68, "height": 64},
+)
+
+# ImageNet statistics: the action-recognition nets Expresso-AI fine-tunes were pretrained with them.
+DEFAULT_NORMALIZATION: dict[str, Any] = {
+    "scale": 1.0 / 255.0,
+    "mean": [0.43216, 0.394666, 0.37645],
+    "std": [0.22803, 0.22145, 0.216989],
+}
+
+
+def default_input_section(*, layout: str, frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE) -> dict[str, Any]:
+    """The manifest ``input`` section for a new bundle."""
+    return {
+        "name": "clip",
+        "layout": layout,
+        "frames": frames,
+        "channels": 3,
+        "height": size,
+        "width": size,
+        "dtype": "float32",
+        "color_order": "RGB",
+        "sample_fps": DEFAULT_SAMPLE_FPS,
+        "window_stride": max(1, frames // 2),
+        "normalization": dict(DEFAULT_NORMALIZATION),
+    }
+
+
+def default_regions_section(size: int = DEFAULT_SIZE) -> dict[str, Any]:
+    """The manifest ``regions`` section: the default tiles scaled to a ``size`` x ``size`` mosaic."""
+    factor = size / DEFAULT_SIZE
+    tiles = []
+    for tile in DEFAULT_TILES:
+        x0, y0 = round(int(tile["x"]) * factor), round(int(tile["y"]) * factor)
+        x1 = round((int(tile["x"]) + int(tile["width"])) * factor)
+        y1 = round((int(tile["y"]) + int(tile["height"])) * factor)
+        tiles.append({"region": tile["region"], "x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0})
+    return {"tiles": tiles}
