@@ -1,0 +1,172 @@
+"""``python -m edge bench-pipeline VIDEO``: speed and yield of the face pipeline on a video file.
+
+Each thread setting runs in a fresh subprocess (a fresh mediapipe) restricted to that many CPU cores with
+``os.sched_setaffinity``, with ``cv2.setNumThreads`` set to match. mediapipe's legacy FaceMesh API has no
+thread-count option; the CPU affinity is what bounds its threads. Frames are fed as fast as they decode, with
+the video's own timestamps, so only the frames the resampler takes (``sample_fps``) reach mediapipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from edge.cli_support import add_json_flag, print_report
+from edge.errors import ExpressoError, InputError, UsageError
+
+NAME = "bench-pipeline"
+HELP = "measure the face pipeline on a video: frames/s, face and quality-gate shares, cost per stage"
+EXAMPLES = """\
+  python -m edge bench-pipeline samples/clip_000_score04.3.mp4
+  python -m edge bench-pipeline clip.mp4 --threads 1,2 --json
+  python -m edge bench-pipeline clip.mp4 --bundle bundles/demo --max-frames 300
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """VIDEO, --threads, --max-frames, --bundle, --json."""
+    parser.add_argument("video", type=Path, help="video file to run through the pipeline")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread (CPU core) counts (default 1,2)")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument("--bundle", type=Path, default=None, help="take input and tiles from this bundle's manifest")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # internal: one setting
+    add_json_flag(parser)
+
+
+def _thread_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise UsageError(f"--threads {text!r} is not a list of positive integers", fix="pass e.g. --threads 1,2")
+    return counts
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one worker per thread setting and report."""
+    if args.worker is not None:
+        print(json.dumps(measure(args.video, args.worker, args.max_frames, args.bundle)))
+        return 0
+    if not args.video.is_file():
+        raise InputError(f"video {args.video} does not exist", fix="check the path")
+    runs = []
+    for threads in tqdm(_thread_counts(args.threads), desc="thread settings", unit="run", disable=args.json):
+        command = [sys.executable, "-m", "edge", "bench-pipeline", str(args.video), "--worker", str(threads)]
+        command += ["--max-frames", str(args.max_frames)] if args.max_frames else []
+        command += ["--bundle", str(args.bundle)] if args.bundle else []
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ExpressoError(f"benchmark worker with {threads} thread(s) failed: {last}", fix="run it with -v")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    report = {"video": str(args.video), "runs": runs}
+    print_report(report, as_json=args.json, render=render)
+    return 0
+
+
+def measure(video: Path, threads: int, max_frames: int | None, bundle: Path | None) -> dict[str, Any]:
+    """Run the pipeline over the video with ``threads`` cores and OpenCV threads; figures as a dict."""
+    import cv2
+
+    from edge.face import FacePipeline, iter_video_frames
+
+    allowed = sorted(os.sched_getaffinity(0))
+    cores = allowed[:threads]
+    os.sched_setaffinity(0, cores)
+    cv2.setNumThreads(threads)
+    spec, tiles = _layout(bundle)
+    frames = sampled = with_face = 0
+    windows = passed = 0
+    decode = 0.0
+    blur: list[float] = []
+    reasons: dict[str, int] = {}
+    duration = 0.0
+    with FacePipeline(spec, tiles) as pipeline:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        source = iter_video_frames(video, max_frames=max_frames)
+        while True:
+            start = time.perf_counter()
+            item = next(source, None)
+            decode += time.perf_counter() - start
+            if item is None:
+                break
+            frame, timestamp = item
+            result = pipeline.push(frame, timestamp, color_order="BGR")
+            frames += 1
+            duration = timestamp
+            if result.sampled:
+                sampled += 1
+                with_face += result.quality.face_present
+                if result.quality.blur is not None:
+                    blur.append(result.quality.blur)
+            for window in result.windows:
+                windows += 1
+                passed += window.quality.passed
+                if window.quality.reject_reason:
+                    reasons[window.quality.reject_reason] = reasons.get(window.quality.reject_reason, 0) + 1
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        stages = {"decode": decode, **pipeline.clock.seconds}
+    video_seconds = duration + (duration / max(frames - 1, 1) if frames > 1 else 0.0)
+    return {
+        "threads": threads,
+        "cpu_cores": cores,
+        "controls": "CPU affinity (bounds mediapipe's threads) and cv2.setNumThreads; mediapipe's own count is fixed",
+        "frames": frames,
+        "sampled_frames": sampled,
+        "sample_fps": spec.sample_fps,
+        "video_seconds": round(video_seconds, 3),
+        "frames_per_second": round(frames / wall, 1) if wall else None,
+        "face_share": round(with_face / sampled, 3) if sampled else None,
+        "windows": windows,
+        "windows_passed_share": round(passed / windows, 3) if windows else None,
+        "reject_reasons": reasons,
+        "mean_blur": round(sum(blur) / len(blur), 1) if blur else None,
+        "ms_per_frame": {name: round(1000 * value / max(frames, 1), 3) for name, value in stages.items()},
+        "ms_per_sampled_frame": {name: round(1000 * value / max(sampled, 1), 3) for name, value in stages.items()},
+        "cpu_seconds": round(cpu, 3),
+        "cpu_share_at_video_rate": round(cpu / video_seconds, 3) if video_seconds else None,
+    }
+
+
+def _layout(bundle: Path | None) -> tuple[Any, Any]:
+    from edge.bundle import InputSpec, Tile, load_bundle
+    from edge.layout import default_input_section, default_regions_section
+
+    if bundle is not None:
+        loaded = load_bundle(bundle)
+        return loaded.input, loaded.tiles
+    tiles = tuple(Tile(**tile) for tile in default_regions_section()["tiles"])
+    return InputSpec.from_manifest(default_input_section(layout="NCTHW")), tiles
+
+
+def render(report: dict[str, Any]) -> str:
+    """Human-readable table of the runs."""
+    lines = [f"face pipeline on {report['video']}"]
+    for run_ in report["runs"]:
+        per = run_["ms_per_frame"]
+        lines += [
+            f"- {run_['threads']} thread(s) on cores {run_['cpu_cores']}: {run_['frames_per_second']} frames/s "
+            f"({run_['frames']} frames, {run_['sampled_frames']} sampled at {run_['sample_fps']} fps)",
+            f"  face in {_pct(run_['face_share'])} of sampled frames; {run_['windows']} windows, "
+            f"{_pct(run_['windows_passed_share'])} pass the quality gate {run_['reject_reasons'] or ''}",
+            "  ms per camera frame: " + ", ".join(f"{name} {value:.2f}" for name, value in per.items()),
+            "  ms per sampled frame: "
+            + ", ".join(f"{name} {value:.2f}" for name, value in run_["ms_per_sampled_frame"].items()),
+            f"  CPU: {run_['cpu_seconds']} s for {run_['video_seconds']} s of video "
+            f"= {run_['cpu_share_at_video_rate']} of a core in real time",
+        ]
+    lines.append(f"  ({report['runs'][0]['controls']})" if report["runs"] else "")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"

@@ -1,0 +1,37 @@
+"""The face pipeline: mediapipe landmarks, primary face, eye alignment, region mosaic, quality, windows.
+
+```python
+pipeline = FacePipeline(bundle.input, bundle.tiles)
+result = pipeline.push(frame_bgr, timestamp)     # FrameResult: quality, windows, sampled
+for window in result.windows:                    # Window: frames (T, H, W, 3) RGB uint8, quality
+    if window.quality.passed: ...
+```
+Everything stays in memory: no frame, crop or landmark is written anywhere.
+"""
+
+from edge.face.config import FaceConfig
+from edge.face.frames import check_frame, to_rgb
+from edge.face.landmarks import FaceLandmarks, LandmarkDetector
+from edge.face.pipeline import FacePipeline, FrameResult
+from edge.face.quality import FRAME_REASONS, REJECT_REASONS, FrameQuality
+from edge.face.regions import REGION_LANDMARKS
+from edge.face.video import iter_video_frames, windows_from_video
+from edge.face.windows import Window, WindowQuality
+
+__all__ = [
+    "FRAME_REASONS",
+    "REGION_LANDMARKS",
+    "REJECT_REASONS",
+    "FaceConfig",
+    "FaceLandmarks",
+    "FacePipeline",
+    "FrameQuality",
+    "FrameResult",
+    "LandmarkDetector",
+    "Window",
+    "WindowQuality",
+    "check_frame",
+    "iter_video_frames",
+    "to_rgb",
+    "windows_from_video",
+]
