@@ -1,0 +1,103 @@
+"""``python -m export inspect``: show a bundle's manifest, verify its files, say which backends here can run it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from edge import NOT_A_DIAGNOSTIC_DEVICE
+from edge.backends import registry
+from edge.bundle import Bundle, load_bundle
+from edge.cli_support import add_json_flag, print_report
+
+NAME = "inspect"
+HELP = "print a bundle's manifest summary, verify every file's SHA-256 and list the backends that can run it here"
+EXAMPLES = """\
+  python -m export inspect bundles/demo
+  python -m export inspect bundles/demo --json | jq .backends
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``inspect``."""
+    parser.add_argument("bundle", type=Path, help="bundle directory")
+    add_json_flag(parser)
+
+
+def backends_for(bundle: Bundle) -> dict[str, dict[str, Any]]:
+    """Each backend with whether it can run here, why not, and the bundle precisions it could run."""
+    found = {}
+    for key, cls in sorted(registry().items()):
+        available, reason = cls.probe()
+        precisions = cls.runnable_precisions(bundle) if available else []
+        if available and not precisions:
+            reason = "no model in this bundle for it"
+        found[key] = {"available": available and bool(precisions), "precisions": precisions, "reason": reason}
+    return found
+
+
+def inspect_report(bundle: Bundle) -> dict[str, Any]:
+    """Everything ``inspect`` prints, for a bundle whose hashes already verified."""
+    manifest = bundle.manifest
+    return {
+        "bundle": str(bundle.root),
+        "hashes_verified": True,
+        "format_version": manifest["format_version"],
+        "created": f"{manifest['created_at']} by {manifest['created_by']}",
+        "model": manifest["model"],
+        "input": manifest["input"],
+        "regions": [tile["region"] for tile in manifest["regions"]["tiles"]],
+        "output": manifest["output"],
+        "artifacts": manifest["artifacts"],
+        "calibration": manifest.get("calibration"),
+        "model_card": manifest["model_card"],
+        "identity": bundle.identity,
+        "backends": backends_for(bundle),
+        "notice": NOT_A_DIAGNOSTIC_DEVICE,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as lines for people."""
+    model, shape = report["model"], report["input"]
+    weights = model["weights"]
+    lines = []
+    if weights["source"] == "random":
+        lines.append(f"WARNING: {weights.get('note', 'random weights')}")
+    lines += [
+        f"bundle        {report['bundle']} (format {report['format_version']}, {report['created']})",
+        f"model         {model['name']} v{model.get('version', '0')}: {model['architecture']} "
+        f"{json.dumps(model.get('architecture_options', {}))}",
+        f"weights       {weights['source']}"
+        + (
+            f" sha256 {weights['checkpoint_sha256']} ({weights.get('checkpoint_format')})"
+            if weights["source"] == "checkpoint"
+            else ""
+        ),
+        f"size          {model['parameters']:,} parameters, {model['macs_per_window'] / 1e9:.3f} GMAC per window",
+        f"input         {shape['name']} {shape['layout']} frames={shape['frames']} {shape['channels']}x"
+        f"{shape['height']}x{shape['width']} at {shape['sample_fps']} fps, stride {shape['window_stride']}",
+        f"regions       {', '.join(report['regions'])}",
+        f"output        {report['output']['name']} in {report['output']['units']} {report['output']['range']}",
+    ]
+    for artifact in report["artifacts"]:
+        detail = " ".join(str(artifact[k]) for k in ("kind", "precision", "target") if artifact.get(k))
+        lines.append(f"artifact      {artifact['path']} ({detail}) {artifact['bytes']:,} B sha256 ok")
+    if report["calibration"]:
+        lines.append(f"calibration   {json.dumps(report['calibration'])[:200]}")
+    for key, info in report["backends"].items():
+        verdict = f"can run {', '.join(info['precisions'])}" if info["available"] else f"cannot run: {info['reason']}"
+        lines.append(f"backend       {key}: {verdict}")
+    card = report["model_card"]
+    lines.append(f"intended use  {card['intended_use']}")
+    lines.append(f"training data {card['training_data']}")
+    lines += [f"limitation    {item}" for item in card["limitations"]]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load (and so verify) the bundle, then print the report."""
+    print_report(inspect_report(load_bundle(args.bundle)), as_json=args.json, render=render)
+    return 0

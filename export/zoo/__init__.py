@@ -1,0 +1,118 @@
+"""The model zoo: one module per architecture, each registering itself by name with its input layout.
+
+An architecture's builder takes the window length ``frames``, the square frame side ``size`` and its own keyword
+options and returns an ``nn.Module`` mapping a batch of windows in its layout to BDI-II severities ``(N,)``.
+(Knowing ``size`` lets a model reshape with constant shapes, so its ONNX graph has no shape arithmetic.)
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from edge.errors import UsageError
+
+Builder = Callable[..., nn.Module]
+
+DEFAULT_ARCHITECTURE = "expresso-tsm"
+BDI_MAX = 63.0
+"""Top of the BDI-II scale; every head maps its logit into [0, BDI_MAX]."""
+
+
+def bdi_from_logit(logit: torch.Tensor) -> torch.Tensor:
+    """Bounded regression head: ``(N, 1)`` logits to ``(N,)`` severities in [0, 63] via a scaled sigmoid."""
+    return (torch.sigmoid(logit) * BDI_MAX).flatten()
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One zoo entry: how to build it, its input layout and what its options default to."""
+
+    name: str
+    layout: str
+    builder: Builder
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    head_keys: tuple[str, ...] = ()
+    """State-dict keys of the regression head, re-initialised when a checkpoint's head has another shape."""
+    min_size: int = 16
+    """Smallest input height/width the architecture's strides allow."""
+    torchvision: bool = False
+    """Whether its state_dict keys and shapes follow ``torchvision.models.video`` (Kinetics checkpoints load)."""
+
+    def options(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The defaults with ``overrides`` applied; unknown option names are refused with the valid ones."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.defaults)) or "none"
+            raise UsageError(
+                f"architecture {self.name!r} has no option {', '.join(unknown)}", fix=f"use one of: {valid}"
+            )
+        return {**self.defaults, **overrides}
+
+    def build(self, frames: int, size: int, options: dict[str, Any] | None = None) -> nn.Module:
+        """A freshly initialised model for windows of ``frames`` frames of ``size`` x ``size`` pixels, in eval mode."""
+        if frames < 1:
+            raise UsageError(f"a window needs at least one frame, got {frames}", fix="pass --frames 16, 32 or 64")
+        if size < self.min_size:
+            raise UsageError(
+                f"architecture {self.name!r} needs frames of at least {self.min_size} pixels, got {size}",
+                fix=f"pass --size {self.min_size} or more",
+            )
+        model = self.builder(frames=frames, size=size, **self.options(options))
+        return model.eval()
+
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+def register(
+    name: str,
+    *,
+    layout: str,
+    description: str,
+    defaults: dict[str, Any] | None = None,
+    head_keys: tuple[str, ...] = (),
+    min_size: int = 16,
+    torchvision: bool = False,
+) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(frames=..., size=..., **options)`` as architecture ``name``."""
+    if layout not in ("NTCHW", "NCTHW"):
+        raise ValueError(f"layout must be NTCHW or NCTHW, not {layout!r}")
+
+    def decorate(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"architecture {name!r} is registered twice")
+        _REGISTRY[name] = Architecture(
+            name, layout, builder, description, dict(defaults or {}), head_keys, min_size, torchvision
+        )
+        return builder
+
+    return decorate
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def architectures() -> dict[str, Architecture]:
+    """Every registered architecture by name, the default first."""
+    _discover()
+    return {name: _REGISTRY[name] for name in sorted(_REGISTRY, key=lambda n: (n != DEFAULT_ARCHITECTURE, n))}
+
+
+def get_architecture(name: str) -> Architecture:
+    """The architecture called ``name``; an unknown name is refused with the list of known ones."""
+    known = architectures()
+    if name not in known:
+        raise UsageError(f"unknown architecture {name!r}", fix=f"choose one of: {', '.join(known)}")
+    return known[name]

@@ -1,0 +1,79 @@
+"""Bundle loading: a good bundle loads; each kind of tampering is refused with its own message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge.bundle import FORMAT_VERSION, MANIFEST_NAME, load_bundle, sha256_of
+from edge.errors import BundleError
+
+MODEL = "model.fp32.onnx"
+
+
+def _edit_manifest(bundle: Path, **changes: object) -> None:
+    path = bundle / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+def test_a_good_bundle_loads_with_its_identity(exported_bundle: Path) -> None:
+    bundle = load_bundle(exported_bundle)
+    assert bundle.find("onnx", precision="fp32") is not None
+    assert bundle.find("onnx", precision="int8") is None
+    assert bundle.artifacts[0].sha256 == sha256_of(exported_bundle / MODEL)
+    identity = bundle.identity
+    assert identity["architecture"] == "expresso-tsm" and len(identity["manifest_sha256"]) == 64
+    assert [tile.region for tile in bundle.tiles][:2] == ["right_eyebrow", "left_eyebrow"]
+    assert bundle.output.span == 63
+
+
+def test_one_changed_byte_is_refused(exported_bundle: Path) -> None:
+    model = exported_bundle / MODEL
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"{MODEL} was modified: SHA-256"):
+        load_bundle(exported_bundle)
+
+
+def test_a_missing_file_is_refused(exported_bundle: Path) -> None:
+    (exported_bundle / MODEL).unlink()
+    with pytest.raises(BundleError, match=f"is missing {MODEL}, which its manifest lists"):
+        load_bundle(exported_bundle)
+
+
+def test_a_wrong_format_version_is_refused(exported_bundle: Path) -> None:
+    _edit_manifest(exported_bundle, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(BundleError, match=f"format version {FORMAT_VERSION + 1}; this expresso-edge reads version"):
+        load_bundle(exported_bundle)
+
+
+def test_an_unlisted_extra_file_is_refused(exported_bundle: Path) -> None:
+    (exported_bundle / "payload.onnx").write_bytes(b"\x00" * 16)
+    with pytest.raises(BundleError, match=r"holds files its manifest does not list: payload\.onnx"):
+        load_bundle(exported_bundle)
+
+
+def test_broken_json_is_refused(exported_bundle: Path) -> None:
+    path = exported_bundle / MANIFEST_NAME
+    path.write_text(path.read_text()[:-20])
+    with pytest.raises(BundleError, match="is not valid JSON"):
+        load_bundle(exported_bundle)
+
+
+def test_a_manifest_breaking_the_schema_is_refused(exported_bundle: Path) -> None:
+    _edit_manifest(exported_bundle, output={"name": "bdi", "units": "PHQ-9", "range": [0, 27]})
+    with pytest.raises(BundleError, match="breaks the manifest schema: output/units"):
+        load_bundle(exported_bundle)
+
+
+def test_a_missing_manifest_and_a_missing_directory_are_refused(exported_bundle: Path, tmp_path: Path) -> None:
+    (exported_bundle / MANIFEST_NAME).unlink()
+    with pytest.raises(BundleError, match=r"has no manifest\.json"):
+        load_bundle(exported_bundle)
+    with pytest.raises(BundleError, match="is not a directory"):
+        load_bundle(tmp_path / "nowhere")
