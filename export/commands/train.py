@@ -1,0 +1,120 @@
+"""``python -m export train``: fine-tune a zoo architecture on labelled videos and report validation errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.cli_support import add_json_flag, print_report
+from edge.errors import UsageError
+from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, SUPPORTED_FRAMES
+from export.dataset import LabelledVideo, build_window_set, default_spec, read_labels
+from export.train import TrainConfig, train
+from export.zoo import DEFAULT_ARCHITECTURE, get_architecture
+
+NAME = "train"
+HELP = "fine-tune a zoo architecture on windows of labelled videos (CSV: video, score, optional group columns)"
+EXAMPLES = """\
+  python -m export train --labels samples/labels.csv --out runs/demo --epochs 2
+  python -m export train --labels train/labels.csv --val-labels heldout/labels.csv --out runs/r1 \\
+      --size 64 --option stem=16 --option 'widths=[24,48,96]' --group-columns skin_tone,lighting --json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``train``."""
+    parser.add_argument(
+        "--arch", default=DEFAULT_ARCHITECTURE, help=f"zoo architecture (default {DEFAULT_ARCHITECTURE})"
+    )
+    parser.add_argument("--labels", type=Path, required=True, help="training CSV with columns video, score[, groups]")
+    parser.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and report.json")
+    parser.add_argument("--epochs", type=int, default=8, help="passes over the training windows (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
+    val = parser.add_mutually_exclusive_group()
+    val.add_argument("--val-fraction", type=float, default=0.2, help="share of identities/videos held out (0.2)")
+    val.add_argument("--val-labels", type=Path, help="validation CSV (instead of splitting --labels)")
+    parser.add_argument("--group-columns", help="comma-separated CSV columns to break errors down by "
+                        "(default: every extra column whose values repeat)")  # fmt: skip
+    parser.add_argument("--frames", type=int, choices=SUPPORTED_FRAMES, default=DEFAULT_FRAMES, help="window length")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"mosaic side in pixels ({DEFAULT_SIZE})")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per batch (default 16)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle schedule)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
+                        help="architecture option, e.g. stem=16 or 'widths=[24,48,96]' (repeatable)")  # fmt: skip
+    parser.add_argument("--no-augment", action="store_true", help="no photometric jitter of training windows")
+    add_json_flag(parser)
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=JSON`` pairs into a dict (a value that is not JSON is kept as a string)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option {pair!r} is not KEY=VALUE", fix="write e.g. --option 'widths=[24,48,96]'")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def split_videos(
+    videos: list[LabelledVideo], fraction: float, seed: int
+) -> tuple[list[LabelledVideo], list[LabelledVideo]]:
+    """Hold out ``fraction`` of the identities (``identity`` column) or, without one, of the videos."""
+    if not 0.0 < fraction < 1.0:
+        raise UsageError(f"--val-fraction {fraction} must lie strictly between 0 and 1", fix="pass e.g. 0.2")
+    keys = [v.groups.get("identity", str(v.path)) for v in videos]
+    unique = sorted(set(keys))
+    if len(unique) < 2:
+        raise UsageError("cannot split one identity/video into training and validation", fix="pass --val-labels")
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(unique)[: max(1, round(fraction * len(unique)))].tolist())
+    pairs = list(zip(videos, keys, strict=True))
+    return [v for v, k in pairs if k not in held], [v for v, k in pairs if k in held]
+
+
+def _render(report: dict[str, Any]) -> str:
+    val = report["validation"]
+    lines = [f"epoch {row['epoch']}: train MAE {row['train_mae']:.2f}  val MAE {row['val_mae']:.2f}  "
+             f"RMSE {row['val_rmse']:.2f}" for row in report["history"]]  # fmt: skip
+    lines.append(
+        f"best epoch {report['best_epoch']}: val MAE {val['mae']:.2f} RMSE {val['rmse']:.2f} on {val['windows']} "
+        f"windows of {val['videos']} videos; baseline (train mean {val['train_mean']:.1f}) "
+        f"MAE {val['baseline_mae']:.2f}"
+    )
+    for column, groups in val["by_group"].items():
+        parts = ", ".join(f"{name} {g['mae']:.2f} (n={g['windows']})" for name, g in groups.items())
+        lines.append(f"  MAE by {column}: {parts}; gap {val['group_mae_gap'][column]:.2f}")
+    lines.append(f"checkpoint: {report['checkpoint']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read labels, cut windows, train, print and save the report."""
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}", fix="pass --epochs 1 or more")
+    architecture = get_architecture(args.arch)
+    options = architecture.options(parse_options(args.option))
+    groups = [c for c in args.group_columns.split(",") if c] if args.group_columns else None
+    videos = read_labels(args.labels, groups)
+    if args.val_labels:
+        train_videos, val_videos = videos, read_labels(args.val_labels, list(videos[0].groups))
+    else:
+        train_videos, val_videos = split_videos(videos, args.val_fraction, args.seed)
+    spec, tiles = default_spec(architecture.layout, frames=args.frames, size=args.size)
+    train_set = build_window_set(train_videos, spec, tiles, desc="training windows")
+    val_set = build_window_set(val_videos, spec, tiles, desc="validation windows")
+    config = TrainConfig(
+        out=args.out, architecture=args.arch, options=options, frames=args.frames, size=args.size,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, augment=not args.no_augment,
+        seed=args.seed,
+    )  # fmt: skip
+    report = train(config, train_set, val_set, spec)
+    print_report(report, as_json=args.json, render=_render)
+    return 0

@@ -1,0 +1,206 @@
+"""Fine-tune a zoo architecture on windows of labelled videos: checkpoints, per-epoch MAE/RMSE, per-group errors.
+
+Windows come from :mod:`export.dataset` (the device's face pipeline and normalisation). Each epoch writes
+``epoch_NNN.pt`` and, when validation MAE improves, ``best.pt``; ``report.json`` holds the per-epoch history and
+the best epoch's validation errors broken down by every grouping column, beside the trivial baseline (always
+predicting the training mean): unequal error across groups is a known failing of this field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from edge.bundle.manifest import InputSpec
+from edge.preprocess import batch_windows
+from export.dataset import WindowSet
+from export.zoo import BDI_MAX, get_architecture
+
+LOG = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = "expresso-edge-checkpoint"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how."""
+
+    out: Path
+    architecture: str = "expresso-tsm"
+    options: dict[str, Any] = field(default_factory=dict)
+    frames: int = 16
+    size: int = 112
+    epochs: int = 8
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    augment: bool = True
+    seed: int = 0
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, numpy and torch; returns a generator for batch order."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def augment(windows: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    """Photometric jitter per window (channel gains, offset, a left-right light gradient): never geometric,
+    so the mosaic's tiles keep their meaning."""
+    count, _, _, width, _ = windows.shape
+    gain = rng.uniform(0.7, 1.3, (count, 1, 1, 1, 1)) * rng.uniform(0.9, 1.1, (count, 1, 1, 1, 3))
+    ramp = 1.0 + rng.uniform(-0.4, 0.4, (count, 1, 1, 1, 1)) * np.linspace(-1, 1, width)[None, None, None, :, None]
+    offset = rng.uniform(-20.0, 20.0, (count, 1, 1, 1, 1))
+    out = windows.astype(np.float32) * (gain * ramp).astype(np.float32) + offset.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def predict(model: nn.Module, data: WindowSet, spec: InputSpec, batch_size: int = 32) -> npt.NDArray[np.float32]:
+    """The model's severity for every window of ``data``."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            batch = batch_windows(list(data.windows[start : start + batch_size]), spec)
+            out.append(model(torch.from_numpy(batch)).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def _errors(errors: npt.NDArray[np.float64]) -> dict[str, float]:
+    return {
+        "mae": float(np.mean(np.abs(errors))),
+        "rmse": float(np.sqrt(np.mean(errors**2))),
+        "bias": float(np.mean(errors)),
+    }
+
+
+def error_report(predictions: npt.NDArray[np.float32], data: WindowSet, train_mean: float) -> dict[str, Any]:
+    """Window- and video-level MAE/RMSE beside the train-mean baseline, and errors per value of each group."""
+    truth = data.scores.astype(np.float64)
+    errors = predictions.astype(np.float64) - truth
+    videos = np.unique(data.video_index)
+    per_video = np.array([predictions[data.video_index == v].mean() for v in videos], dtype=np.float64)
+    video_truth = np.array([data.videos[v].score for v in videos], dtype=np.float64)
+    by_group: dict[str, dict[str, dict[str, float]]] = {}
+    for column in data.group_columns:
+        values = np.asarray(data.group_values(column))
+        by_group[column] = {}
+        for value in sorted(set(values.tolist())):
+            mask = values == value
+            entry = _errors(errors[mask])
+            entry["baseline_mae"] = float(np.mean(np.abs(train_mean - truth[mask])))
+            entry["windows"] = int(mask.sum())
+            entry["videos"] = len(set(data.video_index[mask].tolist()))
+            by_group[column][str(value)] = entry
+    maes = {c: [g["mae"] for g in groups.values()] for c, groups in by_group.items()}
+    return {
+        "windows": len(data),
+        "videos": len(videos),
+        **_errors(errors),
+        "baseline_mae": float(np.mean(np.abs(train_mean - truth))),
+        "baseline_rmse": float(np.sqrt(np.mean((train_mean - truth) ** 2))),
+        "video_level": {
+            **_errors(per_video - video_truth),
+            "baseline_mae": float(np.mean(np.abs(train_mean - video_truth))),
+        },
+        "train_mean": train_mean,
+        "by_group": by_group,
+        "group_mae_gap": {c: float(max(v) - min(v)) for c, v in maes.items() if v},
+    }
+
+
+def save_checkpoint(path: Path, model: nn.Module, config: TrainConfig, epoch: int, metrics: dict[str, Any]) -> None:
+    """A checkpoint ``python -m export onnx --checkpoint`` reads: the state_dict plus how to rebuild the model."""
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "architecture": config.architecture,
+            "options": get_architecture(config.architecture).options(config.options),
+            "frames": config.frames,
+            "size": config.size,
+            "epoch": epoch,
+            "metrics": metrics,
+            "state_dict": model.state_dict(),
+        },
+        path,
+    )
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    data: WindowSet,
+    spec: InputSpec,
+    config: TrainConfig,
+    generator: torch.Generator,
+    rng: np.random.Generator,
+    epoch: int,
+) -> float:
+    """One pass over ``data`` in a seeded random order; returns the mean training MAE (BDI points)."""
+    model.train()
+    order = torch.randperm(len(data), generator=generator).numpy()
+    total, seen = 0.0, 0
+    bar = tqdm(range(0, len(order), config.batch_size), desc=f"epoch {epoch}/{config.epochs}", unit="batch")
+    for start in bar:
+        index = np.sort(order[start : start + config.batch_size])
+        windows = augment(data.windows[index], rng) if config.augment else data.windows[index]
+        inputs = torch.from_numpy(batch_windows(list(windows), spec))
+        target = torch.from_numpy(data.scores[index])
+        prediction = model(inputs)
+        loss = nn.functional.mse_loss(prediction / BDI_MAX, target / BDI_MAX)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += float((prediction.detach() - target).abs().sum())
+        seen += len(index)
+        bar.set_postfix(mae=f"{total / seen:.2f}")
+    return total / max(seen, 1)
+
+
+def train(config: TrainConfig, train_set: WindowSet, val_set: WindowSet, spec: InputSpec) -> dict[str, Any]:
+    """Train, validate every epoch, write checkpoints and ``report.json`` into ``config.out``; returns the report."""
+    generator = seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+    config.out.mkdir(parents=True, exist_ok=True)
+    model = get_architecture(config.architecture).build(config.frames, config.size, config.options)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps = config.epochs * math.ceil(len(train_set) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=steps, pct_start=0.15)
+    train_mean = float(train_set.scores.mean())
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    for epoch in range(1, config.epochs + 1):
+        train_mae = train_epoch(model, optimizer, scheduler, train_set, spec, config, generator, rng, epoch)
+        report = error_report(predict(model, val_set, spec), val_set, train_mean)
+        row = {"epoch": epoch, "train_mae": train_mae, "val_mae": report["mae"], "val_rmse": report["rmse"]}
+        history.append(row)
+        LOG.info("epoch %d: train MAE %.2f, val MAE %.2f, RMSE %.2f", epoch, train_mae, report["mae"], report["rmse"])
+        save_checkpoint(config.out / f"epoch_{epoch:03d}.pt", model, config, epoch, row)
+        if best is None or report["mae"] < best["mae"]:
+            best = {**report, "epoch": epoch}
+            save_checkpoint(config.out / "best.pt", model, config, epoch, row)
+    assert best is not None
+    result = {
+        "config": {**asdict(config), "out": str(config.out)},
+        "train": {"windows": len(train_set), "videos": len(train_set.videos), "rejected": train_set.rejected},
+        "history": history,
+        "best_epoch": best["epoch"],
+        "validation": best,
+        "checkpoint": str(config.out / "best.pt"),
+    }
+    (config.out / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result

@@ -1,0 +1,124 @@
+"""Training: a short epoch on tiny in-memory windows writes checkpoints and a report with per-group errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edge.cli_support import run_cli
+from edge.errors import InputError, UsageError
+from export.commands.train import parse_options, split_videos
+from export.dataset import LabelledVideo, WindowSet, default_spec, read_labels
+from export.synthetic import clip_specs, write_split
+from export.train import CHECKPOINT_FORMAT, TrainConfig, augment, error_report, train
+from export.zoo import get_architecture
+
+TINY = {"stem": 4, "widths": [8], "blocks": [1], "shift_div": 4}
+SIZE = 32
+
+
+def tiny_set(count: int, seed: int, groups: tuple[str, ...]) -> WindowSet:
+    """Windows whose brightness follows the label, so a tiny model can learn something in one epoch."""
+    rng = np.random.default_rng(seed)
+    scores = rng.uniform(0.0, 63.0, count).astype(np.float32)
+    base = (40 + scores * 3)[:, None, None, None, None]
+    windows = np.clip(base + rng.normal(0, 10, (count, 16, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    videos = tuple(
+        LabelledVideo(Path(f"v{i}.mp4"), float(scores[i]), {"skin_tone": groups[i % len(groups)]}) for i in range(count)
+    )
+    return WindowSet(windows, scores, np.arange(count, dtype=np.int64), videos, rejected=0)
+
+
+def test_one_short_epoch_writes_checkpoints_and_a_grouped_report(tmp_path: Path) -> None:
+    spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
+    config = TrainConfig(out=tmp_path / "run", options=TINY, size=SIZE, epochs=1, batch_size=4, seed=3)
+    report = train(config, tiny_set(8, 0, ("lighter", "darker")), tiny_set(6, 1, ("lighter", "medium")), spec)
+    assert (tmp_path / "run" / "epoch_001.pt").is_file() and (tmp_path / "run" / "best.pt").is_file()
+    saved = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert saved["best_epoch"] == 1 == report["best_epoch"]
+    val = saved["validation"]
+    assert val["windows"] == 6 and 0.0 <= val["mae"] <= val["rmse"] <= 63.0
+    assert set(val["by_group"]["skin_tone"]) == {"lighter", "medium"}
+    assert sum(g["windows"] for g in val["by_group"]["skin_tone"].values()) == 6
+    assert len(saved["history"]) == 1 and {"train_mae", "val_mae", "val_rmse"} <= set(saved["history"][0])
+    checkpoint = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert checkpoint["format"] == CHECKPOINT_FORMAT and checkpoint["size"] == SIZE
+    model = get_architecture(checkpoint["architecture"]).build(checkpoint["frames"], SIZE, checkpoint["options"])
+    model.load_state_dict(checkpoint["state_dict"])
+
+
+def test_same_seed_trains_the_same_weights(tmp_path: Path) -> None:
+    spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
+    data = tiny_set(4, 0, ("a",))
+    for run in ("a", "b"):
+        train(
+            TrainConfig(out=tmp_path / run, options=TINY, size=SIZE, epochs=1, batch_size=2, seed=7), data, data, spec
+        )
+    first = torch.load(tmp_path / "a" / "best.pt", weights_only=True)["state_dict"]
+    second = torch.load(tmp_path / "b" / "best.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_error_report_against_the_train_mean_baseline() -> None:
+    data = tiny_set(4, 2, ("x", "y"))
+    perfect = error_report(data.scores.copy(), data, train_mean=30.0)
+    assert perfect["mae"] == 0.0 and perfect["baseline_mae"] == pytest.approx(np.abs(data.scores - 30.0).mean())
+    off = error_report(data.scores + 2.0, data, train_mean=30.0)
+    assert off["mae"] == pytest.approx(2.0) and off["bias"] == pytest.approx(2.0)
+    assert off["group_mae_gap"]["skin_tone"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_augment_keeps_shape_and_changes_pixels() -> None:
+    data = tiny_set(2, 4, ("a",))
+    out = augment(data.windows, np.random.default_rng(0))
+    assert out.shape == data.windows.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, data.windows)
+
+
+def test_read_labels_paths_groups_and_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "b.mp4").write_bytes(b"x")
+    path = tmp_path / "labels.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "score", "sex", "seed"])
+        writer.writerows([["a.mp4", "10", "f", "1"], ["b.mp4", "50.5", "f", "2"]])
+    videos = read_labels(path)
+    assert [v.path for v in videos] == [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    assert videos[1].score == 50.5 and videos[0].groups == {"sex": "f"}  # a per-row seed is no group
+    with pytest.raises(UsageError, match="camera"):
+        read_labels(path, ["camera"])
+    path.write_text("video,score\na.mp4,70\n")
+    with pytest.raises(InputError, match="outside BDI-II"):
+        read_labels(path)
+
+
+def test_split_holds_out_whole_identities() -> None:
+    videos = [LabelledVideo(Path(f"{i}.mp4"), 1.0, {"identity": f"id{i % 5}"}) for i in range(20)]
+    train_videos, val_videos = split_videos(videos, 0.2, seed=0)
+    assert len(val_videos) == 4 and len(train_videos) == 16
+    assert not {v.groups["identity"] for v in train_videos} & {v.groups["identity"] for v in val_videos}
+
+
+def test_parse_options() -> None:
+    assert parse_options(["stem=16", "widths=[24,48]", "name=x"]) == {"stem": 16, "widths": [24, 48], "name": "x"}
+    with pytest.raises(UsageError):
+        parse_options(["stem"])
+
+
+def test_train_command_on_a_rendered_video_through_the_face_pipeline(tmp_path: Path) -> None:
+    labels = write_split(clip_specs("heldout", 1, seconds=3.0, fps=8.0), tmp_path / "videos", progress=False)
+    argv = ["train", "--labels", str(labels), "--val-labels", str(labels), "--out", str(tmp_path / "run"),
+            "--epochs", "1", "--size", str(SIZE), "--batch-size", "2", "--group-columns", "lighting"]  # fmt: skip
+    for key, value in TINY.items():
+        argv += ["--option", f"{key}={json.dumps(value)}"]
+    assert run_cli("python -m export", "", "export.commands", argv) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["train"]["windows"] == 2 == report["validation"]["windows"]
+    (lighting,) = report["validation"]["by_group"]["lighting"].values()
+    assert lighting["windows"] == 2 and lighting["mae"] == report["validation"]["mae"]
