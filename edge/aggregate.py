@@ -1,0 +1,244 @@
+"""Sessions and rolling periods: per-window outcomes in, robust summaries out (DESIGN.md "Windows, sessions").
+
+A *session* is a continuous stretch with a face present; gaps up to ``session_gap_s`` continue it. A *rolling
+period* is a clock-aligned interval (hourly by default). Scores of single windows live only in memory here and
+never appear in a :class:`Summary`, a payload or a log line above DEBUG; the privacy step (``edge.privacy``)
+decides whether a summary may leave the device at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from edge.publish.settings import AggregationSettings
+
+log = logging.getLogger(__name__)
+
+SCORE_MIN = 0.0
+SCORE_MAX = 63.0
+#: BDI-II severity bands: (name, lowest score in the band); a score belongs to the last band it reaches.
+BANDS: tuple[tuple[str, float], ...] = (("minimal", 0.0), ("mild", 14.0), ("moderate", 20.0), ("severe", 29.0))
+INVALID_SCORE = "invalid_score"
+
+
+@dataclass(frozen=True)
+class WindowOutcome:
+    """What the pipeline learned from one window: a score, or the reason it was not scored."""
+
+    start: float
+    end: float
+    score: float | None
+    reject_reason: str | None = None
+    quality: Mapping[str, float] = field(default_factory=dict)
+    attribution: Mapping[str, float] | None = None
+
+    def __repr__(self) -> str:  # keep single-window scores out of accidental log lines
+        return f"WindowOutcome(start={self.start}, end={self.end}, scored={self.score is not None})"
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """Robust statistics of the scored windows of one summary (scores clamped to [0, 63])."""
+
+    mean: float
+    median: float
+    q1: float
+    q3: float
+    mad: float
+    bands: dict[str, float]
+
+    @property
+    def iqr(self) -> float:
+        """Inter-quartile range."""
+        return self.q3 - self.q1
+
+
+@dataclass(frozen=True)
+class Summary:
+    """An aggregate over a session or a rolling period; ``stats`` is None when no window was scored."""
+
+    kind: Literal["session", "rolling"]
+    start: float
+    end: float
+    complete: bool
+    windows_scored: int
+    windows_rejected: dict[str, int]
+    stats: ScoreStats | None
+    quality: dict[str, dict[str, float]]
+    regions: dict[str, float] | None
+    model: dict[str, str]
+
+
+def reason_key(reason: str) -> str:
+    """A reject reason as a short snake_case key (``"Too dark!"`` -> ``"too_dark"``)."""
+    key = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")[:40]
+    return key or "unspecified"
+
+
+def score_stats(scores: list[float]) -> ScoreStats:
+    """Mean, median, quartiles, MAD and severity-band shares of (already clamped) scores."""
+    values = np.asarray(scores, dtype=np.float64)
+    median = float(np.median(values))
+    q1, q3 = (float(q) for q in np.percentile(values, [25.0, 75.0]))
+    band_index = np.searchsorted([low for _, low in BANDS], values, side="right") - 1
+    counts = np.bincount(band_index, minlength=len(BANDS))
+    return ScoreStats(
+        mean=float(values.mean()),
+        median=median,
+        q1=q1,
+        q3=q3,
+        mad=float(np.median(np.abs(values - median))),
+        bands={name: float(counts[i]) / len(values) for i, (name, _) in enumerate(BANDS)},
+    )
+
+
+@dataclass
+class _Bucket:
+    """Windows collected for one session or period (memory only)."""
+
+    start: float
+    end: float
+    scores: list[float] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+    quality: dict[str, list[float]] = field(default_factory=dict)
+    attribution: dict[str, float] = field(default_factory=dict)
+    attributed: int = 0
+
+    def add(self, window: WindowOutcome, score: float | None, reason: str | None) -> None:
+        if score is not None:
+            self.scores.append(score)
+        else:
+            self.rejected[reason or "unspecified"] += 1
+        for name, value in window.quality.items():
+            if math.isfinite(value):
+                self.quality.setdefault(name, []).append(float(value))
+        if score is not None and window.attribution:
+            self.attributed += 1
+            for region, weight in window.attribution.items():
+                if math.isfinite(weight):
+                    self.attribution[region] = self.attribution.get(region, 0.0) + float(weight)
+
+    def summary(self, kind: Literal["session", "rolling"], model: dict[str, str], *, complete: bool) -> Summary:
+        quality = {
+            name: {"mean": float(np.mean(values)), "median": float(np.median(values))}
+            for name, values in sorted(self.quality.items())
+        }
+        regions = {r: w / self.attributed for r, w in sorted(self.attribution.items())} if self.attributed else None
+        return Summary(
+            kind=kind,
+            start=self.start,
+            end=self.end,
+            complete=complete,
+            windows_scored=len(self.scores),
+            windows_rejected=dict(sorted(self.rejected.items())),
+            stats=score_stats(self.scores) if self.scores else None,
+            quality=quality,
+            regions=regions,
+            model=dict(model),
+        )
+
+
+class Aggregator:
+    """Groups window outcomes into sessions and clock-aligned rolling periods and emits their summaries."""
+
+    def __init__(self, settings: AggregationSettings, model_identity: dict[str, str]) -> None:
+        self._settings = settings
+        self._model = dict(model_identity)
+        self._session: _Bucket | None = None
+        self._last_face: float | None = None
+        self._periods: dict[float, _Bucket] = {}
+        self._closed_until = -math.inf  # periods ending at or before this were already summarised
+        self.late_windows = 0
+
+    def observe_frame(self, timestamp: float, face_present: bool) -> list[Summary]:
+        """Note whether a face is in this frame; returns the session summary when a gap ended a session."""
+        out = self._expire_session(timestamp)
+        if face_present:
+            if self._session is None:
+                self._session = _Bucket(start=timestamp, end=timestamp)
+            self._last_face = timestamp
+            self._session.end = max(self._session.end, timestamp)
+        return out
+
+    def add_window(self, window: WindowOutcome) -> None:
+        """Count one window in the open session (opening one for a scored window) and in its rolling period."""
+        score, reason = self._checked(window)
+        if self._session is None and score is not None:
+            self._session = _Bucket(start=window.start, end=window.end)
+            self._last_face = window.end
+        if self._session is not None and window.end >= self._session.start:
+            self._session.add(window, score, reason)
+            if score is not None:
+                self._last_face = max(self._last_face or window.end, window.end)
+                self._session.end = max(self._session.end, window.end)
+        if self._settings.rolling_enabled:
+            self._add_to_period(window, score, reason)
+
+    def due(self, now: float) -> list[Summary]:
+        """Summaries that are ready at ``now``: sessions whose gap expired and rolling periods that ended."""
+        out = self._expire_session(now)
+        period = self._settings.rolling_period_s
+        for start in sorted(self._periods):
+            if start + period + self._settings.lateness_s <= now:
+                out.append(self._periods.pop(start).summary("rolling", self._model, complete=True))
+                self._closed_until = max(self._closed_until, start + period)
+        return out
+
+    def close(self, now: float) -> list[Summary]:
+        """Flush everything (SIGTERM, end of a video): the open session and every period, finished or not."""
+        out = self._close_session()
+        period = self._settings.rolling_period_s
+        for start in sorted(self._periods):
+            bucket = self._periods.pop(start)
+            complete = start + period <= now
+            if not complete:
+                bucket.end = max(bucket.start, min(now, start + period))
+            out.append(bucket.summary("rolling", self._model, complete=complete))
+            self._closed_until = max(self._closed_until, start + period)
+        return out
+
+    def discard(self) -> None:
+        """Forget everything held in memory (after an erase or a consent withdrawal)."""
+        self._session = None
+        self._last_face = None
+        self._periods.clear()
+
+    def _checked(self, window: WindowOutcome) -> tuple[float | None, str | None]:
+        if window.score is None:
+            return None, reason_key(window.reject_reason or "unspecified")
+        if not math.isfinite(window.score):
+            return None, INVALID_SCORE
+        log.debug("window %.2f-%.2f scored %.2f", window.start, window.end, window.score)
+        return min(max(float(window.score), SCORE_MIN), SCORE_MAX), None
+
+    def _add_to_period(self, window: WindowOutcome, score: float | None, reason: str | None) -> None:
+        period = self._settings.rolling_period_s
+        start = math.floor(window.end / period) * period
+        if start + period <= self._closed_until:
+            self.late_windows += 1
+            log.warning("a window arrived after its rolling period was summarised; not counted in that period")
+            return
+        bucket = self._periods.setdefault(start, _Bucket(start=start, end=start + period))
+        bucket.add(window, score, reason)
+
+    def _expire_session(self, now: float) -> list[Summary]:
+        if self._last_face is not None and now - self._last_face > self._settings.session_gap_s:
+            return self._close_session()
+        return []
+
+    def _close_session(self) -> list[Summary]:
+        if self._session is None:
+            return []
+        summary = self._session.summary("session", self._model, complete=True)
+        self._session = None
+        self._last_face = None
+        return [summary]

@@ -1,0 +1,119 @@
+"""Consent and pause state, persisted in the state directory, and ``erase`` of everything kept locally.
+
+Nothing is processed until consent is recorded: by configuration (``privacy.consent = "granted"``, which applies
+only while no decision is stored) or by a control message. A control decision always wins over configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from edge.privacy.dp import BUDGET_NAME
+from edge.privacy.pseudonym import SECRET_NAME
+from edge.privacy.statefile import read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+CONSENT_NAME = "consent.json"
+ConsentSource = Literal["config", "control", "erase"]
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """The stored decision: ``granted`` is None while nobody decided; ``paused`` stops processing temporarily."""
+
+    granted: bool | None
+    paused: bool
+    source: str | None
+
+    @property
+    def processing_allowed(self) -> bool:
+        """True only with consent granted and processing not paused."""
+        return self.granted is True and not self.paused
+
+    @property
+    def label(self) -> Literal["granted", "revoked", "unknown"]:
+        """``granted``, ``revoked`` or ``unknown`` (never decided), as published on the status topic."""
+        if self.granted is None:
+            return "unknown"
+        return "granted" if self.granted else "revoked"
+
+
+class ConsentStore:
+    """Thread-safe access to ``consent.json`` in the state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._path = state_dir / CONSENT_NAME
+        self._lock = threading.Lock()
+
+    def load(self) -> ConsentState:
+        """The stored state (never decided and not paused when the file is absent)."""
+        with self._lock:
+            return self._load()
+
+    def apply_config(self, setting: Literal["required", "granted"]) -> ConsentState:
+        """Record configured consent when no decision is stored yet; return the effective state."""
+        with self._lock:
+            state = self._load()
+            if setting == "granted" and state.granted is None:
+                state = ConsentState(granted=True, paused=state.paused, source="config")
+                self._save(state)
+                log.info("consent recorded from configuration")
+            return state
+
+    def record(self, granted: bool, source: ConsentSource) -> ConsentState:
+        """Store a consent decision (granted or revoked)."""
+        with self._lock:
+            state = ConsentState(granted=granted, paused=self._load().paused, source=source)
+            self._save(state)
+            log.info("consent %s (%s)", state.label, source)
+            return state
+
+    def set_paused(self, paused: bool) -> ConsentState:
+        """Pause or resume processing; the flag survives restarts."""
+        with self._lock:
+            old = self._load()
+            state = ConsentState(granted=old.granted, paused=paused, source=old.source)
+            self._save(state)
+            log.info("processing %s", "paused" if paused else "resumed")
+            return state
+
+    def _load(self) -> ConsentState:
+        doc = read_json(self._path) or {}
+        granted = doc.get("granted")
+        return ConsentState(
+            granted=granted if isinstance(granted, bool) else None,
+            paused=bool(doc.get("paused", False)),
+            source=str(doc["source"]) if "source" in doc else None,
+        )
+
+    def _save(self, state: ConsentState) -> None:
+        write_json_atomic(self._path, {"granted": state.granted, "paused": state.paused, "source": state.source})
+
+
+def erase(state_dir: Path, *, keep_identity: bool = True) -> list[str]:
+    """Delete everything kept in ``state_dir`` (outbox included) and record consent as revoked.
+
+    Kept: the privacy-budget ledger (epsilon spent per day, no personal data; keeping it stops an erase from
+    resetting the budget) and, with ``keep_identity``, the device secret behind the pseudonym. Close the outbox
+    before calling this. Returns the names removed.
+    """
+    keep = {BUDGET_NAME, CONSENT_NAME} | ({SECRET_NAME} if keep_identity else set())
+    removed = []
+    if state_dir.is_dir():
+        for entry in sorted(state_dir.iterdir()):
+            if entry.name in keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    ConsentStore(state_dir).record(False, "erase")
+    log.warning("erased local state: %d entries removed; consent revoked", len(removed))
+    return removed

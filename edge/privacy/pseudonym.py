@@ -1,0 +1,70 @@
+"""The device's pseudonym: a keyed hash (HMAC-SHA256) of a random local secret, never a hardware serial.
+
+The secret is created on first start in the state directory with mode 0600 and never leaves the device; the
+pseudonym names the device in topics and payloads. It names the device, not the person in front of it, so an
+on-device erase keeps it (the integrator still needs to reach the device to see the erase acknowledged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SECRET_NAME = "device.secret"
+SECRET_BYTES = 32
+_CONTEXT = b"expresso-edge/device-pseudonym/v1"
+PSEUDONYM_HEX_CHARS = 20
+
+
+def load_or_create_secret(state_dir: Path) -> bytes:
+    """The local secret, created (mode 0600, ``O_EXCL``) on first call; a group/other-readable file is tightened."""
+    path = state_dir / SECRET_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    except OSError as error:
+        raise ConfigError(
+            f"state directory {state_dir} is not writable ({error})",
+            fix="create it owned by the daemon's user (systemd: StateDirectory=) or pass another state directory",
+        ) from error
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_bytes(SECRET_BYTES))
+        handle.flush()
+        os.fsync(handle.fileno())
+    log.info("created a new device secret in %s", state_dir)
+    return _read_secret(path)
+
+
+def pseudonym_from_secret(secret: bytes) -> str:
+    """The pseudonym of a secret: the first 20 hex digits (80 bits) of HMAC-SHA256(secret, context)."""
+    return hmac.new(secret, _CONTEXT, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_CHARS]
+
+
+def device_pseudonym(state_dir: Path) -> str:
+    """The stable pseudonym of this device (creating its secret on first start)."""
+    return pseudonym_from_secret(load_or_create_secret(state_dir))
+
+
+def _read_secret(path: Path) -> bytes:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("device secret %s had mode %o; tightening to 0600", path, mode)
+        path.chmod(0o600)
+    data = path.read_bytes()
+    if len(data) < SECRET_BYTES:
+        raise ConfigError(
+            f"device secret {path} holds {len(data)} bytes, expected {SECRET_BYTES}",
+            fix="delete the file to create a new device pseudonym (integrators will see a new device)",
+        )
+    return data

@@ -1,0 +1,48 @@
+"""Small JSON state files in the state directory, written atomically (temp file, fsync, rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object stored at ``path``, or None when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"state file {path} is not valid JSON ({error})", fix="delete it; it is recreated on the next start"
+        ) from error
+    if not isinstance(document, dict):
+        raise ConfigError(f"state file {path} does not hold a JSON object", fix="delete it")
+    return document
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    """Replace ``path`` with ``document`` so that a crash leaves either the old or the new file, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

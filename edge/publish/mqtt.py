@@ -1,0 +1,282 @@
+"""The broker connection (paho-mqtt 2.x): TLS, authentication, Last Will, reconnects and the outbox drain.
+
+paho's network thread (``loop_start``) does the I/O and reconnects; before each reconnect the delay is set to a
+capped exponential with jitter. A drain thread sends outbox rows in order (at most ``max_inflight`` unacknowledged)
+and a row is deleted only in ``on_publish`` for its message id. paho keeps unacknowledged QoS 1 messages across
+reconnects and resends them; after a restart the outbox resends whatever was not acknowledged. Every callback is
+guarded: an exception is logged and never stops the network thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.errors import ConfigError
+from edge.publish.outbox import Outbox
+from edge.publish.settings import MqttSettings, TlsSettings
+
+log = logging.getLogger(__name__)
+
+ControlHandler = Callable[[bytes, bool], None]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The four topics of one device."""
+
+    status: str
+    summary: str
+    health: str
+    control: str
+
+    @classmethod
+    def for_device(cls, prefix: str, pseudonym: str) -> Topics:
+        """``<prefix>/v1/<pseudonym>/<name>`` for each topic."""
+        base = f"{prefix.rstrip('/')}/v1/{pseudonym}"
+        return cls(f"{base}/status", f"{base}/summary", f"{base}/health", f"{base}/control")
+
+
+def build_ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """A client context verifying the broker's certificate and host name (TLS 1.2+), with optional client cert."""
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None)
+        if tls.cert_file and tls.key_file:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(
+            f"TLS files cannot be used (ca_file={tls.ca_file}, cert_file={tls.cert_file}, key_file={tls.key_file}): "
+            f"{error}",
+            fix="point mqtt.tls.* at readable PEM files (the CA that signed the broker, your client cert and key)",
+        ) from error
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def read_password(settings: MqttSettings) -> str | None:
+    """The broker password from ``password`` or the first line of ``password_file``."""
+    if settings.password_file is None:
+        return settings.password
+    try:
+        lines = settings.password_file.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ConfigError(
+            f"mqtt.password_file {settings.password_file} cannot be read ({error})",
+            fix="create it readable by the daemon's user, with the password on its first line",
+        ) from error
+    return lines[0] if lines else ""
+
+
+def backoff_delay(attempt: int, low: float, high: float) -> float:
+    """Capped exponential delay with equal jitter: between half and all of ``min(high, low * 2**attempt)``."""
+    cap = min(high, low * 2 ** min(attempt, 30))
+    return cap / 2 + random.uniform(0, cap / 2)
+
+
+class MqttLink:
+    """One broker connection that drains an outbox and carries status, health and control."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        topics: Topics,
+        outbox: Outbox,
+        *,
+        client_id: str,
+        will: bytes,
+        online: Callable[[], bytes],
+        on_control: ControlHandler,
+    ) -> None:
+        self._settings = settings
+        self.topics = topics
+        self._outbox = outbox
+        self._online = online
+        self._on_control = on_control
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        self._early: dict[int, bool] = {}  # acks that came before publish() returned: mid -> success
+        self._last_sent = 0
+        self._attempt = 0
+        self.refused = 0
+        self._drainer: threading.Thread | None = None
+        v5 = settings.protocol == "5"
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        self._client.max_inflight_messages_set(settings.outbox.max_inflight)
+        if settings.tls.enabled:
+            self._client.tls_set_context(build_ssl_context(settings.tls))
+        if settings.username is not None:
+            self._client.username_pw_set(settings.username, read_password(settings))
+        self._client.will_set(topics.status, will, qos=1, retain=True)
+        self._client.on_connect = self._guard(self._handle_connect)
+        self._client.on_disconnect = self._guard(self._handle_disconnect)
+        self._client.on_connect_fail = self._guard(self._handle_connect_fail)
+        self._client.on_publish = self._guard(self._handle_publish)
+        self._client.on_message = self._guard(self._handle_message)
+        self._set_delay()
+
+    def start(self) -> None:
+        """Connect in the background (retrying until it works) and start draining the outbox."""
+        s = self._settings
+        if s.protocol == "5":
+            self._client.connect_async(s.host, s.port, s.keepalive_s, clean_start=True)
+        else:
+            self._client.connect_async(s.host, s.port, s.keepalive_s)
+        self._client.loop_start()
+        self._drainer = threading.Thread(target=self._drain_loop, name="outbox-drain", daemon=True)
+        self._drainer.start()
+
+    def stop(self, offline: bytes | None, timeout: float) -> None:
+        """Publish ``offline`` (when connected), disconnect cleanly (so no Last Will) and stop the threads."""
+        self._stopping.set()
+        self._wake.set()
+        if self._drainer is not None:
+            self._drainer.join(timeout)
+        if offline is not None and self.connected.is_set():
+            info = self._client.publish(self.topics.status, offline, qos=1, retain=True)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def notify(self) -> None:
+        """New rows wait in the outbox."""
+        self._wake.set()
+
+    def set_will(self, payload: bytes) -> None:
+        """The Last Will used from the next (re)connection on."""
+        self._client.will_set(self.topics.status, payload, qos=1, retain=True)
+
+    def publish_status(self, payload: bytes) -> None:
+        """Retained QoS 1 status, not stored in the outbox (the next connection publishes the current one)."""
+        if self.connected.is_set():
+            self._client.publish(self.topics.status, payload, qos=1, retain=True)
+
+    def publish_health(self, payload: bytes) -> bool:
+        """QoS 0 health message; dropped (False) while offline."""
+        if not self.connected.is_set():
+            return False
+        return self._client.publish(self.topics.health, payload, qos=0).rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def replace_outbox(self, outbox: Outbox) -> None:
+        """Drain another outbox from now on (after an erase); acks for the old one's rows are ignored."""
+        with self._lock:
+            self._outbox = outbox
+            self._inflight.clear()
+            self._early.clear()
+            self._last_sent = 0
+
+    def _drain_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if self.connected.is_set():
+                try:
+                    self._send_some()
+                except Exception:
+                    log.exception("outbox drain failed; retrying")
+
+    def _send_some(self) -> None:
+        with self._lock:
+            room = self._settings.outbox.max_inflight - len(self._inflight)
+            outbox, after = self._outbox, self._last_sent
+        if room <= 0:
+            return
+        for row in outbox.pending(after=after, limit=room):
+            if not self.connected.is_set() or self._stopping.is_set():
+                return
+            info = self._client.publish(row.topic, row.payload, qos=row.qos)
+            with self._lock:
+                if outbox is not self._outbox:
+                    return
+                self._last_sent = row.row_id
+                success = self._early.pop(info.mid, None)
+                if success is None:
+                    self._inflight[info.mid] = row.row_id
+            if success is not None:
+                self._settle(outbox, row.row_id, success)
+        self._wake.set()  # more may wait: look again once acks make room
+
+    def _handle_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
+    ) -> None:
+        success = not reason.is_failure
+        with self._lock:
+            row_id = self._inflight.pop(mid, None)
+            outbox = self._outbox
+            if row_id is None:
+                self._early[mid] = success
+        if row_id is not None:
+            self._settle(outbox, row_id, success)
+            self._wake.set()
+
+    def _settle(self, outbox: Outbox, row_id: int, success: bool) -> None:
+        if success:
+            outbox.ack(row_id)
+        else:
+            self.refused += 1
+            log.error("the broker refused a summary (kept in the outbox; retried after a restart)")
+
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%s refused the connection: %s", self._settings.host, self._settings.port, reason)
+            return
+        self._attempt = 0
+        log.info("connected to broker %s:%s", self._settings.host, self._settings.port)
+        client.subscribe(self.topics.control, qos=1)
+        client.publish(self.topics.status, self._online(), qos=1, retain=True)
+        self.connected.set()
+        self._wake.set()
+
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was and not self._stopping.is_set():
+            log.warning("lost the broker connection (%s); reconnecting", reason)
+        self._set_delay()
+
+    def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        log.warning("cannot reach broker %s:%s; retrying", self._settings.host, self._settings.port)
+        self._set_delay()
+
+    def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.topic == self.topics.control:
+            self._on_control(bytes(message.payload), bool(message.retain))
+
+    def _set_delay(self) -> None:
+        delay = backoff_delay(self._attempt, self._settings.reconnect_min_s, self._settings.reconnect_max_s)
+        self._attempt += 1
+        whole = max(1, round(delay))
+        self._client.reconnect_delay_set(min_delay=whole, max_delay=whole)
+
+    @staticmethod
+    def _guard(callback: Callable[..., None]) -> Callable[..., None]:
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("MQTT callback %s failed; carrying on", callback.__name__)
+
+        return guarded

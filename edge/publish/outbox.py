@@ -1,0 +1,150 @@
+"""The durable outbox: summaries wait in SQLite (WAL mode) in the state directory until the broker acknowledges.
+
+A row is deleted only after the broker's PUBACK for it, so broker outages, restarts and ``kill -9`` lose nothing
+(``synchronous=FULL``: a committed row survives power loss too). Rows leave in insertion order.
+
+Bound policy (docs/mqtt-contract.md): above the soft bounds (``max_messages`` / ``max_bytes``) the oldest
+*rolling* summaries are dropped first; session summaries are dropped (oldest first) only above the hard bounds.
+Every drop is logged as a warning with its counts and counted in ``dropped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import ConfigError
+from edge.publish.settings import OutboxSettings
+
+log = logging.getLogger(__name__)
+
+OUTBOX_NAME = "outbox.sqlite3"
+DROPPABLE_FIRST = "rolling"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One stored message; ``row_id`` orders rows and is what ``ack`` takes."""
+
+    row_id: int
+    message_id: str
+    topic: str
+    payload: bytes
+    qos: int
+    kind: str
+
+
+class Outbox:
+    """A bounded, thread-safe, crash-safe FIFO of messages awaiting acknowledgement."""
+
+    def __init__(self, state_dir: Path, settings: OutboxSettings) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / OUTBOX_NAME
+        self._settings = settings
+        self._lock = threading.Lock()
+        self.dropped = 0
+        try:
+            self._db: sqlite3.Connection | None = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise ConfigError(
+                f"outbox {self.path} cannot be opened ({error})",
+                fix="check the state directory's permissions and free space; a corrupt outbox can be deleted",
+            ) from error
+        self.path.chmod(0o600)
+
+    def put(self, message_id: str, topic: str, payload: bytes, *, kind: str, qos: int = 1) -> None:
+        """Store a message durably (committed before returning), then apply the bound policy."""
+        with self._locked() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO messages (message_id, topic, payload, qos, kind, size) VALUES (?,?,?,?,?,?)",
+                (message_id, topic, payload, qos, kind, len(payload)),
+            )
+            self._enforce_bounds(db)
+
+    def pending(self, *, after: int = 0, limit: int = 100) -> list[OutboxRow]:
+        """Up to ``limit`` rows with ``row_id > after``, oldest first (none once closed, e.g. during an erase)."""
+        with self._lock:
+            if self._db is None:
+                return []
+            rows = self._db.execute(
+                "SELECT id, message_id, topic, payload, qos, kind FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
+
+    def ack(self, row_id: int) -> None:
+        """Delete a row the broker acknowledged (ignored once closed: the row went with the erased outbox)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.execute("DELETE FROM messages WHERE id = ?", (row_id,))
+
+    def stats(self) -> dict[str, int]:
+        """Messages and payload bytes waiting, and messages dropped by the bound policy since start."""
+        with self._locked() as db:
+            count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
+        return {"messages": int(count), "bytes": int(size), "dropped": self.dropped}
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close the database (idempotent)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.close()
+                self._db = None
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._db is None:
+                raise ConfigError("the outbox is closed", fix="open a new Outbox (after an erase or stop)")
+            yield self._db
+
+    def _enforce_bounds(self, db: sqlite3.Connection) -> None:
+        s = self._settings
+        first = self._drop_oldest(db, s.max_messages, s.max_bytes, kind=DROPPABLE_FIRST)
+        second = self._drop_oldest(db, s.hard_max_messages, s.hard_max_bytes, kind=None)
+        if first or second:
+            self.dropped += first + second
+            left = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+            log.warning(
+                "outbox over its bounds: dropped %d rolling and %d other summaries (oldest first); %d wait",
+                first,
+                second,
+                left,
+            )
+
+    @staticmethod
+    def _drop_oldest(db: sqlite3.Connection, max_messages: int, max_bytes: int, *, kind: str | None) -> int:
+        count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
+        dropped = 0
+        while count > max_messages or size > max_bytes:
+            where = "WHERE kind = ?" if kind else ""
+            row = db.execute(f"SELECT id, size FROM messages {where} ORDER BY id LIMIT 1", (kind,) if kind else ())
+            found = row.fetchone()
+            if found is None:
+                break
+            db.execute("DELETE FROM messages WHERE id = ?", (found[0],))
+            count, size, dropped = count - 1, size - found[1], dropped + 1
+        return dropped

@@ -1,0 +1,234 @@
+"""The facade of the "scores out" half: privacy gate, payloads, durable outbox, broker link and control.
+
+The daemon builds one :class:`Reporter`, asks ``processing_allowed`` before it touches a frame, hands it the
+summaries the aggregator emits and a health figure now and then, and registers a control callback to pause,
+resume or forget its in-memory state. Control callbacks run on the MQTT network thread: keep them short.
+
+    reporter = Reporter(cfg.mqtt, cfg.privacy, state_dir, bundle.identity)
+    reporter.on_control(lambda cmd: aggregator.discard() if cmd.command == "erase" else None)
+    reporter.start()
+    agg = Aggregator(cfg.aggregation, bundle.identity)
+    ...  # per frame, only while reporter.processing_allowed:
+    reporter.submit(agg.observe_frame(ts, face_present)); agg.add_window(outcome); reporter.submit(agg.due(now))
+    reporter.health({"frames_per_s": 29.8, "frames_dropped": 3}, backend="onnxruntime-cpu")
+    reporter.set_status("running")            # or "waiting_for_consent", "paused", "input_lost", ...
+    reporter.submit(agg.close(now)); reporter.stop(timeout=5.0)   # on SIGTERM / end of video
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from edge.aggregate import Summary
+from edge.control import ControlCommand, ControlMessageError, parse_control
+from edge.privacy.consent import ConsentState, ConsentStore, erase
+from edge.privacy.pseudonym import device_pseudonym
+from edge.privacy.release import PrivacyGate
+from edge.publish.mqtt import MqttLink, Topics
+from edge.publish.outbox import Outbox
+from edge.publish.payloads import (
+    Activity,
+    ControlReply,
+    encode,
+    health_payload,
+    status_payload,
+    summary_payload,
+)
+from edge.publish.settings import MqttSettings, PrivacySettings
+
+log = logging.getLogger(__name__)
+
+ControlCallback = Callable[[ControlCommand], None]
+
+
+class Reporter:
+    """Publishes summaries, health and status for one device; applies control messages."""
+
+    def __init__(
+        self,
+        mqtt: MqttSettings,
+        privacy: PrivacySettings,
+        state_dir: Path,
+        identity: Mapping[str, str],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._mqtt_settings = mqtt
+        self._privacy = privacy
+        self.state_dir = state_dir
+        self._identity = dict(identity)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._callbacks: list[ControlCallback] = []
+        self.pseudonym = device_pseudonym(state_dir)
+        self.topics = Topics.for_device(mqtt.topic_prefix, self.pseudonym)
+        self._consent_store = ConsentStore(state_dir)
+        self.consent: ConsentState = self._consent_store.apply_config(privacy.consent)
+        self._gate = PrivacyGate(privacy, state_dir, clock)
+        self.outbox = Outbox(state_dir, mqtt.outbox)
+        self._activity: Activity = "starting"
+        self._detail: str | None = None
+        self._reply: ControlReply | None = None
+        self._link: MqttLink | None = None
+        if mqtt.enabled:
+            self._link = MqttLink(
+                mqtt,
+                self.topics,
+                self.outbox,
+                client_id=mqtt.client_id or f"expresso-edge-{self.pseudonym}",
+                will=self._status("offline", at=False),
+                online=lambda: self._status("online"),
+                on_control=self._handle_control,
+            )
+
+    @property
+    def processing_allowed(self) -> bool:
+        """True only with consent recorded and processing not paused."""
+        return self.consent.processing_allowed
+
+    @property
+    def connected(self) -> threading.Event:
+        """Set while the broker connection is up (a never-set event when MQTT is disabled)."""
+        return self._link.connected if self._link else threading.Event()
+
+    def start(self) -> None:
+        """Connect in the background; summaries queue durably meanwhile."""
+        if self._link is not None:
+            self._link.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Wait up to ``timeout`` for the outbox to drain, publish ``offline`` and disconnect; True when drained."""
+        drained = self.wait_drained(timeout)
+        with self._lock:
+            self._activity = "stopping"
+            offline = self._status("offline")
+        if self._link is not None:  # not under the lock: a control callback may be waiting for it on paho's thread
+            self._link.stop(offline, timeout)
+        with self._lock:
+            self.outbox.close()
+        return drained
+
+    def on_control(self, callback: ControlCallback) -> None:
+        """Call ``callback`` after each accepted control command has been applied (on the MQTT thread)."""
+        self._callbacks.append(callback)
+
+    def submit(self, summaries: Iterable[Summary]) -> int:
+        """Pass summaries through the privacy gate into the outbox; returns how many were queued."""
+        queued = 0
+        for summary in summaries:
+            if not self.processing_allowed:
+                log.warning("summary dropped: consent is not granted or processing is paused")
+                continue
+            score = self._gate.admit(summary)
+            if score is None:
+                continue
+            payload = summary_payload(
+                summary,
+                score,
+                device=self.pseudonym,
+                resolution_s=self._privacy.time_resolution_s,
+                k=self._privacy.k_min_windows,
+            )
+            with self._lock:
+                self.outbox.put(payload["message_id"], self.topics.summary, encode(payload), kind=summary.kind)
+            log.info("queued a %s summary (%d scored windows)", summary.kind, summary.windows_scored)
+            queued += 1
+        if queued and self._link is not None:
+            self._link.notify()
+        return queued
+
+    def health(self, metrics: Mapping[str, float], *, backend: str | None = None) -> bool:
+        """Publish numeric health metrics (QoS 0, not stored); False when offline."""
+        if self._link is None:
+            return False
+        payload = health_payload(
+            metrics,
+            device=self.pseudonym,
+            model=self._identity,
+            now=self._clock(),
+            resolution_s=self._privacy.health_time_resolution_s,
+            backend=backend,
+            outbox=self.outbox.stats(),
+            summaries_withheld=self._gate.withheld_summaries,
+        )
+        return self._link.publish_health(encode(payload))
+
+    def set_status(self, activity: Activity, detail: str | None = None) -> None:
+        """Tell integrators what the device is doing (retained status); also refreshes the Last Will."""
+        with self._lock:
+            self._activity, self._detail = activity, detail
+            self._publish_status()
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Wait until every queued summary was acknowledged by the broker (or ``timeout`` passes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                waiting = self.outbox.stats()["messages"]
+            if waiting == 0:
+                return True
+            if time.monotonic() >= deadline or self._link is None:
+                return False
+            time.sleep(0.05)
+
+    def _handle_control(self, payload: bytes, retained: bool) -> None:
+        try:
+            command = parse_control(payload, retained=retained)
+        except ControlMessageError as error:
+            log.warning("rejected a control message: %s", error)
+            with self._lock:
+                self._reply = ControlReply.rejected_for(error)
+                self._publish_status()
+            return
+        self.apply_control(command)
+
+    def apply_control(self, command: ControlCommand) -> None:
+        """Apply a validated command (as if it came on the control topic), acknowledge it on status, call back."""
+        with self._lock:
+            self._apply(command)
+            self._reply = ControlReply.accepted_for(command)
+            self._publish_status()
+        for callback in self._callbacks:
+            try:
+                callback(command)
+            except Exception:
+                log.exception("control callback failed for %r", command.command)
+
+    def _apply(self, command: ControlCommand) -> None:
+        if command.command in ("pause", "resume"):
+            self.consent = self._consent_store.set_paused(command.command == "pause")
+        elif command.command == "consent":
+            self.consent = self._consent_store.record(bool(command.granted), "control")
+        else:
+            self.outbox.close()
+            erase(self.state_dir)
+            self.outbox = Outbox(self.state_dir, self._mqtt_settings.outbox)
+            if self._link is not None:
+                self._link.replace_outbox(self.outbox)
+            self.consent = self._consent_store.load()
+
+    def _publish_status(self) -> None:
+        if self._link is not None:
+            self._link.set_will(self._status("offline", at=False))
+            self._link.publish_status(self._status("online"))
+
+    def _status(self, state: str, *, at: bool = True) -> bytes:
+        payload = status_payload(
+            "online" if state == "online" else "offline",
+            device=self.pseudonym,
+            model=self._identity,
+            consent=self.consent,
+            activity=self._activity,
+            detail=self._detail,
+            control=self._reply,
+            k=self._privacy.k_min_windows,
+            dp_enabled=self._privacy.dp.enabled,
+            epsilon_remaining=self._gate.budget_remaining(),
+            now=self._clock() if at else None,
+            resolution_s=self._privacy.health_time_resolution_s,
+        )
+        return encode(payload)

@@ -1,0 +1,53 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mqtt_broker import Broker, mosquitto_path
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A real Mosquitto on a free loopback port (persistence off); ``stop()``/``start()`` keep the port."""
+    if mosquitto_path() is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A topic prefix no other test uses."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+# ---- exported model bundles (helper A: export zoo / ONNX export; used by tests/edge and tests/export) ----------
+TINY_TSM_OPTIONS = {"stem": 8, "widths": [16, 16], "blocks": [1, 1]}
+"""A tiny expresso-tsm (4 frames of 32x32): exports in about a second, same operators as the real one."""
+
+
+@pytest.fixture(scope="session")
+def exported_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny expresso-tsm bundle made by the real export chain, once per session; do not modify it."""
+    from export.bundle_build import export_bundle
+
+    out = tmp_path_factory.mktemp("exported") / "tiny-tsm"
+    export_bundle("expresso-tsm", out, frames=4, size=32, options=TINY_TSM_OPTIONS, verify_windows=4)
+    return out
+
+
+@pytest.fixture
+def exported_bundle(exported_bundle_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny exported bundle, free to tamper with."""
+    import shutil
+
+    return Path(shutil.copytree(exported_bundle_dir, tmp_path / "bundle"))
+
+
+# ---- end of exported model bundles ------------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""The k threshold and differential privacy with a persisted daily budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from summary_factory import session_summary
+
+from edge.privacy.release import DP_WITHHELD, PrivacyGate
+from edge.publish.settings import DifferentialPrivacySettings, PrivacySettings
+
+DAY = 1_763_800_000.0
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_summaries_under_k_scored_windows_are_withheld(tmp_path: Path) -> None:
+    gate = PrivacyGate(PrivacySettings(k_min_windows=5), tmp_path)
+    assert gate.admit(session_summary([10.0] * 4, rejected=["blur"] * 9)) is None
+    assert gate.withheld_summaries == 1
+    score = gate.admit(session_summary([10.0] * 5))
+    assert score is not None and score.values["mean"] == pytest.approx(10.0) and score.withheld == ()
+
+
+@pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
+def test_dp_noise_changes_the_mean_stays_in_range_and_withholds_unprotected_fields(
+    tmp_path: Path, mechanism: str
+) -> None:
+    dp = DifferentialPrivacySettings(enabled=True, mechanism=mechanism, epsilon_per_summary=1.0, daily_epsilon=50)
+    gate = PrivacyGate(PrivacySettings(dp=dp), tmp_path)
+    summary = session_summary([20.0] * 100)
+    means = []
+    for _ in range(20):
+        score = gate.admit(summary)
+        assert score is not None and score.dp is not None
+        assert set(score.withheld) == set(DP_WITHHELD)
+        assert all(score.values[name] is None for name in DP_WITHHELD)
+        mean = score.values["mean"]
+        assert isinstance(mean, float) and 0.0 <= mean <= 63.0
+        assert score.dp.sensitivity == pytest.approx(0.63)  # 63 / 100 windows
+        means.append(mean)
+    assert len(set(means)) == 20 and all(m != 20.0 for m in means)
+    assert gate.budget_remaining() == pytest.approx(30.0)
+
+
+def test_budget_is_enforced_across_restarts_and_renewed_next_day(tmp_path: Path) -> None:
+    clock = Clock(DAY)
+    settings = PrivacySettings(dp=DifferentialPrivacySettings(enabled=True, epsilon_per_summary=1.0, daily_epsilon=3))
+    summary = session_summary([15.0] * 8)
+    for _ in range(2):
+        score = PrivacyGate(settings, tmp_path, clock).admit(summary)
+        assert score is not None and score.values["mean"] is not None
+    restarted = PrivacyGate(settings, tmp_path, clock)  # a new process reads the persisted ledger
+    assert restarted.budget_remaining() == pytest.approx(1.0)
+    assert restarted.admit(summary) is not None
+    spent = restarted.admit(summary)
+    assert spent is not None and spent.values["mean"] is None and "mean" in spent.withheld
+    assert spent.dp is not None and spent.dp.epsilon == 0.0 and spent.dp.epsilon_remaining == 0.0
+    clock.now += 86_400
+    renewed = PrivacyGate(settings, tmp_path, clock).admit(summary)
+    assert renewed is not None and renewed.values["mean"] is not None
+    assert renewed.dp is not None and renewed.dp.epsilon_remaining == pytest.approx(2.0)

@@ -1,0 +1,62 @@
+"""Device pseudonym, consent state and erase, on real files in a temporary state directory."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from edge.errors import ConfigError
+from edge.privacy.consent import ConsentStore, erase
+from edge.privacy.pseudonym import SECRET_NAME, device_pseudonym, pseudonym_from_secret
+
+
+def test_pseudonym_is_stable_across_restarts_and_secret_is_0600(tmp_path: Path) -> None:
+    first = device_pseudonym(tmp_path)
+    assert stat.S_IMODE((tmp_path / SECRET_NAME).stat().st_mode) == 0o600
+    assert device_pseudonym(tmp_path) == first
+    assert len(first) == 20 and int(first, 16) >= 0
+    assert device_pseudonym(tmp_path / "other") != first
+    secret = (tmp_path / SECRET_NAME).read_bytes()
+    assert first == pseudonym_from_secret(secret) and secret.hex()[:20] != first
+
+
+def test_a_loose_secret_mode_is_tightened_and_a_short_secret_refused(tmp_path: Path) -> None:
+    device_pseudonym(tmp_path)
+    (tmp_path / SECRET_NAME).chmod(0o644)
+    device_pseudonym(tmp_path)
+    assert stat.S_IMODE((tmp_path / SECRET_NAME).stat().st_mode) == 0o600
+    (tmp_path / SECRET_NAME).write_bytes(b"short")
+    with pytest.raises(ConfigError, match="delete the file"):
+        device_pseudonym(tmp_path)
+
+
+def test_consent_needs_a_decision_and_control_wins_over_config(tmp_path: Path) -> None:
+    store = ConsentStore(tmp_path)
+    assert store.apply_config("required").processing_allowed is False
+    assert store.apply_config("required").label == "unknown"
+    assert store.apply_config("granted").processing_allowed is True
+    store.record(False, "control")
+    assert ConsentStore(tmp_path).apply_config("granted").label == "revoked"  # a restart keeps the revocation
+    store.record(True, "control")
+    assert store.set_paused(True).processing_allowed is False
+    assert ConsentStore(tmp_path).load().paused is True  # pause survives restarts
+    assert store.set_paused(False).processing_allowed is True
+
+
+def test_erase_wipes_state_keeps_identity_and_budget_and_revokes_consent(tmp_path: Path) -> None:
+    pseudonym = device_pseudonym(tmp_path)
+    ConsentStore(tmp_path).record(True, "control")
+    (tmp_path / "outbox.sqlite3").write_bytes(b"x")
+    (tmp_path / "outbox.sqlite3-wal").write_bytes(b"x")
+    (tmp_path / "privacy-budget.json").write_text('{"day": "2026-01-01", "spent": [[1.0, 0.0]]}')
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "thing").write_text("x")
+    removed = erase(tmp_path)
+    assert sorted(removed) == ["cache", "outbox.sqlite3", "outbox.sqlite3-wal"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["consent.json", "device.secret", "privacy-budget.json"]
+    assert ConsentStore(tmp_path).load().label == "revoked"
+    assert device_pseudonym(tmp_path) == pseudonym
+    erase(tmp_path, keep_identity=False)
+    assert device_pseudonym(tmp_path) != pseudonym

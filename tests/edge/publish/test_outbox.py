@@ -1,0 +1,61 @@
+"""The durable outbox on a real SQLite file: order, acknowledgement, restarts and the bound policy."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge.publish.outbox import OUTBOX_NAME, Outbox
+from edge.publish.settings import OutboxSettings
+
+
+def test_rows_leave_in_order_only_when_acknowledged_and_survive_reopening(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, OutboxSettings())
+    for i in range(5):
+        outbox.put(f"id-{i}", "t/summary", f"payload {i}".encode(), kind="session")
+    outbox.put("id-0", "t/summary", b"duplicate", kind="session")  # same message id: stored once
+    rows = outbox.pending()
+    assert [r.message_id for r in rows] == [f"id-{i}" for i in range(5)]
+    outbox.ack(rows[1].row_id)
+    assert [r.message_id for r in outbox.pending(after=rows[0].row_id, limit=2)] == ["id-2", "id-3"]
+    outbox.close()
+    with sqlite3.connect(tmp_path / OUTBOX_NAME) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reopened = Outbox(tmp_path, OutboxSettings())
+    assert [r.message_id for r in reopened.pending()] == ["id-0", "id-2", "id-3", "id-4"]
+    assert reopened.stats()["messages"] == 4
+    assert (tmp_path / OUTBOX_NAME).stat().st_mode & 0o077 == 0
+    reopened.close()
+
+
+def test_bound_policy_drops_oldest_rolling_first_and_sessions_only_over_the_hard_cap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = OutboxSettings(max_messages=4, hard_max_messages=6, max_inflight=1)
+    outbox = Outbox(tmp_path, settings)
+    caplog.set_level(logging.WARNING)
+    for i in range(3):
+        outbox.put(f"s{i}", "t", b"x", kind="session")
+        outbox.put(f"r{i}", "t", b"x", kind="rolling")
+    # 6 stored against a soft bound of 4: the two oldest rolling summaries went
+    assert [r.message_id for r in outbox.pending()] == ["s0", "s1", "s2", "r2"]
+    for i in range(3, 6):
+        outbox.put(f"s{i}", "t", b"x", kind="session")
+    # the last rolling summary went; sessions stay above the soft bound as long as the hard cap allows
+    assert [r.message_id for r in outbox.pending()] == [f"s{i}" for i in range(6)]
+    outbox.put("s6", "t", b"x", kind="session")  # over the hard cap: the oldest session goes
+    assert [r.message_id for r in outbox.pending()] == [f"s{i}" for i in range(1, 7)]
+    assert outbox.stats()["dropped"] == 4
+    assert "dropped 1 rolling and 0 other" in caplog.text and "dropped 0 rolling and 1 other" in caplog.text
+    outbox.close()
+
+
+def test_byte_bound_applies_like_the_count_bound(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, OutboxSettings(max_bytes=2048, hard_max_bytes=4096))
+    outbox.put("r0", "t", b"x" * 1500, kind="rolling")
+    outbox.put("s0", "t", b"x" * 1500, kind="session")
+    assert [r.message_id for r in outbox.pending()] == ["s0"]
+    outbox.close()

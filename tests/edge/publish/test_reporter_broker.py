@@ -1,0 +1,192 @@
+"""The reporter against a real Mosquitto on loopback: delivery, schemas, outages, consent, control, erase."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from mqtt_broker import Broker, Received, Subscriber
+from summary_factory import IDENTITY, session_summary
+
+from edge import NOT_A_DIAGNOSTIC_DEVICE
+from edge.control import ControlCommand
+from edge.publish import MqttSettings, PrivacySettings, Reporter
+from edge.publish.outbox import OUTBOX_NAME
+from edge.schemas import schema_errors
+
+SCORES = [12.37, 17.91, 21.52, 8.06, 15.44, 19.73]
+
+
+Consent = Literal["required", "granted"]
+
+
+def make_reporter(broker: Broker, prefix: str, state: Path, *, consent: Consent = "granted", **mqtt: Any) -> Reporter:
+    settings = MqttSettings(
+        host=broker.host, port=broker.port, topic_prefix=prefix, keepalive_s=5, reconnect_min_s=1, reconnect_max_s=2,
+        **mqtt,
+    )  # fmt: skip
+    return Reporter(settings, PrivacySettings(consent=consent, k_min_windows=5), state, IDENTITY)
+
+
+@pytest.fixture
+def subscriber(mqtt_broker: Broker, topic_prefix: str) -> Iterator[Subscriber]:
+    sub = Subscriber(mqtt_broker.host, mqtt_broker.port, f"{topic_prefix}/#")
+    yield sub
+    sub.close()
+
+
+def _ids(messages: list[Received]) -> list[str]:
+    return [m.json()["message_id"] for m in messages]
+
+
+def _last_status(sub: Subscriber) -> dict[str, Any]:
+    return dict(sub.on("status")[-1].json())
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_summaries_reach_a_subscriber_and_every_payload_validates(
+    mqtt_broker: Broker, topic_prefix: str, subscriber: Subscriber, tmp_path: Path, protocol: str
+) -> None:
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state", protocol=protocol)
+    reporter.start()
+    assert reporter.connected.wait(10)
+    assert reporter.submit([session_summary(SCORES), session_summary([10.0] * 4)]) == 1  # 4 < k: withheld
+    reporter.set_status("running")
+    assert subscriber.wait_for(lambda _: len(subscriber.on("summary")) == 1)
+    metrics = {"frames_per_s": 29.7, "frames_dropped": 3, "Bad Name": 1.0, "latency_ms_p95": float("nan")}
+    assert reporter.health(metrics, backend="onnxruntime-cpu")
+    assert subscriber.wait_for(lambda _: len(subscriber.on("health")) == 1)
+    assert reporter.stop(timeout=5)
+    assert subscriber.wait_for(lambda _: _last_status(subscriber)["state"] == "offline")
+    for message in subscriber.messages:
+        kind = message.topic.rsplit("/", 1)[1]
+        doc = message.json()
+        assert schema_errors(doc, kind) == [], (kind, doc)
+        assert doc["disclaimer"] == NOT_A_DIAGNOSTIC_DEVICE and doc["model"] == IDENTITY
+        assert message.topic == f"{topic_prefix}/v1/{reporter.pseudonym}/{kind}"
+    summary = subscriber.on("summary")[0]
+    for score in SCORES:
+        assert str(score) not in summary.payload.decode()
+    doc = summary.json()
+    assert doc["windows"]["scored"] == 6 and doc["score"]["median"] is not None
+    assert doc["period"]["start"].endswith(("00:00Z", "15:00Z", "30:00Z", "45:00Z"))
+    health = subscriber.on("health")[0].json()
+    assert health["summaries_withheld"] == 1 and health["backend"] == "onnxruntime-cpu"
+    assert health["metrics"] == {"frames_per_s": 29.7, "frames_dropped": 3.0}  # bad names and NaN left out
+    statuses = [m.json() for m in subscriber.on("status")]
+    assert statuses[0]["state"] == "online" and statuses[-1]["activity"] == "stopping"
+    assert any(s["activity"] == "running" and s["consent"] == "granted" for s in statuses)
+
+
+def test_broker_outage_loses_nothing_and_duplicates_share_an_id(topic_prefix: str, tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "broker", persistence=True)  # keeps the integrator's session across the restart
+    broker.start()
+    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v1/+/summary", session=True)
+    reporter = make_reporter(broker, topic_prefix, tmp_path / "state")
+    try:
+        reporter.start()
+        assert reporter.submit([session_summary(SCORES) for _ in range(3)]) == 3
+        assert reporter.wait_drained(10)
+        assert reporter.submit([session_summary(SCORES) for _ in range(5)]) == 5
+        broker.stop()  # while those five are in flight
+        assert reporter.submit([session_summary(SCORES) for _ in range(4)]) == 4  # broker down: queued on disk
+        assert reporter.outbox.stats()["messages"] >= 4
+        broker.start()
+        assert sub.wait_for(lambda msgs: len(set(_ids(msgs))) == 12, timeout=20)
+        assert reporter.wait_drained(10)
+        assert len(set(_ids(sub.messages))) == 12  # every summary arrived; a redelivery carries the same message_id
+    finally:
+        reporter.stop(timeout=2)
+        sub.close()
+        broker.stop()
+
+
+def test_without_consent_nothing_is_published_until_a_control_message_grants_it(
+    mqtt_broker: Broker, topic_prefix: str, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state", consent="required")
+    seen: list[ControlCommand] = []
+    reporter.on_control(seen.append)
+    reporter.start()
+    try:
+        assert subscriber.wait_for(lambda _: bool(subscriber.on("status")))
+        assert _last_status(subscriber)["consent"] == "unknown" and not reporter.processing_allowed
+        assert reporter.submit([session_summary(SCORES)]) == 0
+        assert reporter.outbox.stats()["messages"] == 0
+        control = f"{topic_prefix}/v1/{reporter.pseudonym}/control"
+        subscriber.publish(control, json.dumps({"command": "consent", "granted": True, "request_id": "c-1"}).encode())
+        assert subscriber.wait_for(lambda _: (_last_status(subscriber)["control"] or {}).get("request_id") == "c-1")
+        assert reporter.processing_allowed and _last_status(subscriber)["consent"] == "granted"
+        assert seen == [ControlCommand("consent", True, "c-1")]
+        assert reporter.submit([session_summary(SCORES)]) == 1
+        assert subscriber.wait_for(lambda _: len(subscriber.on("summary")) == 1)
+    finally:
+        reporter.stop(timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("payload", "retain", "error"),
+    [
+        (b"not json", False, "not UTF-8 JSON"),
+        (b'{"command": "reboot", "request_id": "r-1"}', False, "'reboot' is not one of"),
+        (b'{"command": "consent", "request_id": "r-2"}', False, "'granted' is a required property"),
+        (b'{"command": "pause", "granted": true}', False, "should not be valid"),
+        (b'{"command": "pause", "extra": 1}', False, "Additional properties"),
+        (b"[1, 2]", False, "is not of type 'object'"),
+        (b'{"command": "erase", "request_id": "r-3"}', True, "retained control message ignored"),
+    ],
+)
+def test_bad_control_messages_are_rejected_on_status_and_the_device_carries_on(
+    mqtt_broker: Broker,
+    topic_prefix: str,
+    subscriber: Subscriber,
+    tmp_path: Path,
+    payload: bytes,
+    retain: bool,
+    error: str,
+) -> None:
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
+    control = f"{topic_prefix}/v1/{reporter.pseudonym}/control"
+    if retain:  # a retained message is replayed (retain flag set) when the device subscribes
+        subscriber.publish(control, payload, retain=True)
+    reporter.start()
+    try:
+        assert subscriber.wait_for(lambda _: bool(subscriber.on("status")))  # online: control is subscribed
+        if not retain:
+            subscriber.publish(control, payload)
+        assert subscriber.wait_for(lambda _: _last_status(subscriber)["control"] is not None)
+        reply = _last_status(subscriber)["control"]
+        assert reply["accepted"] is False and error in reply["error"]
+        assert reporter.processing_allowed  # nothing was applied (the retained erase included)
+        subscriber.publish(control, b'{"command": "pause", "request_id": "p-1"}')
+        assert subscriber.wait_for(lambda _: _last_status(subscriber)["control"]["request_id"] == "p-1")
+        assert _last_status(subscriber)["paused"] is True and not reporter.processing_allowed
+        if retain:
+            subscriber.publish(control, b"", retain=True)  # clear the retained message
+    finally:
+        reporter.stop(timeout=2)
+
+
+def test_erase_wipes_the_outbox_and_state_and_revokes_consent(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    settings = MqttSettings(enabled=False)
+    reporter = Reporter(settings, PrivacySettings(consent="granted"), state, IDENTITY)
+    pseudonym = reporter.pseudonym
+    assert reporter.submit([session_summary(SCORES) for _ in range(3)]) == 3
+    (state / "leftover.tmp").write_text("x")
+    erased: list[str] = []
+    reporter.on_control(lambda command: erased.append(command.command))
+    reporter.apply_control(ControlCommand("erase"))
+    assert erased == ["erase"]
+    assert reporter.outbox.stats()["messages"] == 0 and not (state / "leftover.tmp").exists()
+    assert reporter.consent.label == "revoked" and not reporter.processing_allowed
+    assert reporter.submit([session_summary(SCORES)]) == 0
+    reporter.stop(timeout=0)
+    restarted = Reporter(settings, PrivacySettings(consent="granted"), state, IDENTITY)
+    assert restarted.outbox.stats()["messages"] == 0 and (state / OUTBOX_NAME).exists()
+    assert not restarted.processing_allowed  # configured consent does not override an erase
+    assert restarted.pseudonym == pseudonym
+    restarted.stop(timeout=0)

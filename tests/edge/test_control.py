@@ -1,0 +1,36 @@
+"""Parsing of control messages against control.schema.json."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.control import MAX_CONTROL_BYTES, ControlCommand, ControlMessageError, parse_control
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"command": "pause"}', ControlCommand("pause")),
+        (b'{"command": "resume", "request_id": "a.b:c-1"}', ControlCommand("resume", None, "a.b:c-1")),
+        (b'{"command": "consent", "granted": false}', ControlCommand("consent", False)),
+        (b'{"schema": "expresso-edge/control", "version": 1, "command": "erase"}', ControlCommand("erase")),
+    ],
+)
+def test_valid_commands_parse(payload: bytes, expected: ControlCommand) -> None:
+    assert parse_control(payload) == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "message", "request_id"),
+    [
+        (b"\xff\xfe", "not UTF-8 JSON", None),
+        (b'{"command": "erase", "version": 2, "request_id": "r9"}', "version: 1 was expected", "r9"),
+        (b'{"command": "consent", "granted": "yes"}', "is not of type 'boolean'", None),
+        (b'{"command": "pause", "request_id": "has space"}', "does not match", None),
+        (b" " * (MAX_CONTROL_BYTES + 1), "exceeds", None),
+    ],
+)
+def test_invalid_commands_name_the_problem(payload: bytes, message: str, request_id: str | None) -> None:
+    with pytest.raises(ControlMessageError, match=message) as caught:
+        parse_control(payload)
+    assert caught.value.request_id == request_id and caught.value.fix
