@@ -1,0 +1,46 @@
+"""``python -m edge check-config FILE``: validate a daemon configuration without starting anything."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edge.commands.run import add_overrides
+from edge.config import InvalidConfigError, load_config
+from edge.errors import ConfigError
+
+NAME = "check-config"
+HELP = "validate a daemon configuration file (exit 0 when valid, 3 with the problems otherwise)"
+EXAMPLES = """\
+  python -m edge check-config /etc/expresso-edge/config.toml
+  python -m edge check-config config.toml --set mqtt.port=8883 --json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """FILE, overrides and --json."""
+    parser.add_argument("file", type=Path, help="TOML configuration file")
+    add_overrides(parser)
+    parser.add_argument("--json", action="store_true", help="print the result (and the effective config) as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load and validate; print the problems (one per line) or the effective configuration."""
+    try:
+        config = load_config(args.file, args.overrides)
+    except ConfigError as error:
+        problems = error.problems if isinstance(error, InvalidConfigError) else [str(error)]
+        if args.json:
+            print(json.dumps({"file": str(args.file), "valid": False, "problems": problems}, indent=2))
+        else:
+            print(f"{args.file}: invalid ({len(problems)} problem{'s' if len(problems) > 1 else ''})")
+            for line in problems:
+                print(f"  {line}")
+        return error.exit_code
+    if args.json:
+        effective = config.model_dump(mode="json")
+        print(json.dumps({"file": str(args.file), "valid": True, "problems": [], "config": effective}, indent=2))
+    else:
+        print(f"{args.file}: valid (camera {config.camera.source}, broker {config.mqtt.host}:{config.mqtt.port})")
+    return 0

@@ -1,0 +1,254 @@
+"""The daemon loop: capture -> face pipeline -> backend -> aggregator -> reporter, behind a consent gate.
+
+Nothing is captured or processed unless the reporter says processing is allowed (consent recorded, not paused);
+the camera is released while it is not. Known states on failure: a damaged video is read as far as it decodes
+(errors counted) and the input ends cleanly; a lost camera is reopened with backoff while the status says
+``input_lost``; a refused bundle raises :class:`edge.errors.BundleError` before anything starts; a dead broker
+changes nothing here (summaries wait in the outbox).
+
+Timestamps: a frame's time is the wall clock at which its capture started plus its time in the stream, so a
+video read faster than real time keeps its own timeline (sessions as long as in the video).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from edge.aggregate import Aggregator, Summary, WindowOutcome
+from edge.backends import create
+from edge.backends.base import Backend
+from edge.bundle import Bundle, load_bundle
+from edge.capture import Capture, CaptureStats
+from edge.config import Config
+from edge.control import ControlCommand
+from edge.errors import InputError
+from edge.face import FacePipeline
+from edge.publish import Reporter
+from edge.publish.payloads import Activity
+from edge.scoring import WindowScorer
+from edge.service import Notifier
+from edge.sources import SourceKind, classify_source
+from edge.telemetry import Counters, add_stats, describe_capture, summary_line
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 0.2
+STOP_TIMEOUT_S = 5.0
+"""How long a stop waits for the broker to acknowledge queued summaries (what is left stays in the outbox)."""
+
+
+class Daemon:
+    """One run of the device pipeline; :meth:`run` returns when stopped or when a video file ends."""
+
+    def __init__(
+        self, config: Config, *, stop: threading.Event | None = None, notifier: Notifier | None = None
+    ) -> None:
+        self.config = config
+        self.stop_event = stop or threading.Event()
+        self.notifier = notifier or Notifier()
+        self.counters = Counters()
+        self.bundle: Bundle = load_bundle(config.model.bundle)
+        threads = config.model.threads or max(1, (os.cpu_count() or 1) - 1)  # a core stays with the face pipeline
+        self.backend: Backend = create(
+            config.model.backend, self.bundle, precision=config.model.precision, threads=threads
+        )
+        self.pipeline: FacePipeline | None = None
+        self.capture: Capture | None = None
+        self.capture_totals = CaptureStats()
+        self.reporter: Reporter | None = None
+        self.aggregator = Aggregator(config.aggregation, self.bundle.identity)
+        self._t0 = time.time()  # origin of the pipeline's timestamps
+        self.scorer = WindowScorer(self.backend, origin=self._t0)
+        self._discard = threading.Event()
+        self._wall0 = 0.0  # wall clock at the start of the current capture
+        self._last_t = time.time()  # time of the latest frame
+        self._resume_index = 0
+        self._media_clock = classify_source(config.camera.source) is SourceKind.FILE and not config.camera.realtime
+        self._activity = ""
+
+    # -- life cycle ----------------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Warm up, report ready, loop until stopped or the video ends, then flush; returns the exit code (0)."""
+        state_dir = self.config.device.state_dir
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.backend.warm_up()
+            self.reporter = Reporter(self.config.mqtt, self.config.privacy, state_dir, self.bundle.identity)
+            self.reporter.on_control(self._on_control)
+            self.reporter.start()
+            self.pipeline = FacePipeline(self.bundle.input, self.bundle.tiles, self.config.face.to_face_config())
+            backend = self.backend.describe()
+            self.notifier.ready(f"model {self.bundle.name} on {backend['backend']} {backend['precision']}")
+            log.info("started: model %s, backend %s, source %s", self.bundle.name, backend, self.config.camera.source)
+            self._loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _loop(self) -> None:
+        assert self.reporter is not None
+        next_health = time.monotonic() + self.config.mqtt.health_interval_s
+        while not self.stop_event.is_set():
+            if self._discard.is_set():
+                self._discard.clear()
+                self.scorer.discard()
+                self.aggregator.discard()
+                if self.pipeline is not None:
+                    self.pipeline.reset()
+            if not self.reporter.processing_allowed:
+                self._idle()
+            elif not self._step():
+                break
+            if time.monotonic() >= next_health:
+                next_health = time.monotonic() + self.config.mqtt.health_interval_s
+                self.report_health()
+
+    def _step(self) -> bool:
+        """Process the next frame, if any; False when the input has ended."""
+        capture = self.capture or self._start_capture()
+        frame = capture.get(timeout=IDLE_WAIT_S)
+        if frame is None:
+            stats = capture.stats
+            if capture.finished:
+                self._stop_capture()
+                if stats.state == "failed":
+                    raise InputError(f"capture of {self.config.camera.source} failed: {stats.error}", fix="see the log")
+                log.info("input %s ended: %s", self.config.camera.source, describe_capture(stats))
+                return False
+            if stats.state == "camera_lost":
+                self._set_activity("input_lost", f"camera_lost: {stats.error}")
+            self.notifier.feed(self.counters.frames, idle_ok=stats.state == "camera_lost")
+            self._aggregate(self.scorer.ready())
+            self._submit(self.aggregator.due(self._now()))
+            return True
+        self._set_activity("running")
+        self._process(frame.image, self._wall0 + frame.t)
+        self._resume_index = frame.index + 1
+        self.notifier.feed(self.counters.frames)
+        return True
+
+    def _process(self, image: np.ndarray[Any, Any], when: float) -> None:
+        assert self.pipeline is not None
+        self._last_t = when
+        result = self.pipeline.push(image, when - self._t0, color_order="BGR")
+        self.counters.frames += 1
+        self.counters.faces += int(result.quality.face_present)
+        self.scorer.submit(result.windows)
+        started = time.perf_counter()
+        summaries: list[Summary] = []
+        if result.sampled:
+            summaries += self.aggregator.observe_frame(when, result.quality.face_present)
+        self._aggregate(self.scorer.ready())
+        summaries += self.aggregator.due(self._now())
+        self.counters.seconds["aggregate"] += time.perf_counter() - started
+        self._submit(summaries)
+
+    def _aggregate(self, outcomes: list[WindowOutcome]) -> None:
+        for outcome in outcomes:
+            self.aggregator.add_window(outcome)
+        self.counters.windows_scored = self.scorer.scored
+        self.counters.windows_rejected = self.scorer.rejected
+        self.counters.seconds["inference"] = self.scorer.seconds
+
+    def _submit(self, summaries: list[Summary]) -> None:
+        if summaries and self.reporter is not None:
+            self.counters.summaries += self.reporter.submit(summaries)
+
+    def _idle(self) -> None:
+        """No consent or paused: release the camera, say so, and wait."""
+        assert self.reporter is not None
+        self._stop_capture()
+        consent = self.reporter.consent
+        self._set_activity("paused" if consent.granted else "waiting_for_consent")
+        self.notifier.feed(self.counters.frames, idle_ok=True)
+        self.stop_event.wait(IDLE_WAIT_S)
+
+    def _on_control(self, command: ControlCommand) -> None:
+        """Runs on the MQTT thread: flag an erase or a withdrawn consent for the loop to forget what it holds."""
+        if command.command == "erase" or (command.command == "consent" and not command.granted):
+            self._discard.set()
+
+    def _shutdown(self) -> None:
+        self._stop_capture()
+        self.notifier.stopping("flushing aggregates into the outbox")
+        self._set_activity("stopping")
+        try:
+            self._aggregate(self.scorer.ready(wait=True))
+        except Exception:  # a failing backend must not keep the aggregates from the outbox
+            log.exception("scoring the last windows failed; they are left out")
+        self.scorer.close()
+        if self.reporter is not None:
+            if self.reporter.processing_allowed:
+                self._submit(self.aggregator.close(self._now()))
+            drained = self.reporter.stop(timeout=STOP_TIMEOUT_S if self.reporter.connected.is_set() else 0.1)
+            log.info("stopped: %s; outbox %s", self.summary_line(), "drained" if drained else "kept for later")
+        if self.pipeline is not None:
+            self.pipeline.close()
+        self.backend.close()
+
+    # -- capture -------------------------------------------------------------------------------------------------
+
+    def _start_capture(self) -> Capture:
+        cam = self.config.camera
+        capture = Capture(
+            cam.source,
+            realtime=cam.realtime,
+            sample_fps=self.bundle.input.sample_fps,
+            max_gap=self.config.face.to_face_config().max_gap,
+            queue_size=cam.queue_size,
+            backoff=(0.5, cam.reopen_max_s),
+            start_index=self._resume_index,
+        )
+        self.capture = capture.start()
+        self._wall0 = time.time() - capture.start_time
+        if self.pipeline is not None:
+            self.pipeline.reset()
+        return capture
+
+    def _stop_capture(self) -> None:
+        if self.capture is not None:
+            self.capture.stop()
+            self.capture_totals = add_stats(self.capture_totals, self.capture.stats)
+            self.capture = None
+
+    def _now(self) -> float:
+        """The aggregation clock: the wall clock, or a fast-read video's own timeline."""
+        return self._last_t if self._media_clock else time.time()
+
+    # -- reporting -----------------------------------------------------------------------------------------------
+
+    def capture_stats(self) -> CaptureStats:
+        """Capture counters over every capture of this run."""
+        return add_stats(self.capture_totals, self.capture.stats) if self.capture else self.capture_totals
+
+    def _set_activity(self, activity: Activity, detail: str | None = None) -> None:
+        key = f"{activity}:{detail}"
+        if key != self._activity and self.reporter is not None:
+            self._activity = key
+            self.reporter.set_status(activity, detail)
+            self.notifier.status(f"{activity}{': ' + detail if detail else ''}")
+            log.info("status: %s%s", activity, f" ({detail})" if detail else "")
+
+    def health_metrics(self) -> dict[str, float]:
+        """Throughput, drops and latency so far (no score, no pixel, no landmark)."""
+        pipeline = self.pipeline.clock.seconds if self.pipeline is not None else {}
+        return self.counters.metrics(self.capture_stats(), pipeline)
+
+    def report_health(self) -> None:
+        """Publish a health message and a status line for systemd."""
+        metrics = {**self.health_metrics(), **self.counters.rates(self.capture_stats().captured)}
+        backend = self.backend.describe()
+        if self.reporter is not None:
+            self.reporter.health(metrics, backend=f"{backend['backend']}-{backend.get('device', '?')}")
+        self.notifier.status(self.summary_line())
+
+    def summary_line(self) -> str:
+        """One line of counters for logs and ``systemctl status``."""
+        return summary_line(self.health_metrics())

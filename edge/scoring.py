@@ -1,0 +1,94 @@
+"""Windows to outcomes: the backend scores passed windows on a worker thread while the face pipeline goes on.
+
+ONNX Runtime and TensorRT release the GIL, so inference of one window overlaps the mesh of the next frames. At
+most ``max_pending`` batches of windows are in the works (each holds its mosaic frames in memory); beyond that
+:meth:`submit` waits for the oldest. Outcomes come back in submission order. A window's score leaves this
+module only inside a :class:`edge.aggregate.WindowOutcome` for the aggregator.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+from edge.aggregate import WindowOutcome
+from edge.backends.base import Backend
+from edge.face import Window, WindowQuality
+from edge.preprocess import batch_windows
+
+
+def window_quality_figures(quality: WindowQuality) -> dict[str, float]:
+    """The numeric quality figures of a window for the aggregate (never pixels or landmarks)."""
+    figures = {
+        "face_fraction": quality.face_fraction,
+        "passed_fraction": quality.passed_fraction,
+        "abs_yaw": quality.mean_abs_yaw,
+        "abs_pitch": quality.mean_abs_pitch,
+        "brightness": quality.mean_brightness,
+        "contrast": quality.mean_contrast,
+        "blur": quality.mean_blur,
+    }
+    return {name: float(value) for name, value in figures.items() if value is not None}
+
+
+class WindowScorer:
+    """Turns windows into outcomes in order, scoring the passed ones with ``backend`` on one worker thread.
+
+    ``origin`` is added to the pipeline's window times to make them wall-clock timestamps.
+    """
+
+    def __init__(self, backend: Backend, *, origin: float, max_pending: int = 2) -> None:
+        self.backend = backend
+        self.origin = origin
+        self.max_pending = max_pending
+        self.seconds = 0.0  # spent in normalisation and inference
+        self.scored = 0
+        self.rejected = 0
+        self._pending: collections.deque[Future[list[WindowOutcome]]] = collections.deque()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    def submit(self, windows: list[Window]) -> None:
+        """Queue windows (rejected ones pass straight through, in order)."""
+        if not windows:
+            return
+        unfinished = [future for future in self._pending if not future.done()]
+        if len(unfinished) >= self.max_pending:
+            wait(unfinished[:1])  # back-pressure: the pipeline waits for the oldest window in the works
+        self._pending.append(self._worker.submit(self._outcomes, windows))
+
+    def ready(self, *, wait: bool = False) -> list[WindowOutcome]:
+        """Outcomes finished so far, oldest first (all of them with ``wait``)."""
+        out: list[WindowOutcome] = []
+        while self._pending and (wait or self._pending[0].done()):
+            out += self._pending.popleft().result()
+        return out
+
+    def discard(self) -> None:
+        """Forget what is queued (after an erase or a withdrawn consent)."""
+        self.ready(wait=True)
+
+    def close(self) -> None:
+        """Stop the worker thread (queued windows are scored first)."""
+        self._worker.shutdown(wait=True)
+
+    def _outcomes(self, windows: list[Window]) -> list[WindowOutcome]:
+        passed = [w for w in windows if w.quality.passed]
+        scores: dict[int, float] = {}
+        if passed:
+            started = time.perf_counter()
+            values = self.backend.infer(batch_windows([w.frames for w in passed], self.backend.bundle.input))
+            scores = {id(w): float(v) for w, v in zip(passed, values, strict=True)}
+            self.seconds += time.perf_counter() - started
+        self.scored += len(passed)
+        self.rejected += len(windows) - len(passed)
+        return [
+            WindowOutcome(
+                start=self.origin + w.start,
+                end=self.origin + w.end,
+                score=scores.get(id(w)),
+                reject_reason=w.quality.reject_reason,
+                quality=window_quality_figures(w.quality),
+            )
+            for w in windows
+        ]

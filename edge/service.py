@@ -1,0 +1,94 @@
+"""systemd integration: sd_notify READY/STATUS/WATCHDOG and SIGTERM/SIGINT as a clean stop request.
+
+The watchdog is fed only while the daemon makes progress: frames were processed since the last ping, or the daemon
+is idle on purpose (paused, waiting for consent, reconnecting a lost camera with its capture thread alive). A loop
+stuck in inference or a dead capture thread stops the pings, and systemd restarts the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+import sdnotify
+
+log = logging.getLogger(__name__)
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between watchdog pings (half of systemd's ``WatchdogSec=``), or ``None`` when none is asked for."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) <= 0 or (pid.isdigit() and int(pid) != os.getpid()):
+        return None
+    return int(usec) / 2e6
+
+
+class Notifier:
+    """Talks to systemd's notification socket; does nothing when the process does not run under systemd."""
+
+    def __init__(self) -> None:
+        self._notifier = sdnotify.SystemdNotifier()
+        self.interval = watchdog_interval()
+        self._last_ping = time.monotonic()
+        self._last_progress = -1
+        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
+
+    def send(self, *lines: str) -> None:
+        """Send ``KEY=value`` lines in one datagram."""
+        if self.enabled:
+            self._notifier.notify("\n".join(lines))
+
+    def ready(self, status: str) -> None:
+        """Tell systemd that start-up (bundle checks, backend warm-up) is over."""
+        self.send("READY=1", f"STATUS={status}")
+        log.info("ready: %s", status)
+
+    def status(self, status: str) -> None:
+        """One line for ``systemctl status``."""
+        self.send(f"STATUS={status}")
+
+    def stopping(self, status: str) -> None:
+        """Tell systemd the daemon is shutting down."""
+        self.send("STOPPING=1", f"STATUS={status}")
+
+    def feed(self, progress: int, *, idle_ok: bool = False) -> bool:
+        """Ping the watchdog if it is due and ``progress`` (a frame counter) moved or the daemon is idle on purpose.
+
+        Returns whether a ping was sent.
+        """
+        now = time.monotonic()
+        if self.interval is None or now - self._last_ping < self.interval:
+            return False
+        if progress == self._last_progress and not idle_ok:
+            return False
+        self._last_ping, self._last_progress = now, progress
+        self.send("WATCHDOG=1")
+        return True
+
+
+class StopRequest:
+    """Turns SIGTERM and SIGINT into a flag the daemon loop checks; a second signal is handled the same way."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal_name = ""
+
+    def install(self) -> StopRequest:
+        """Install the handlers (main thread only)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop was asked for."""
+        return self.event.is_set()

@@ -1,0 +1,135 @@
+"""Configuration: defaults, the example file, overrides, relative paths, and messages that name key and fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from daemon_media import write_config
+
+from edge.cli import main
+from edge.config import DEMO_BUNDLE, Config, InvalidConfigError, apply_overrides, load_config
+from edge.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "systemd" / "config.example.toml"
+
+
+def problems_of(path: Path, *overrides: str) -> list[str]:
+    with pytest.raises(InvalidConfigError) as error:
+        load_config(path, overrides)
+    assert error.value.exit_code == 3
+    return error.value.problems
+
+
+def test_defaults_are_a_valid_configuration() -> None:
+    config = load_config(None)
+    assert config.model.bundle == DEMO_BUNDLE
+    assert config.privacy.consent == "required"  # nothing is processed until consent is recorded
+    assert config.camera.source == "/dev/video0" and config.mqtt.port == 1883
+
+
+def test_the_example_file_documents_the_defaults() -> None:
+    assert load_config(EXAMPLE) == Config()
+
+
+def test_out_of_range_value_names_file_key_bounds_value_and_fix(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "edge.toml", {"mqtt": {"port": 99999}})
+    (line,) = problems_of(path)
+    assert line.startswith("edge.toml: mqtt.port: must be 1-65535, got 99999 (fix: set mqtt.port to a valid value")
+
+
+def test_unknown_keys_are_errors_with_a_suggestion(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "edge.toml", {"camera": {"sorce": "/dev/video1"}, "modle": {"x": 1}})
+    lines = problems_of(path)
+    assert "edge.toml: camera.sorce: unknown key (fix: did you mean camera.source?" in lines[0]
+    assert "edge.toml: modle: unknown key (fix: did you mean model?" in lines[1]
+
+
+def test_wrong_choice_suggests_the_close_one(tmp_path: Path) -> None:
+    (line,) = problems_of(write_config(tmp_path / "e.toml", {"model": {"precision": "in8"}}))
+    assert "model.precision" in line and "got 'in8'" in line and "did you mean 'int8'?" in line
+
+
+def test_unknown_backend_lists_the_registered_ones(tmp_path: Path) -> None:
+    (line,) = problems_of(write_config(tmp_path / "e.toml", {"model": {"backend": "cuda"}}))
+    assert "model.backend: must be one of auto, onnxruntime" in line and "got 'cuda'" in line
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "e.toml", {"camera": {"queue_size": 0}, "privacy": {"k_min_windows": 0}})
+    lines = problems_of(path, "mqtt.protocol=4")
+    assert [line.split(": ")[1] for line in lines] == ["camera.queue_size", "privacy.k_min_windows", "mqtt.protocol"]
+    assert lines[2].startswith("--set: mqtt.protocol:")  # an override names itself, not the file
+
+
+def test_nested_model_rules_of_the_publish_settings_are_reported(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "e.toml", {"mqtt.tls": {"enabled": True, "cert_file": "client.pem"}})
+    (line,) = problems_of(path)
+    assert line.startswith("e.toml: mqtt.tls:") and "cert_file and tls.key_file go together" in line
+
+
+def test_overrides_parse_toml_values_and_bare_strings() -> None:
+    data = apply_overrides(
+        {"camera": {"source": "/dev/video0"}},
+        [
+            "camera.realtime=false",
+            "mqtt.port=8883",
+            "camera.source=rtsp://cam/1",
+            "privacy.dp.epsilon_per_summary=0.25",
+        ],
+    )
+    assert data == {
+        "camera": {"source": "rtsp://cam/1", "realtime": False},
+        "mqtt": {"port": 8883},
+        "privacy": {"dp": {"epsilon_per_summary": 0.25}},
+    }
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=1", "a..b=1", "camera.source.x=1"])
+def test_malformed_overrides_are_config_errors(bad: str) -> None:
+    with pytest.raises(ConfigError, match="--set"):
+        apply_overrides({"camera": {"source": "x"}}, [bad])
+
+
+def test_relative_paths_are_taken_from_the_files_directory(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    path = write_config(
+        tmp_path / "e.toml",
+        {"device": {"state_dir": "state"}, "model": {"bundle": "bundles/b"}, "camera": {"source": "clip.mp4"}},
+    )
+    config = load_config(path)
+    assert config.device.state_dir == tmp_path / "state"
+    assert config.model.bundle == tmp_path / "bundles" / "b"
+    assert config.camera.source == str(tmp_path / "clip.mp4")
+    assert load_config(path, ["camera.source=/dev/video2"]).camera.source == "/dev/video2"
+
+
+def test_toml_syntax_errors_and_missing_files_are_config_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mqtt\nport = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_a_camera_index_may_be_written_as_a_number(tmp_path: Path) -> None:
+    assert load_config(write_config(tmp_path / "e.toml", {"camera": {"source": 1}})).camera.source == "1"
+
+
+def test_face_settings_reach_the_face_pipeline_config() -> None:
+    face = load_config(None, ["face.max_abs_yaw=20", "face.detector_fallback=false"]).face.to_face_config()
+    assert face.max_abs_yaw == 20.0 and face.detector_fallback is False
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write_config(tmp_path / "good.toml", {"mqtt": {"port": 8883}})
+    assert main(["check-config", str(good)]) == 0
+    assert "valid" in capsys.readouterr().out
+    bad = write_config(tmp_path / "bad.toml", {"mqtt": {"port": 0}})
+    assert main(["check-config", str(bad), "--json"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False and report["problems"][0].startswith("bad.toml: mqtt.port: must be 1-65535")
+    assert main(["check-config", str(good), "--json", "--set", "mqtt.host=broker.lan"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["mqtt"]["host"] == "broker.lan"

@@ -1,0 +1,99 @@
+"""The demo and replay commands: what an integrator sees, the broker fallbacks, and the benchmark's figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_media import media_set
+
+from edge import NOT_A_DIAGNOSTIC_DEVICE
+from edge.bundle import load_bundle
+from edge.cli import main
+from edge.config import DEMO_BUNDLE
+from edge.errors import BrokerError
+from edge.schemas import schema_errors
+
+
+@pytest.fixture
+def media() -> dict[str, Any]:
+    return media_set()
+
+
+def test_demo_prints_what_an_integrator_receives(
+    media: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["demo", "--video", str(media["face"]), "--json", "--set", f"model.bundle={media['bundle'].root}"]
+    assert main([*argv, "--set", "privacy.k_min_windows=2", "--set", "model.backend=onnxruntime"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
+    assert {s["kind"] for s in summaries} == {"session", "rolling"}
+    assert all(schema_errors(s, "summary") == [] for s in summaries)
+    assert lines[-1]["payload"]["state"] == "offline"
+    assert main(["demo", "--broker", "http://nowhere"]) == 2  # a usage error, said in one line
+
+
+def test_replay_reports_throughput_stages_cpu_and_memory(
+    media: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["replay", str(media["face"]), "--fast", "--json", "--bundle", str(media["bundle"].root)]
+    assert main([*argv, "--set", "model.backend=onnxruntime"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["frames_read"], report["frames_sampled"], report["frames_processed"]) == (90, 24, 24)
+    assert report["windows_scored"] == 5 and report["frames_dropped"] == 0
+    assert report["realtime_factor"] > 0 and report["cpu_percent_of_one_core"] > 0 and report["peak_rss_mb"] > 50
+    assert report["stage_s"]["face: mediapipe"] > 0 and report["stage_s"]["inference"] > 0
+
+
+@pytest.mark.slow
+def test_demo_falls_back_to_the_embedded_broker_without_mosquitto(
+    media: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("amqtt", reason="amqtt is not installed (pip install '.[broker]')")
+    import edge.commands._demo_broker as brokers
+
+    monkeypatch.setattr(brokers, "mosquitto_binary", lambda: None)  # as on a machine without Mosquitto
+    argv = ["demo", "--video", str(media["face"]), "--set", f"model.bundle={media['bundle'].root}"]
+    assert main([*argv, "--set", "privacy.k_min_windows=2", "--set", "model.backend=onnxruntime"]) == 0
+    out = capsys.readouterr().out
+    assert "embedded amqtt" in out and "summary   session" in out and NOT_A_DIAGNOSTIC_DEVICE in out
+
+
+def test_demo_without_any_broker_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    import edge.commands._demo_broker as brokers
+
+    real_import = builtins.__import__
+
+    def no_amqtt(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "amqtt" or name.startswith("amqtt."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(brokers, "mosquitto_binary", lambda: None)
+    monkeypatch.setattr(builtins, "__import__", no_amqtt)
+    with pytest.raises(BrokerError, match="no MQTT broker") as error, brokers.demo_broker(None):
+        pass
+    assert error.value.fix and "apt-get install mosquitto" in error.value.fix and "--broker" in error.value.fix
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DEMO_BUNDLE / "manifest.json").is_file(), reason="the bundled demo model is not built yet")
+def test_demo_runs_with_no_setup_on_the_bundled_model_and_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
+    assert summaries and all(schema_errors(s, "summary") == [] for s in summaries)
+    assert all(s["model"]["name"] == load_bundle(DEMO_BUNDLE).name for s in summaries)
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "replay", "check-config", "--help"])
+def test_help_shows_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"] if command != "--help" else ["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "python -m edge" in out and ("examples:" in out or command == "--help")
