@@ -33,4 +33,10 @@ python -m export train --arch expresso-tsm --labels "$WORK/train/labels.csv" --o
     --option stem=16 --option 'widths=[24,48,96]' --group-columns photo,skin_tone,lighting,background
 
 python -m export.demo_bundle --run "$WORK/run" --heldout "$WORK/heldout/labels.csv" --out edge/assets/demo_bundle
+
+# INT8: a calibration set from the sample videos (face crops: it stays in WORK, never in the repository or the
+# bundle), then both Q/DQ models, the TensorRT table and the accuracy report, gated at 1% of the output range.
+python -m calibration collect samples/*.mp4 --bundle edge/assets/demo_bundle --labels samples/labels.csv \
+    --out "$WORK/calib"
+python -m export calibrate edge/assets/demo_bundle --calib "$WORK/calib" --method minmax
 echo "demo bundle written to edge/assets/demo_bundle (training run and reports in $WORK/run)"

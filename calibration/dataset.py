@@ -1,0 +1,96 @@
+"""Load a calibration set and feed it as normalised batches (through edge.preprocess, like the device)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from calibration.collect import SET_FORMAT, SUMMARY_FILE, WINDOWS_FILE
+from edge.bundle import InputSpec, Tile
+from edge.errors import InputError, UsageError
+from edge.preprocess import batch_windows
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Windows ``(N, T, H, W, 3)`` uint8, the source index and label (NaN if none) of each, and the summary."""
+
+    root: Path
+    frames: npt.NDArray[np.uint8]
+    source: npt.NDArray[np.int32]
+    labels: npt.NDArray[np.float32]
+    summary: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def check_fits(self, spec: InputSpec, tiles: Sequence[Tile]) -> None:
+        """Refuse a set built for another window shape or mosaic than the bundle's."""
+        expected = (spec.frames, spec.height, spec.width, spec.channels)
+        held = tuple(self.frames.shape[1:])
+        if held != expected:
+            raise InputError(
+                f"calibration set {self.root} holds windows {held}, the bundle wants {expected}",
+                fix="collect a set for this bundle: python -m calibration collect VIDEOS --bundle BUNDLE --out SET",
+            )
+        if self.summary.get("tiles") not in (None, [vars(tile) for tile in tiles]):
+            raise InputError(
+                f"calibration set {self.root} was built with another region mosaic than the bundle's",
+                fix="collect a set for this bundle: python -m calibration collect VIDEOS --bundle BUNDLE --out SET",
+            )
+
+    def split(self, holdout_fraction: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Indices ``(calibrate, hold out)``: whole sources are held out when there are several (overlapping
+        windows of one video would otherwise leak), else the last windows of the one source."""
+        if not 0.0 < holdout_fraction < 1.0:
+            raise UsageError(f"--holdout-fraction {holdout_fraction} is outside (0, 1)", fix="pass e.g. 0.25")
+        count = len(self)
+        target = max(1, round(count * holdout_fraction))
+        sources = np.unique(self.source)
+        held = np.zeros(count, dtype=bool)
+        if len(sources) > 1:
+            for source in sources[::-1][:-1]:  # keep at least the first source for calibration
+                if held.sum() >= target:
+                    break
+                held |= self.source == source
+        else:
+            held[count - target :] = True
+        if held.all() or not held.any():
+            raise InputError(
+                f"calibration set {self.root} has {count} windows: too few to hold some out",
+                fix="collect more windows (at least 8) or from more videos",
+            )
+        return np.flatnonzero(~held), np.flatnonzero(held)
+
+    def batches(
+        self, indices: Sequence[int] | npt.NDArray[np.intp], spec: InputSpec, batch_size: int = 8
+    ) -> Iterator[npt.NDArray[np.float32]]:
+        """Normalised model-input batches of the windows at ``indices``."""
+        order = list(indices)
+        for start in range(0, len(order), batch_size):
+            yield batch_windows([self.frames[i] for i in order[start : start + batch_size]], spec)
+
+
+def load_set(path: str | Path) -> CalibrationSet:
+    """Read a set written by ``python -m calibration collect``."""
+    root = Path(path)
+    windows, summary_path = root / WINDOWS_FILE, root / SUMMARY_FILE
+    if not windows.is_file() or not summary_path.is_file():
+        raise InputError(
+            f"{root} is not a calibration set (needs {WINDOWS_FILE} and {SUMMARY_FILE})",
+            fix="build one with: python -m calibration collect VIDEOS... --out SET",
+        )
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    if summary.get("format") != SET_FORMAT:
+        raise InputError(f"{summary_path} is not a calibration-set summary", fix="rebuild the set")
+    with np.load(windows) as data:
+        frames, source, labels = data["frames"], data["source"], data["labels"]
+    if frames.dtype != np.uint8 or frames.ndim != 5 or len(frames) == 0:
+        raise InputError(f"{windows} holds no uint8 windows (N, T, H, W, 3)", fix="rebuild the set")
+    return CalibrationSet(root, frames, source.astype(np.int32), labels.astype(np.float32), summary)

@@ -1,0 +1,136 @@
+"""TensorRT's INT8 calibration cache: the text format its calibrators read and write.
+
+The file is plain text: a header line ``TRT-<version code>-<algorithm>`` (for example
+``TRT-8601-EntropyCalibration2`` for TensorRT 8.6.1, ``TRT-100300-EntropyCalibration2`` for 10.3.0), then one line
+``<tensor name>: <hex>`` per activation tensor, where ``<hex>`` is the quantization scale as a big-endian IEEE-754
+float32 written as 8 lowercase hex digits. TensorRT's dynamic range is ``scale * 127`` (symmetric, zero point 0).
+
+onnxruntime's ``write_calibration_table`` is a different thing (JSON/flatbuffers of the amax, no header), so this
+module converts calibrated ranges into TensorRT's format instead of copying that file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import BundleError
+
+INT8_MAX = 127.0
+DEFAULT_ALGORITHM = "EntropyCalibration2"
+ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")
+DEFAULT_VERSION = "8.6.1"
+"""TensorRT version written into a table made off the device (JetPack 6's TensorRT 8.6); the engine builder
+rewrites the header for the TensorRT it runs, so the number here only documents where the table was aimed."""
+
+_HEADER = re.compile(r"^TRT-(?P<code>\d+)-(?P<algorithm>[A-Za-z0-9]+)$")
+_LINE = re.compile(r"^(?P<name>.+): (?P<hex>[0-9a-fA-F]{8})$")
+
+
+def version_code(version: str) -> str:
+    """TensorRT's ``NV_TENSORRT_VERSION`` for ``major.minor.patch``: ``8.6.1 -> 8601``, ``10.3.0 -> 100300``."""
+    parts = [int(p) for p in re.findall(r"\d+", version)[:3]]
+    if len(parts) < 2:
+        raise BundleError(f"cannot read TensorRT version {version!r}", fix="pass a version like 8.6.1 or 10.3.0")
+    major, minor, patch = (*parts, 0)[:3]
+    factor = 10000 if major >= 10 else 1000
+    return str(major * factor + minor * 100 + patch)
+
+
+def scale_to_hex(scale: float) -> str:
+    """The 8 hex digits of ``scale`` as a big-endian float32 (``1.0 -> 3f800000``)."""
+    return struct.pack(">f", scale).hex()
+
+
+def hex_to_scale(text: str) -> float:
+    """Inverse of :func:`scale_to_hex`."""
+    return float(struct.unpack(">f", bytes.fromhex(text))[0])
+
+
+def amax_to_scale(amax: float) -> float:
+    """TensorRT's symmetric int8 scale for a tensor whose absolute maximum is ``amax``."""
+    return float(amax) / INT8_MAX
+
+
+@dataclass(frozen=True)
+class CalibrationTable:
+    """Per-tensor int8 scales with the header TensorRT checks (version code and algorithm)."""
+
+    scales: dict[str, float]
+    version: str = field(default_factory=lambda: version_code(DEFAULT_VERSION))
+    algorithm: str = DEFAULT_ALGORITHM
+
+    @property
+    def header(self) -> str:
+        """The first line of the cache file."""
+        return f"TRT-{self.version}-{self.algorithm}"
+
+    def amax(self, tensor: str) -> float:
+        """Dynamic range (absolute maximum) of ``tensor``."""
+        return self.scales[tensor] * INT8_MAX
+
+    def retarget(self, *, version: str, algorithm: str) -> CalibrationTable:
+        """The same scales under another header (TensorRT ignores a cache whose header is not its own)."""
+        return CalibrationTable(dict(self.scales), version=version, algorithm=algorithm)
+
+    def to_text(self) -> str:
+        """The cache file's text."""
+        lines = [self.header, *(f"{name}: {scale_to_hex(scale)}" for name, scale in self.scales.items())]
+        return "\n".join(lines) + "\n"
+
+
+def table_from_amax(
+    amax: Mapping[str, float], *, version: str | None = None, algorithm: str = DEFAULT_ALGORITHM
+) -> CalibrationTable:
+    """A table from absolute maxima per tensor (tensors with a zero or non-finite range are left out)."""
+    if algorithm not in ALGORITHMS:
+        raise BundleError(f"unknown TensorRT calibration algorithm {algorithm!r}", fix=f"use one of {ALGORITHMS}")
+    scales = {name: amax_to_scale(value) for name, value in amax.items() if math.isfinite(value) and value > 0}
+    return CalibrationTable(scales, version=version or version_code(DEFAULT_VERSION), algorithm=algorithm)
+
+
+def table_from_ranges(
+    ranges: Mapping[str, tuple[float, float]], *, version: str | None = None, algorithm: str = DEFAULT_ALGORITHM
+) -> CalibrationTable:
+    """A table from ``(low, high)`` ranges, e.g. onnxruntime's calibration cache (amax = max(|low|, |high|))."""
+    amax = {name: max(abs(low), abs(high)) for name, (low, high) in ranges.items()}
+    return table_from_amax(amax, version=version, algorithm=algorithm)
+
+
+def parse_table(text: str, *, source: str = "calibration table") -> CalibrationTable:
+    """Read a TensorRT calibration cache; a malformed line is an error naming the line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise BundleError(f"{source} is empty", fix="rebuild it with `python -m export calibrate`")
+    header = _HEADER.match(lines[0])
+    if header is None:
+        raise BundleError(
+            f"{source} starts with {lines[0][:60]!r}, not a TensorRT header like 'TRT-8601-EntropyCalibration2' "
+            "(an onnxruntime calibration.json/flatbuffers file is not a TensorRT cache)",
+            fix="convert onnxruntime ranges with calibration.trt_table.table_from_ranges",
+        )
+    scales: dict[str, float] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        match = _LINE.match(line)
+        if match is None:
+            raise BundleError(
+                f"{source} line {number} is {line[:60]!r}, expected 'tensor_name: <8 hex digits>'",
+                fix="rebuild the table with `python -m export calibrate`",
+            )
+        scales[match["name"]] = hex_to_scale(match["hex"])
+    return CalibrationTable(scales, version=header["code"], algorithm=header["algorithm"])
+
+
+def write_table(path: Path, table: CalibrationTable) -> Path:
+    """Write ``table`` to ``path``."""
+    path.write_text(table.to_text(), encoding="ascii")
+    return path
+
+
+def read_table(path: Path) -> CalibrationTable:
+    """Read a table written by TensorRT or by :func:`write_table`."""
+    return parse_table(path.read_text(encoding="ascii"), source=str(path))

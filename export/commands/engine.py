@@ -1,0 +1,46 @@
+"""``python -m export engine``: build a TensorRT engine on this device and record it in the bundle."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge.bundle import load_bundle
+from export.engine import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_MB, build_engine
+
+NAME = "engine"
+HELP = "build a TensorRT engine for this GPU (int8 via Q/DQ on TensorRT >= 10, the calibration table on 8.x)"
+EXAMPLES = """\
+  python -m export engine /opt/expresso/bundle --precision auto
+  python -m export engine BUNDLE --precision fp16              # Jetson Nano / TX1 / TX2: no fast INT8
+  python -m export engine BUNDLE --precision int8 --dla-core 0 --workspace 2048   # Xavier / Orin DLA
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``engine``."""
+    parser.add_argument("bundle", type=Path, help="bundle directory (calibrated for int8)")
+    parser.add_argument(
+        "--precision", choices=("auto", "int8", "fp16", "fp32"), default="auto", help="auto: the best this GPU has"
+    )
+    parser.add_argument("--dla-core", type=int, help="build for this DLA core (Xavier, Orin), GPU fallback on")
+    parser.add_argument("--workspace", type=int, default=DEFAULT_WORKSPACE_MB, help="builder workspace limit, MB")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="largest batch of windows")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build and record the engine."""
+    bundle = build_engine(
+        load_bundle(args.bundle),
+        args.precision,
+        dla_core=args.dla_core,
+        workspace_mb=args.workspace,
+        max_batch=args.max_batch,
+    )
+    engine = bundle.artifacts[-1]
+    built = engine.record["built_for"]
+    print(
+        f"built {engine.path} ({engine.precision}) for {built['gpu_name']} (sm {built['compute_capability']}), "
+        f"TensorRT {built['tensorrt_version']}"
+    )
+    return 0

@@ -1,0 +1,81 @@
+"""Calibration sets: written from in-memory windows, summary counts, loading, hold-out split, batches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_bundle import make_bundle, make_windows
+
+from calibration.collect import PRIVACY_NOTE, Collected, collect_from_windows, write_set
+from calibration.dataset import load_set
+from edge.errors import InputError
+from edge.preprocess import window_to_input
+
+
+def test_set_round_trip_and_summary(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    windows = make_windows(10)
+    collected = collect_from_windows(windows, source="clip_a.mp4", label=21.0)
+    collected.rejected.update({"face_lost": 3, "blur": 1})
+    summary = write_set(tmp_path / "set", collected, bundle.input, bundle.tiles, manifest_sha256="ab" * 32)
+    assert summary["windows"] == 10 and summary["windows_seen"] == 14
+    assert summary["rejected"] == {"face_lost": 3, "blur": 1}
+    assert summary["sources"] == 1 and summary["labelled_windows"] == 10
+    assert summary["privacy"] == PRIVACY_NOTE and "never" in PRIVACY_NOTE
+    assert json.loads((tmp_path / "set" / "summary.json").read_text())["manifest_sha256"] == "ab" * 32
+    cset = load_set(tmp_path / "set")
+    assert cset.frames.dtype == np.uint8 and np.array_equal(cset.frames[3], windows[3])
+    cset.check_fits(bundle.input, bundle.tiles)
+    batch = next(cset.batches([3, 4], bundle.input))
+    np.testing.assert_array_equal(batch[0:1], window_to_input(windows[3], bundle.input))
+
+
+def test_hold_out_takes_whole_sources_when_there_are_several(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    collected = Collected()
+    for name in ("a", "b", "c", "d"):
+        index = collected.add_source(name)
+        for frames in make_windows(5, seed=index):
+            collected.add(frames, index)
+    write_set(tmp_path / "set", collected, bundle.input, bundle.tiles)
+    cset = load_set(tmp_path / "set")
+    calib, held = cset.split(0.25)
+    assert set(cset.source[held]) == {3} and set(cset.source[calib]) == {0, 1, 2}
+
+
+def test_empty_or_mismatched_sets_are_refused(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    empty = Collected()
+    empty.rejected["face_lost"] = 7
+    with pytest.raises(InputError, match="face_lost: 7"):
+        write_set(tmp_path / "none", empty, bundle.input, bundle.tiles)
+    odd = collect_from_windows([np.zeros((2, 8, 8, 3), np.uint8)])
+    with pytest.raises(InputError, match="do not fit"):
+        write_set(tmp_path / "odd", odd, bundle.input, bundle.tiles)
+    with pytest.raises(InputError, match="not a calibration set"):
+        load_set(tmp_path)
+
+
+@pytest.mark.slow
+def test_collect_command_runs_the_face_pipeline_on_a_sample_video(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli_support import run_cli
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    videos = sorted(samples.glob("*.mp4"))
+    if not videos:
+        pytest.skip("samples/ has no videos")
+    argv = ["collect", str(videos[0]), "--out", str(tmp_path / "set"), "--max-windows", "3", "--json"]
+    argv += ["--labels", str(samples / "labels.csv")]
+    assert run_cli("python -m calibration", "", "calibration.commands", argv) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert summary["windows"] == 3 and summary["sources"] == 1 and summary["labelled_windows"] == 3
+    assert "never" in err and "bundle" in err
+    cset = load_set(tmp_path / "set")
+    assert cset.frames.shape == (3, 16, 112, 112, 3) and np.isfinite(cset.labels).all()
+    assert cset.frames.std() > 5  # real face crops, not blank frames
