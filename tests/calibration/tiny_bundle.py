@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import onnx
+from bundle_factory import write_test_bundle
 from onnx import TensorProto, helper, numpy_helper
 
-from edge.bundle import Bundle, write_manifest
-from edge.layout import default_input_section, default_regions_section
+from edge.bundle import Bundle
 
 FRAMES, SIZE, WIDTH = 2, 16, 8
 
@@ -63,28 +63,17 @@ def tiny_model(seed: int = 0) -> onnx.ModelProto:
 
 def make_bundle(root: Path) -> Bundle:
     """A valid bundle holding the tiny FP32 model."""
-    root.mkdir(parents=True, exist_ok=True)
-    onnx.save(tiny_model(), str(root / "model.onnx"))
-    manifest = {
-        "model": {
-            "name": "tiny-test",
-            "architecture": "tiny-tsm",
-            "weights": {"source": "random"},
-            "parameters": 1000,
-            "macs_per_window": 300_000,
-        },
-        "input": default_input_section(layout="NTCHW", frames=FRAMES, size=SIZE),
-        "regions": default_regions_section(SIZE),
-        "output": {"name": "score", "units": "BDI-II", "range": [0, 63]},
-        "artifacts": [{"path": "model.onnx", "kind": "onnx", "precision": "fp32", "target": "any", "opset": 17}],
-        "model_card": {
-            "intended_use": "tests",
-            "not_a_diagnostic_device": True,
-            "training_data": "none",
-            "limitations": ["random weights"],
-        },
-    }
-    return write_manifest(root, manifest)
+    return write_test_bundle(
+        root,
+        tiny_model(),
+        architecture="tiny-tsm",
+        frames=FRAMES,
+        size=SIZE,
+        parameters=1000,
+        macs=300_000,
+        intended_use="tests",
+        limitation="random weights",
+    )
 
 
 def make_windows(count: int, seed: int = 1) -> list[npt.NDArray[np.uint8]]:

@@ -19,9 +19,9 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+from bundle_factory import write_test_bundle
 
-from edge.bundle import Bundle, write_manifest
-from edge.layout import default_input_section, default_regions_section
+from edge.bundle import Bundle
 
 
 def _moving(image: npt.NDArray[np.uint8], count: int, size: tuple[int, int]) -> list[npt.NDArray[np.uint8]]:
@@ -85,10 +85,8 @@ def damage(path: Path, out: Path, *, keep: float = 0.5, garble: bool = True) -> 
 
 def tiny_bundle(root: Path, frames: int = 16, size: int = 112) -> Bundle:
     """A valid bundle whose model scores a window as 20 + 10 x (mean of the normalised input): plumbing only."""
-    import onnx
     from onnx import TensorProto, helper
 
-    root.mkdir(parents=True, exist_ok=True)
     shape = ["N", frames, 3, size, size]
     graph = helper.make_graph(
         [
@@ -107,28 +105,17 @@ def tiny_bundle(root: Path, frames: int = 16, size: int = 112) -> Bundle:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
-    onnx.save(model, str(root / "model.onnx"))
-    manifest = {
-        "model": {
-            "name": "tiny-test",
-            "version": "0",
-            "architecture": "mean-probe",
-            "weights": {"source": "random", "note": "test fixture"},
-            "parameters": 2,
-            "macs_per_window": frames * 3 * size * size,
-        },
-        "input": default_input_section(layout="NTCHW", frames=frames, size=size),
-        "regions": default_regions_section(size),
-        "output": {"name": "score", "units": "BDI-II", "range": [0.0, 63.0]},
-        "artifacts": [{"path": "model.onnx", "kind": "onnx", "precision": "fp32", "target": "any", "opset": 18}],
-        "model_card": {
-            "intended_use": "tests of the daemon's plumbing",
-            "not_a_diagnostic_device": True,
-            "training_data": "none",
-            "limitations": ["not a model: the mean of its input"],
-        },
-    }
-    return write_manifest(root, manifest)
+    return write_test_bundle(
+        root,
+        model,
+        architecture="mean-probe",
+        frames=frames,
+        size=size,
+        parameters=2,
+        macs=frames * 3 * size * size,
+        intended_use="tests of the daemon's plumbing",
+        limitation="not a model: the mean of its input",
+    )
 
 
 def _toml_value(value: object) -> str:
