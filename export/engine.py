@@ -92,12 +92,17 @@ def engine_file(precision: str, dla_core: int | None) -> str:
     return f"model.{precision}{'' if dla_core is None else f'.dla{dla_core}'}.engine"
 
 
-def check_dla(device: DeviceInfo, dla_core: int | None) -> None:
-    """Refuse a DLA core this device does not have."""
+def check_dla(device: DeviceInfo, dla_core: int | None, precision: str) -> None:
+    """Refuse a DLA core this device does not have, and FP32 on DLA (DLA runs FP16 and INT8 only)."""
     if dla_core is not None and not 0 <= dla_core < device.dla_cores:
         raise InputError(
             f"--dla-core {dla_core}: {device.gpu_name} has {device.dla_cores} DLA cores",
             fix="leave out --dla-core (DLA exists on Xavier and Orin only)",
+        )
+    if dla_core is not None and precision == "fp32":
+        raise InputError(
+            f"--dla-core {dla_core} with fp32: DLA runs FP16 and INT8 only, every layer would fall back to the GPU",
+            fix="use --precision fp16 or int8 with --dla-core, or leave out --dla-core",
         )
 
 
@@ -165,8 +170,8 @@ def build_engine(
     import tensorrt as trt
 
     device = query_device(trt)
-    check_dla(device, dla_core)
     plan = plan_engine(bundle, precision, device)
+    check_dla(device, dla_core, plan.precision)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0 if tensorrt_major(trt.__version__) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
@@ -176,7 +181,10 @@ def build_engine(
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BundleError(f"TensorRT cannot parse {plan.onnx.path}: {errors}", fix="re-export with a supported opset")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if hasattr(config, "set_memory_pool_limit"):  # TensorRT >= 8.4
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    else:  # TensorRT 8.2 (JetPack 4.6, the last for Jetson Nano / TX1 / TX2)
+        config.max_workspace_size = workspace_mb << 20
     if plan.precision in ("fp16", "int8") and device.fast_fp16:
         config.set_flag(trt.BuilderFlag.FP16)  # layers TensorRT keeps out of INT8 may run in FP16
     if plan.precision == "int8":

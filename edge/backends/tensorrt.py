@@ -5,7 +5,9 @@ them as the artifact's ``built_for``); loading refuses any other with a :class:`
 buffers and device buffers are sized once for the engine's largest batch and reused; each call copies in, runs and
 copies out asynchronously on one stream, then synchronises. TensorRT >= 8.5 is driven by tensor names
 (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``), older 8.x by binding indices
-(``set_binding_shape``, ``execute_async_v2``).
+(``set_binding_shape``, ``execute_async_v2``). The device's primary CUDA context (the one TensorRT's runtime API
+uses too) is retained at load and pushed and popped around each call, so inference may run on another thread than
+the one that loaded the engine (the daemon scores on its own worker thread).
 
 The pure parts (device records, precision choice, shapes, batch chunks) are plain functions tested on any CPU.
 """
@@ -205,6 +207,9 @@ class TensorRTBackend(Backend):
         self._context_cuda.push()
         try:
             self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            dla_core = artifact.record.get("built_for", {}).get("dla_core")
+            if dla_core is not None:  # a DLA engine runs on the core the runtime names
+                self._runtime.DLA_core = int(dla_core)
             self._engine = self._runtime.deserialize_cuda_engine(self.bundle.path_of(artifact).read_bytes())
             if self._engine is None:
                 raise BundleError(f"TensorRT could not deserialise {artifact.path}", fix="rebuild the engine")
@@ -308,7 +313,9 @@ class TensorRTBackend(Backend):
             try:
                 for memory in self._device_mem.values():
                     memory.free()
-                del self._context, self._engine
+                for host in self._host.values():
+                    host.base.free()  # pagelocked: freed here, in its context, not at garbage collection
+                del self._context, self._engine, self._stream
             finally:
                 self._context_cuda.pop()
                 self._context_cuda.detach()

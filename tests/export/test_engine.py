@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from edge.backends.tensorrt import (
 from edge.bundle import Bundle, load_bundle, write_manifest
 from edge.errors import BackendUnavailableError, BundleError, InputError
 from edge.layout import default_input_section, default_regions_section
-from export.engine import engine_file, plan_engine, profile_shapes, record_engine
+from export.engine import check_dla, engine_file, plan_engine, profile_shapes, record_engine
 
 ORIN = DeviceInfo("Orin", "8.7", "10.3.0", fast_fp16=True, fast_int8=True, dla_cores=2)
 NANO = DeviceInfo("NVIDIA Tegra X1", "5.3", "8.2.1", fast_fp16=True, fast_int8=False)
@@ -124,6 +125,16 @@ def test_engine_plan_per_tensorrt_version(tmp_path: Path) -> None:
     assert engine_file("int8", 0) == "model.int8.dla0.engine"
 
 
+def test_dla_core_must_exist_and_run_fp16_or_int8() -> None:
+    check_dla(ORIN, 1, "int8")
+    check_dla(NANO, None, "fp32")
+    with pytest.raises(InputError, match="has 0 DLA cores"):
+        check_dla(NANO, 0, "fp16")
+    with pytest.raises(InputError, match="DLA runs FP16 and INT8 only") as caught:
+        check_dla(ORIN, 0, "fp32")
+    assert "--precision fp16" in str(caught.value.fix)
+
+
 def test_engine_record_is_loadable_and_selected(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path / "b", CALIBRATED)
     (bundle.root / "model.int8.engine").write_bytes(b"serialised engine")
@@ -163,6 +174,9 @@ def test_build_and_run_an_engine_on_the_gpu(tmp_path: Path) -> None:
     batch = np.random.default_rng(0).normal(size=(3, *built.input.shape[1:])).astype(np.float32)
     with create("tensorrt", built, precision="fp32") as backend:
         scores = backend.infer(batch)
+        with ThreadPoolExecutor(max_workers=1) as worker:  # the daemon scores on its own thread
+            threaded = worker.submit(backend.infer, batch).result()
+    np.testing.assert_array_equal(threaded, scores)
     session = ort.InferenceSession(str(built.root / "model.onnx"), providers=["CPUExecutionProvider"])
     expected = session.run(None, {"clip": batch})[0].reshape(3)
     np.testing.assert_allclose(scores, expected, rtol=1e-3, atol=1e-3)
