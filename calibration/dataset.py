@@ -39,6 +39,13 @@ class CalibrationSet:
                 f"calibration set {self.root} holds windows {held}, the bundle wants {expected}",
                 fix="collect a set for this bundle: python -m calibration collect VIDEOS --bundle BUNDLE --out SET",
             )
+        held_fps = self.summary.get("input", {}).get("sample_fps")
+        if held_fps is not None and float(held_fps) != spec.sample_fps:
+            raise InputError(
+                f"calibration set {self.root} was resampled at {held_fps} fps, "
+                f"the bundle samples {spec.sample_fps} fps",
+                fix="collect a set for this bundle: python -m calibration collect VIDEOS --bundle BUNDLE --out SET",
+            )
         if self.summary.get("tiles") not in (None, [vars(tile) for tile in tiles]):
             raise InputError(
                 f"calibration set {self.root} was built with another region mosaic than the bundle's",

@@ -4,8 +4,11 @@ Resampling: sampled frames sit on a grid ``t0 + k / sample_fps`` started by the 
 Each grid point takes the camera frame nearest to it: a frame at ``t`` is taken for every grid point up to
 ``t + dt / 2`` (``dt`` the camera's last frame interval), so a 30, 25 or 15 fps camera gives the same 8 fps
 grid, and a camera slower than ``sample_fps`` has frames repeated (nearest-neighbour resampling) rather than the
-clock stretched. The decision is made from the timestamp alone, before any pixel is looked at, so frames that
-are not taken cost nothing. A gap longer than ``max_gap`` seconds (or a timestamp going backwards) restarts the
+clock stretched. ``dt`` is capped at the longer of the grid period and the interval before: a longer interval
+means frames were left out (the capture thread hands over only the frames this rule takes), and the thinned
+stream must get the same frames on the same grid points as the full one (training and calibration read full
+videos). The decision is made from the timestamp alone, before any pixel is looked at, so frames that are not
+taken cost nothing. A gap longer than ``max_gap`` seconds (or a timestamp going backwards) restarts the
 grid and drops the partial window.
 
 Windows: ``frames`` consecutive grid samples, a new one every ``window_stride`` samples. A landmark jump or a
@@ -88,6 +91,7 @@ class Resampler:
         self._next: float | None = None
         self._last: float | None = None
         self._dt = 0.0
+        self._interval = 0.0  # the last frame interval, uncapped
 
     def due(self, timestamp: float) -> tuple[list[float], bool]:
         """Grid points this frame stands for (often none) and whether the grid restarted here."""
@@ -101,10 +105,12 @@ class Resampler:
                 )
             restart = True
         if restart:
-            self._next, self._dt = timestamp, 0.0
+            self._next, self._dt, self._interval = timestamp, 0.0, 0.0
         else:
             assert self._last is not None
-            self._dt = timestamp - self._last
+            interval = timestamp - self._last
+            self._dt = min(interval, max(self.period, self._interval))
+            self._interval = interval
         self._last = timestamp
         assert self._next is not None
         reach = timestamp + self._dt / 2
@@ -117,7 +123,7 @@ class Resampler:
     def reset(self) -> None:
         """Start a new grid at the next frame."""
         self._next = self._last = None
-        self._dt = 0.0
+        self._dt = self._interval = 0.0
 
 
 def window_quality(qualities: list[FrameQuality], config: FaceConfig) -> WindowQuality:

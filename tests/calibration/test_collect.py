@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -57,6 +58,16 @@ def test_empty_or_mismatched_sets_are_refused(tmp_path: Path) -> None:
         write_set(tmp_path / "odd", odd, bundle.input, bundle.tiles)
     with pytest.raises(InputError, match="not a calibration set"):
         load_set(tmp_path)
+
+
+def test_a_set_resampled_at_another_rate_than_the_bundle_is_refused(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    other = dataclasses.replace(bundle.input, sample_fps=bundle.input.sample_fps * 2)
+    write_set(tmp_path / "set", collect_from_windows(make_windows(4)), other, bundle.tiles)
+    cset = load_set(tmp_path / "set")
+    cset.check_fits(other, bundle.tiles)
+    with pytest.raises(InputError, match=f"resampled at {other.sample_fps} fps"):
+        cset.check_fits(bundle.input, bundle.tiles)
 
 
 @pytest.mark.slow

@@ -40,6 +40,16 @@ def test_a_camera_slower_than_the_rate_has_frames_repeated() -> None:
     assert len(taken) > len(set(taken))
 
 
+@pytest.mark.parametrize("camera_fps", [30.0, 15.0, 12.0, 10.0, 7.5, 5.0])
+def test_frames_thinned_by_the_capture_land_on_the_grid_points_the_full_stream_gives_them(camera_fps: float) -> None:
+    # the device's capture thread keeps only the frames this rule takes; training and calibration feed every frame
+    timestamps = [100.0 + index / camera_fps for index in range(int(6 * camera_fps))]
+    full, thinned, keep = Resampler(8.0, max_gap=0.5), Resampler(8.0, max_gap=0.5), Resampler(8.0, max_gap=0.5)
+    expected = [(t, point) for t in timestamps for point in full.due(t)[0]]
+    kept = [t for t in timestamps if keep.due(t)[0]]
+    assert [(t, point) for t in kept for point in thinned.due(t)[0]] == expected
+
+
 def test_a_gap_or_a_backwards_timestamp_restarts_the_grid() -> None:
     resampler = Resampler(8.0, max_gap=0.5)
     assert resampler.due(0.0) == ([0.0], True)
