@@ -14,11 +14,14 @@ from edge.bundle import Artifact, Bundle
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
-def _providers() -> list[str]:
-    import onnxruntime as ort
+def providers_for(precision: str, offered: list[str]) -> list[str]:
+    """Execution providers for a model of ``precision``, best first, among those ``offered``.
 
-    offered = ort.get_available_providers()
-    return [p for p in (*_GPU_PROVIDERS, "CPUExecutionProvider") if p in offered]
+    The INT8 model for ONNX Runtime has uint8 activations placed for its CPU kernels; TensorRT accepts only
+    zero-point-0 int8, so that model runs on the CPU provider alone. FP32 goes to a GPU provider when there is one.
+    """
+    wanted = ("CPUExecutionProvider",) if precision == "int8" else (*_GPU_PROVIDERS, "CPUExecutionProvider")
+    return [p for p in wanted if p in offered]
 
 
 class OnnxRuntimeBackend(Backend):
@@ -64,7 +67,9 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3
         self._model_file = self._artifact()
         self._session = ort.InferenceSession(
-            str(self.bundle.path_of(self._model_file)), sess_options=options, providers=_providers()
+            str(self.bundle.path_of(self._model_file)),
+            sess_options=options,
+            providers=providers_for(self.precision, ort.get_available_providers()),
         )
         self._input_name = self._session.get_inputs()[0].name
 

@@ -69,3 +69,12 @@ def test_backend_registry_names_its_choices(exported_bundle_dir: Path) -> None:
     assert available()["onnxruntime"] == (True, "")
     with pytest.raises(UsageError, match="choose one of: auto, onnxruntime"):
         create("tpu", load_bundle(exported_bundle_dir))
+
+
+def test_the_uint8_int8_model_stays_on_the_cpu_provider_and_fp32_prefers_a_gpu() -> None:
+    from edge.backends.onnxruntime import providers_for
+
+    offered = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers_for("int8", offered) == ["CPUExecutionProvider"]
+    assert providers_for("fp32", offered) == offered
+    assert providers_for("fp32", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
