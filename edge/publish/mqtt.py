@@ -109,6 +109,7 @@ class MqttLink:
         self._stopping = threading.Event()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._early: dict[int, bool] = {}  # acks that came before publish() returned: mid -> success
+        self._publishing = False  # the drain thread is inside publish(): only then can an ack come early
         self._last_sent = 0
         self._attempt = 0
         self.refused = 0
@@ -203,12 +204,23 @@ class MqttLink:
         for row in outbox.pending(after=after, limit=room):
             if not self.connected.is_set() or self._stopping.is_set():
                 return
-            info = self._client.publish(row.topic, row.payload, qos=row.qos)
             with self._lock:
+                if outbox is not self._outbox:  # erased since these rows were read: none of them may leave
+                    return
+                self._publishing = True
+            try:
+                info = self._client.publish(row.topic, row.payload, qos=row.qos)
+            except BaseException:
+                with self._lock:
+                    self._publishing = False
+                raise
+            with self._lock:
+                self._publishing = False  # in the same hold as the registration: no ack can fall in between
+                success = self._early.pop(info.mid, None)
+                self._early.clear()  # acks of status/health publishes: a stale mid must never ack a later row
                 if outbox is not self._outbox:
                     return
                 self._last_sent = row.row_id
-                success = self._early.pop(info.mid, None)
                 if success is None:
                     self._inflight[info.mid] = row.row_id
             if success is not None:
@@ -222,7 +234,7 @@ class MqttLink:
         with self._lock:
             row_id = self._inflight.pop(mid, None)
             outbox = self._outbox
-            if row_id is None:
+            if row_id is None and self._publishing:
                 self._early[mid] = success
         if row_id is not None:
             self._settle(outbox, row_id, success)

@@ -120,8 +120,7 @@ class Reporter:
         """Pass summaries through the privacy gate into the outbox; returns how many were queued."""
         queued = 0
         for summary in summaries:
-            if not self.processing_allowed:
-                log.warning("summary dropped: consent is not granted or processing is paused")
+            if not self._may_publish():
                 continue
             score = self._gate.admit(summary)
             if score is None:
@@ -133,13 +132,22 @@ class Reporter:
                 resolution_s=self._privacy.time_resolution_s,
                 k=self._privacy.k_min_windows,
             )
-            with self._lock:
+            with self._lock:  # an erase or a withdrawn consent since the check above: the summary goes with it
+                if not self._may_publish():
+                    continue
                 self.outbox.put(payload["message_id"], self.topics.summary, encode(payload), kind=summary.kind)
             log.info("queued a %s summary (%d scored windows)", summary.kind, summary.windows_scored)
             queued += 1
         if queued and self._link is not None:
             self._link.notify()
         return queued
+
+    def _may_publish(self) -> bool:
+        """Summaries of consented processing leave while consent stands; a pause stops processing, not them."""
+        if self.consent.granted is not True:
+            log.warning("summary dropped: consent is not granted")
+            return False
+        return True
 
     def health(self, metrics: Mapping[str, float], *, backend: str | None = None) -> bool:
         """Publish numeric health metrics (QoS 0, not stored); False when offline."""

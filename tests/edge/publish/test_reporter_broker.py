@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -190,3 +193,37 @@ def test_erase_wipes_the_outbox_and_state_and_revokes_consent(tmp_path: Path) ->
     assert not restarted.processing_allowed  # configured consent does not override an erase
     assert restarted.pseudonym == pseudonym
     restarted.stop(timeout=0)
+
+
+def test_a_summary_is_deleted_only_on_its_own_puback_even_when_its_mid_was_used_before(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path
+) -> None:
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
+    reporter.start()
+    assert reporter.connected.wait(10)
+    process = mqtt_broker._process
+    assert process is not None
+    try:
+        assert reporter.health({"frames_per_s": 29.7})  # QoS 0: paho reports its mid published at once
+        client = reporter._link._client  # type: ignore[union-attr]
+        health_mid = client._last_mid
+        time.sleep(0.3)
+        os.kill(process.pid, signal.SIGSTOP)  # the broker holds the connection but acknowledges nothing
+        client._last_mid = health_mid - 1  # what 65535 later messages do: the mid counter wraps to a used mid
+        assert reporter.submit([session_summary(SCORES)]) == 1
+        time.sleep(1.0)
+        assert reporter.outbox.stats()["messages"] == 1  # no PUBACK came, so the row stays
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    assert reporter.wait_drained(10)
+    reporter.stop(timeout=2)
+
+
+def test_a_pause_stops_processing_but_not_the_summaries_already_aggregated(tmp_path: Path) -> None:
+    reporter = Reporter(MqttSettings(enabled=False), PrivacySettings(consent="granted"), tmp_path / "s", IDENTITY)
+    reporter.apply_control(ControlCommand("pause"))
+    assert not reporter.processing_allowed
+    assert reporter.submit([session_summary(SCORES)]) == 1  # e.g. the session SIGTERM closes while paused
+    reporter.apply_control(ControlCommand("consent", granted=False))
+    assert reporter.submit([session_summary(SCORES)]) == 0
+    reporter.stop(timeout=0)
