@@ -29,7 +29,7 @@ from edge.errors import InputError
 from edge.face.config import FaceConfig
 from edge.face.video import video_fps
 from edge.face.windows import Resampler
-from edge.sources import SourceKind, classify_source, open_source
+from edge.sources import SourceKind, classify_source, display_source, open_source
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -270,7 +270,9 @@ class Capture:
         while not self._stop.is_set():
             if failures:
                 wait = min(high, low * 2 ** (failures - 1))
-                log.warning("camera %s lost (%s); reopening in %.1f s", self.source, self._stats.error, wait)
+                log.warning(
+                    "camera %s lost (%s); reopening in %.1f s", display_source(self.source), self._stats.error, wait
+                )
                 if self._stop.wait(wait):
                     return
                 self._count("reopens")

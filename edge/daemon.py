@@ -33,7 +33,7 @@ from edge.publish import Reporter
 from edge.publish.payloads import Activity
 from edge.scoring import WindowScorer
 from edge.service import Notifier
-from edge.sources import SourceKind, classify_source
+from edge.sources import SourceKind, classify_source, display_source
 from edge.telemetry import Counters, add_stats, describe_capture, summary_line
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ class Daemon:
             self.pipeline = FacePipeline(self.bundle.input, self.bundle.tiles, self.config.face.to_face_config())
             backend = self.backend.describe()
             self.notifier.ready(f"model {self.bundle.name} on {backend['backend']} {backend['precision']}")
-            log.info("started: model %s, backend %s, source %s", self.bundle.name, backend, self.config.camera.source)
+            source = display_source(self.config.camera.source)
+            log.info("started: model %s, backend %s, source %s", self.bundle.name, backend, source)
             self._loop()
         finally:
             self._shutdown()
@@ -119,8 +120,11 @@ class Daemon:
             if capture.finished:
                 self._stop_capture()
                 if stats.state == "failed":
-                    raise InputError(f"capture of {self.config.camera.source} failed: {stats.error}", fix="see the log")
-                log.info("input %s ended: %s", self.config.camera.source, describe_capture(stats))
+                    raise InputError(
+                        f"capture of {display_source(self.config.camera.source)} failed: {stats.error}",
+                        fix="see the log",
+                    )
+                log.info("input %s ended: %s", display_source(self.config.camera.source), describe_capture(stats))
                 return False
             if stats.state == "camera_lost":
                 self._set_activity("input_lost", f"camera_lost: {stats.error}")
@@ -185,7 +189,7 @@ class Daemon:
             log.exception("scoring the last windows failed; they are left out")
         self.scorer.close()
         if self.reporter is not None:
-            if self.reporter.processing_allowed:
+            if self.reporter.consent.granted:  # paused too: what was aggregated before the pause is kept
                 self._submit(self.aggregator.close(self._now()))
             drained = self.reporter.stop(timeout=STOP_TIMEOUT_S if self.reporter.connected.is_set() else 0.1)
             log.info("stopped: %s; outbox %s", self.summary_line(), "drained" if drained else "kept for later")

@@ -13,6 +13,7 @@ from edge.errors import InputError
 
 _URL = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", re.IGNORECASE)
 _DEVICE_PATH = re.compile(r"^/dev/video\d+$")
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 class SourceKind(str, Enum):
@@ -36,6 +37,11 @@ def classify_source(source: str | int) -> SourceKind:
     return SourceKind.FILE
 
 
+def display_source(source: str | int) -> str:
+    """``source`` fit for logs and the status topic: a URL's ``user:password@`` becomes ``***@``."""
+    return _USERINFO.sub("***@", str(source).strip())
+
+
 def open_source(source: str | int) -> Any:
     """Open ``source`` with the OpenCV backend that fits it; raises :class:`InputError` when it will not open."""
     kind = classify_source(source)
@@ -57,7 +63,7 @@ def open_source(source: str | int) -> Any:
         cap = cv2.VideoCapture(text)
     if not cap.isOpened():
         cap.release()
-        raise InputError(f"cannot open {kind.value} source {text!r}", fix=_OPEN_FIXES[kind])
+        raise InputError(f"cannot open {kind.value} source {display_source(text)!r}", fix=_OPEN_FIXES[kind])
     return cap
 
 

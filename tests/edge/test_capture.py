@@ -132,6 +132,20 @@ def test_lost_camera_is_reopened_with_capped_backoff() -> None:
     assert capture.stats.state == "stopped" and capture.finished
 
 
+def test_stream_credentials_stay_out_of_the_status_and_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    source = "rtsp://viewer:s3cret@127.0.0.1:1/stream"  # nothing listens on port 1: refused at once
+    capture = Capture(source, backoff=(0.05, 0.1)).start()
+    try:
+        deadline = time.monotonic() + 5
+        while capture.stats.reopens < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert capture.stats.state == "camera_lost"
+        assert "rtsp://***@127.0.0.1:1/stream" in capture.stats.error  # the status topic's detail
+    finally:
+        capture.stop()
+    assert "s3cret" not in capture.stats.error and "s3cret" not in caplog.text and "***@" in caplog.text
+
+
 @pytest.mark.skipif("GStreamer:                   YES" in cv2.getBuildInformation(), reason="OpenCV has GStreamer")
 def test_gstreamer_source_without_gstreamer_says_how_to_fix() -> None:
     capture = Capture("videotestsrc ! appsink", backoff=(0.05, 0.05)).start()

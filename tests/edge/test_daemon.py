@@ -345,3 +345,21 @@ def test_erase_forgets_what_was_aggregated_and_stops_processing(
     sessions = [s for s in valid(subscriber.on("summary"), "summary") if s["kind"] == "session"]
     assert len(sessions) == 1  # only what was seen after the erase
     assert sessions[0]["windows"]["scored"] == daemon.counters.windows_scored - before
+
+
+def test_a_stop_while_paused_still_flushes_what_was_aggregated_before_the_pause(
+    media: dict[str, Any], mqtt_broker: Broker, subscriber: Subscriber, topic_prefix: str, tmp_path: Path
+) -> None:
+    config = sections(tmp_path, media["bundle"], media["face"], mqtt_broker.port, topic_prefix)
+    config["camera"]["realtime"] = True
+    config["aggregation"]["session_gap_s"] = 30.0  # the session stays open until the stop closes it
+    config["privacy"]["k_min_windows"] = 1
+    daemon = make_daemon(tmp_path, config)
+    with running(daemon) as result:
+        assert wait_until(lambda: daemon.counters.windows_scored >= 2)
+        subscriber.publish(control_topic(daemon, topic_prefix), b'{"command": "pause", "request_id": "p-1"}')
+        assert subscriber.wait_for(status_with(activity="paused"))
+    assert result.get("code") == 0, result
+    assert offline(subscriber)
+    sessions = [s for s in valid(subscriber.on("summary"), "summary") if s["kind"] == "session"]
+    assert len(sessions) == 1 and sessions[0]["windows"]["scored"] == daemon.counters.windows_scored >= 2
