@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 
 from edge.errors import ConfigError
@@ -26,11 +27,25 @@ PSEUDONYM_HEX_CHARS = 20
 
 
 def load_or_create_secret(state_dir: Path) -> bytes:
-    """The local secret, created (mode 0600, ``O_EXCL``) on first call; a group/other-readable file is tightened."""
+    """The local secret, created on first call; a group/other-readable file is tightened.
+
+    It is written whole into a 0600 temporary file and then hard-linked into place (``link`` fails when the name
+    exists), so a crash never leaves a short secret behind and two starts never create two secrets.
+    """
     path = state_dir / SECRET_NAME
+    if path.exists():
+        return _read_secret(path)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd, tmp = tempfile.mkstemp(prefix=f".{SECRET_NAME}.", dir=state_dir)  # mode 0600 from the start
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(SECRET_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, path)
+        finally:
+            Path(tmp).unlink()
     except FileExistsError:
         return _read_secret(path)
     except OSError as error:
@@ -38,10 +53,6 @@ def load_or_create_secret(state_dir: Path) -> bytes:
             f"state directory {state_dir} is not writable ({error})",
             fix="create it owned by the daemon's user (systemd: StateDirectory=) or pass another state directory",
         ) from error
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secrets.token_bytes(SECRET_BYTES))
-        handle.flush()
-        os.fsync(handle.fileno())
     log.info("created a new device secret in %s", state_dir)
     return _read_secret(path)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,22 @@ def test_a_loose_secret_mode_is_tightened_and_a_short_secret_refused(tmp_path: P
     (tmp_path / SECRET_NAME).write_bytes(b"short")
     with pytest.raises(ConfigError, match="delete the file"):
         device_pseudonym(tmp_path)
+
+
+def test_a_secret_appears_only_whole_so_racing_starts_share_one_pseudonym(tmp_path: Path) -> None:
+    for trial in range(20):  # the old create-then-write left a window where a second start read an empty secret
+        state = tmp_path / str(trial)
+        barrier = threading.Barrier(4)
+
+        def start(state: Path = state, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()
+            return device_pseudonym(state)
+
+        with ThreadPoolExecutor(4) as pool:
+            names = set(pool.map(lambda _: start(), range(4)))
+        assert len(names) == 1
+        assert [p.name for p in state.iterdir()] == [SECRET_NAME]  # no temporary file left behind
+        assert stat.S_IMODE((state / SECRET_NAME).stat().st_mode) == 0o600
 
 
 def test_consent_needs_a_decision_and_control_wins_over_config(tmp_path: Path) -> None:
