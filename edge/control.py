@@ -44,7 +44,7 @@ def parse_control(payload: bytes, *, retained: bool = False) -> ControlCommand:
         raise ControlMessageError(f"control message of {len(payload)} bytes exceeds {MAX_CONTROL_BYTES}", fix=fix)
     try:
         document: Any = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # RecursionError: [[[[...]]]]
         raise ControlMessageError(f"control message is not UTF-8 JSON ({error})", fix=fix) from error
     request_id = _request_id_of(document)
     if retained:

@@ -28,6 +28,7 @@ def test_valid_commands_parse(payload: bytes, expected: ControlCommand) -> None:
         (b'{"command": "consent", "granted": "yes"}', "is not of type 'boolean'", None),
         (b'{"command": "pause", "request_id": "has space"}', "does not match", None),
         (b" " * (MAX_CONTROL_BYTES + 1), "exceeds", None),
+        (b"[" * 2048 + b"]" * 2048, "not UTF-8 JSON", None),  # nesting deep enough to overflow the decoder
     ],
 )
 def test_invalid_commands_name_the_problem(payload: bytes, message: str, request_id: str | None) -> None:
