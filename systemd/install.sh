@@ -33,7 +33,7 @@ if [[ -e "$CONF_DIR/config.toml" ]]; then
     echo "    keeping the existing $CONF_DIR/config.toml"
 else
     install -m 0644 "$HERE/config.example.toml" "$CONF_DIR/config.toml"
-    echo "    wrote $CONF_DIR/config.toml: set camera.source, mqtt.url and privacy.consent before starting"
+    echo "    wrote $CONF_DIR/config.toml: set camera.source, mqtt.host and privacy.consent before starting"
 fi
 "$PREFIX/venv/bin/python" -m edge check-config "$CONF_DIR/config.toml"
 

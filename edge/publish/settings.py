@@ -50,6 +50,22 @@ class DifferentialPrivacySettings(_Strict):
     )
     daily_delta: float = Field(1e-4, ge=0, lt=1, description="Delta budget per UTC day (gaussian only).")
 
+    @model_validator(mode="after")
+    def _budget_pays_for_a_summary(self) -> DifferentialPrivacySettings:
+        if not self.enabled:
+            return self
+        if self.epsilon_per_summary > self.daily_epsilon:
+            raise ValueError(
+                f"epsilon_per_summary {self.epsilon_per_summary} exceeds daily_epsilon {self.daily_epsilon}, so no "
+                "mean could ever be published: lower epsilon_per_summary or raise daily_epsilon"
+            )
+        if self.mechanism == "gaussian" and not 0 < self.delta_per_summary <= self.daily_delta:
+            raise ValueError(
+                f"mechanism 'gaussian' needs 0 < delta_per_summary <= daily_delta, got {self.delta_per_summary} and "
+                f"{self.daily_delta}: set delta_per_summary to e.g. 1e-6 (or use mechanism 'laplace')"
+            )
+        return self
+
 
 class PrivacySettings(_Strict):
     """What may leave the device, and when."""

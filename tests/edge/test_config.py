@@ -69,6 +69,22 @@ def test_nested_model_rules_of_the_publish_settings_are_reported(tmp_path: Path)
     assert line.startswith("e.toml: mqtt.tls:") and "cert_file and tls.key_file go together" in line
 
 
+@pytest.mark.parametrize(
+    ("dp", "names"),
+    [
+        ({"daily_epsilon": 0.1, "epsilon_per_summary": 1.0}, "lower epsilon_per_summary or raise daily_epsilon"),
+        ({"mechanism": "gaussian", "delta_per_summary": 0.0}, "set delta_per_summary to e.g. 1e-6"),
+        ({"mechanism": "gaussian", "delta_per_summary": 1e-3}, "0 < delta_per_summary <= daily_delta"),
+    ],
+)
+def test_a_dp_budget_that_could_never_pay_for_a_mean_is_refused(
+    tmp_path: Path, dp: dict[str, object], names: str
+) -> None:
+    # gaussian with delta 0 used to pass here, then spend the budget and crash diffprivlib at the first summary
+    (line,) = problems_of(write_config(tmp_path / "e.toml", {"privacy.dp": {"enabled": True, **dp}}))
+    assert line.startswith("e.toml: privacy.dp:") and names in line
+
+
 def test_overrides_parse_toml_values_and_bare_strings() -> None:
     data = apply_overrides(
         {"camera": {"source": "/dev/video0"}},
