@@ -66,6 +66,7 @@ class Daemon:
         self._t0 = time.time()  # origin of the pipeline's timestamps
         self.scorer = WindowScorer(self.backend, origin=self._t0)
         self._discard = threading.Event()
+        self._epoch = 0  # the reporter's epoch when what the aggregator holds began
         self._wall0 = 0.0  # wall clock at the start of the current capture
         self._last_t = time.time()  # time of the latest frame
         self._resume_index = 0
@@ -99,6 +100,7 @@ class Daemon:
         while not self.stop_event.is_set():
             if self._discard.is_set():
                 self._discard.clear()
+                self._epoch = self.reporter.epoch
                 self.scorer.discard()
                 self.aggregator.discard()
                 if self.pipeline is not None:
@@ -163,7 +165,7 @@ class Daemon:
 
     def _submit(self, summaries: list[Summary]) -> None:
         if summaries and self.reporter is not None:
-            self.counters.summaries += self.reporter.submit(summaries)
+            self.counters.summaries += self.reporter.submit(summaries, epoch=self._epoch)
 
     def _idle(self) -> None:
         """No consent or paused: release the camera, say so, and wait."""

@@ -64,6 +64,8 @@ class Reporter:
         self._clock = clock
         self._lock = threading.RLock()
         self._callbacks: list[ControlCallback] = []
+        self.epoch = 0
+        """Counts erases and withdrawn consents: a summary built from data older than the last one is dropped."""
         self.pseudonym = device_pseudonym(state_dir)
         self.topics = Topics.for_device(mqtt.topic_prefix, self.pseudonym)
         self._consent_store = ConsentStore(state_dir)
@@ -116,11 +118,15 @@ class Reporter:
         """Call ``callback`` after each accepted control command has been applied (on the MQTT thread)."""
         self._callbacks.append(callback)
 
-    def submit(self, summaries: Iterable[Summary]) -> int:
-        """Pass summaries through the privacy gate into the outbox; returns how many were queued."""
+    def submit(self, summaries: Iterable[Summary], *, epoch: int | None = None) -> int:
+        """Pass summaries through the privacy gate into the outbox; returns how many were queued.
+
+        ``epoch`` is the value of :attr:`epoch` when the caller last discarded what it aggregated; summaries of
+        an older epoch rest on data that an erase or a withdrawn consent has since forgotten, and are dropped.
+        """
         queued = 0
         for summary in summaries:
-            if not self._may_publish():
+            if not self._may_publish(epoch):
                 continue
             score = self._gate.admit(summary)
             if score is None:
@@ -133,7 +139,7 @@ class Reporter:
                 k=self._privacy.k_min_windows,
             )
             with self._lock:  # an erase or a withdrawn consent since the check above: the summary goes with it
-                if not self._may_publish():
+                if not self._may_publish(epoch):
                     continue
                 self.outbox.put(payload["message_id"], self.topics.summary, encode(payload), kind=summary.kind)
             log.info("queued a %s summary (%d scored windows)", summary.kind, summary.windows_scored)
@@ -142,10 +148,13 @@ class Reporter:
             self._link.notify()
         return queued
 
-    def _may_publish(self) -> bool:
+    def _may_publish(self, epoch: int | None) -> bool:
         """Summaries of consented processing leave while consent stands; a pause stops processing, not them."""
         if self.consent.granted is not True:
             log.warning("summary dropped: consent is not granted")
+            return False
+        if epoch is not None and epoch != self.epoch:
+            log.warning("summary dropped: it rests on data from before an erase or a withdrawn consent")
             return False
         return True
 
@@ -209,7 +218,10 @@ class Reporter:
     def _apply(self, command: ControlCommand) -> None:
         if command.command in ("pause", "resume"):
             self.consent = self._consent_store.set_paused(command.command == "pause")
-        elif command.command == "consent":
+            return
+        if command.command == "erase" or not command.granted:
+            self.epoch += 1
+        if command.command == "consent":
             self.consent = self._consent_store.record(bool(command.granted), "control")
         else:
             self.outbox.close()

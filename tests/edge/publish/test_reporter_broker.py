@@ -227,3 +227,15 @@ def test_a_pause_stops_processing_but_not_the_summaries_already_aggregated(tmp_p
     reporter.apply_control(ControlCommand("consent", granted=False))
     assert reporter.submit([session_summary(SCORES)]) == 0
     reporter.stop(timeout=0)
+
+
+def test_a_summary_built_before_an_erase_is_dropped_even_after_consent_returns(tmp_path: Path) -> None:
+    reporter = Reporter(MqttSettings(enabled=False), PrivacySettings(consent="granted"), tmp_path / "s", IDENTITY)
+    before = reporter.epoch
+    reporter.apply_control(ControlCommand("erase"))
+    reporter.apply_control(ControlCommand("consent", granted=True))
+    assert reporter.submit([session_summary(SCORES)], epoch=before) == 0  # aggregated before the erase
+    assert reporter.submit([session_summary(SCORES)], epoch=reporter.epoch) == 1  # aggregated since
+    reporter.apply_control(ControlCommand("pause"))
+    assert reporter.submit([session_summary(SCORES)], epoch=reporter.epoch) == 1  # a pause is no erase
+    reporter.stop(timeout=0)
