@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,49 @@ def collect_videos(
                     break
     finally:
         pipeline.close()
+    return collected
+
+
+def collect_live(
+    source: str | int,
+    spec: InputSpec,
+    tiles: Sequence[Tile],
+    *,
+    seconds: float,
+    max_windows: int,
+    realtime: bool = True,
+) -> Collected:
+    """Capture ``source`` (camera index or device, GStreamer pipeline, stream URL, or a file) for ``seconds``.
+
+    Frames come through the daemon's own capture thread, sampled at the bundle's rate, then ``edge.face``; up
+    to ``max_windows`` passing windows are kept. ``realtime=False`` reads a file as fast as it decodes.
+    """
+    from edge.capture import Capture
+    from edge.face import FacePipeline
+    from edge.sources import display_source
+
+    if seconds <= 0:
+        raise UsageError(f"--seconds {seconds} must be positive", fix="pass e.g. --seconds 120")
+    collected = Collected()
+    index = collected.add_source(display_source(source))
+    with (
+        Capture(source, realtime=realtime, sample_fps=spec.sample_fps) as capture,
+        FacePipeline(spec, tuple(tiles)) as pipeline,
+        tqdm(total=max_windows, desc="windows", unit="window") as progress,
+    ):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and len(collected.frames) < max_windows and not capture.finished:
+            frame = capture.get(timeout=0.5)
+            if frame is None:
+                continue
+            for window in pipeline.push(frame.image, frame.t, color_order="BGR").windows:
+                if window.quality.passed:
+                    collected.add(window.frames, index)
+                    progress.update(1)
+                else:
+                    collected.rejected[window.quality.reject_reason or "rejected"] += 1
+    if capture.stats.state == "failed":
+        raise InputError(f"capture of {display_source(source)} failed: {capture.stats.error}", fix="check the source")
     return collected
 
 

@@ -90,3 +90,25 @@ def test_collect_command_runs_the_face_pipeline_on_a_sample_video(
     cset = load_set(tmp_path / "set")
     assert cset.frames.shape == (3, 16, 112, 112, 3) and np.isfinite(cset.labels).all()
     assert cset.frames.std() > 5  # real face crops, not blank frames
+
+
+@pytest.mark.slow
+def test_a_live_source_goes_through_the_daemons_capture_and_face_pipeline() -> None:
+    from calibration.collect import collect_live, spec_and_tiles
+
+    video = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.mp4"))[0]
+    spec, tiles = spec_and_tiles(None)
+    collected = collect_live(str(video), spec, tiles, seconds=60, max_windows=2, realtime=False)
+    assert len(collected.frames) == 2 and collected.sources == [str(video)]
+    assert collected.frames[0].shape == (spec.frames, spec.height, spec.width, 3)
+    assert collected.frames[0].std() > 5
+
+
+def test_collect_wants_videos_or_a_camera_not_both(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli_support import run_cli
+
+    both = ["collect", "a.mp4", "--camera", "0", "--out", str(tmp_path / "set")]
+    assert run_cli("python -m calibration", "", "calibration.commands", both) == 2
+    assert "not both" in capsys.readouterr().err
+    assert run_cli("python -m calibration", "", "calibration.commands", ["collect", "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "set").exists()
