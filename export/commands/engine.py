@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from edge.bundle import load_bundle
+from edge.cli_support import add_json_flag, print_report
 from export.engine import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_MB, build_engine
 
 NAME = "engine"
@@ -26,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dla-core", type=int, help="build for this DLA core (Xavier, Orin), GPU fallback on")
     parser.add_argument("--workspace", type=int, default=DEFAULT_WORKSPACE_MB, help="builder workspace limit, MB")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="largest batch of windows")
+    add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,9 +41,18 @@ def run(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
     )
     engine = bundle.artifacts[-1]
-    built = engine.record["built_for"]
-    print(
-        f"built {engine.path} ({engine.precision}) for {built['gpu_name']} (sm {built['compute_capability']}), "
-        f"TensorRT {built['tensorrt_version']}"
-    )
+    report = {
+        "engine": engine.path,
+        "precision": engine.precision,
+        "sha256": engine.sha256,
+        **engine.record["built_for"],
+    }
+    print_report(report, as_json=args.json, render=_render)
     return 0
+
+
+def _render(report: dict[str, Any]) -> str:
+    return (
+        f"built {report['engine']} ({report['precision']}) for {report['gpu_name']} "
+        f"(sm {report['compute_capability']}), TensorRT {report['tensorrt_version']}"
+    )
