@@ -19,18 +19,26 @@ from typing import Any
 from edge.errors import ExpressoError
 
 
-def _command_modules(package: str) -> list[ModuleType]:
+def _command_modules(package: str, argv: Sequence[str]) -> list[ModuleType]:
+    """The module of the command ``argv`` names, or every command's module (for help and usage errors).
+
+    Importing only the chosen command keeps light commands (``check-config``) from paying for the heavy imports
+    (mediapipe, ONNX Runtime, torch) of the others.
+    """
     root = importlib.import_module(package)
     names = sorted(info.name for info in pkgutil.iter_modules(root.__path__) if not info.name.startswith("_"))
+    chosen = next((arg.replace("-", "_") for arg in argv if not arg.startswith("-")), None)
+    if chosen in names:
+        names = [chosen]
     return [importlib.import_module(f"{package}.{name}") for name in names]
 
 
-def build_parser(prog: str, description: str, package: str) -> argparse.ArgumentParser:
-    """An argument parser with one subcommand per module of ``package``."""
+def build_parser(prog: str, description: str, package: str, argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """An argument parser with a subcommand per module of ``package`` (only the one ``argv`` names, if any)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in _command_modules(package):
+    for module in _command_modules(package, argv):
         command = sub.add_parser(
             module.NAME,
             help=module.HELP,
@@ -51,8 +59,9 @@ def configure_logging(verbosity: int) -> None:
 
 def run_cli(prog: str, description: str, package: str, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen subcommand and turn project errors into one line and an exit code."""
-    parser = build_parser(prog, description, package)
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog, description, package, arguments)
+    args = parser.parse_args(arguments)
     configure_logging(args.verbose)
     try:
         return int(args.handler(args))

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from edge.config import load_config
-from edge.daemon import Daemon
 from edge.service import Notifier, StopRequest
 
 NAME = "run"
@@ -45,6 +44,8 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the configuration, install the signal handlers and run the daemon until it stops."""
     config = load_config(args.config, args.overrides)
+    from edge.daemon import Daemon  # imported here: check-config shares this module's options, not its weight
+
     stop = StopRequest()
     daemon = Daemon(config, stop=stop.event, notifier=Notifier())  # refuses a bad bundle before anything starts
     stop.install()
