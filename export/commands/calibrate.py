@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-delta",
         type=float,
-        help=f"largest mean |INT8 - FP32| on held-out windows, BDI-II points (default {MAX_DELTA_SHARE:.0%} of the "
+        help=f"largest mean |INT8 - FP32| on held-out windows, BDI-II points (default {MAX_DELTA_SHARE:.0%}% of the "
         "output range: 0.63)",
     )
     parser.add_argument(
