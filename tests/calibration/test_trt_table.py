@@ -24,6 +24,8 @@ def test_known_values() -> None:
     assert scale_to_hex(1.0) == "3f800000"
     assert table_from_ranges({"x": (-3.0, 127.0)}).to_text().splitlines()[1] == "x: 3f800000"
     assert hex_to_scale("3c010a14") == pytest.approx(0.00787592, rel=1e-5)  # a real TensorRT 8.6 cache line
+    assert hex_to_scale("3c010a14") == struct.unpack(">f", bytes.fromhex("3c010a14"))[0]  # big-endian, exactly
+    assert scale_to_hex(5.5 / 127) == struct.pack(">f", 5.5 / 127).hex()
 
 
 def test_version_codes_match_tensorrt() -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import tomllib
 from daemon_media import write_config
 
 from edge.cli import main
@@ -31,6 +32,11 @@ def test_defaults_are_a_valid_configuration() -> None:
 
 def test_the_example_file_documents_the_defaults() -> None:
     assert load_config(EXAMPLE) == Config()
+    # not equal by being empty: every section is there, most with its default values written out
+    written = tomllib.loads(EXAMPLE.read_text())
+    assert set(written) == set(Config.model_fields)
+    assert sum(len(section) for section in written.values()) >= 25
+    assert written["privacy"]["consent"] == Config().privacy.consent and written["mqtt"]["port"] == Config().mqtt.port
 
 
 def test_out_of_range_value_names_file_key_bounds_value_and_fix(tmp_path: Path) -> None:

@@ -78,3 +78,10 @@ def test_waiting_windows_are_bounded(scorer_parts: tuple[object, object]) -> Non
 def test_quality_figures_leave_out_what_was_not_measured() -> None:
     figures = window_quality_figures(window(8, 0, passed=False, level=0).quality)
     assert figures == {"face_fraction": 0.2, "passed_fraction": 0.0}
+    # a measured window reports every figure, each under its own name (no field paired with another's value)
+    measured = window_quality_figures(window(8, 0, passed=True, level=0).quality)
+    assert measured == {
+        "face_fraction": 1.0, "passed_fraction": 1.0, "abs_yaw": 5.0, "abs_pitch": 3.0,
+        "brightness": 120.0, "contrast": 40.0, "blur": 300.0,
+    }  # fmt: skip
+    assert all(type(value) is float for value in measured.values())

@@ -67,13 +67,18 @@ def test_onnx_from_a_checkpoint_records_its_hash(tmp_path: Path, capsys: pytest.
     assert report["weights"]["checkpoint_format"] == "state_dict" and len(report["weights"]["checkpoint_sha256"]) == 64
 
 
-def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         export_cli("onnx", "--arch", "resnet50", "--out", str(tmp_path / "x"))
     assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--arch" in err and "'resnet50'" in err and "expresso-tsm" in err  # the bad value and the choices
+    assert not (tmp_path / "x").exists()
     with pytest.raises(SystemExit) as caught:
         export_cli("bench", str(tmp_path), "--threads", "0")
     assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--threads" in err and "got '0'" in err
 
 
 def test_inspect_verifies_and_lists_backends(exported_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:

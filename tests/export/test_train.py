@@ -15,7 +15,7 @@ from edge.errors import InputError, UsageError
 from export.commands.train import parse_options, split_videos
 from export.dataset import LabelledVideo, WindowSet, default_spec, read_labels
 from export.synthetic import clip_specs, write_split
-from export.train import CHECKPOINT_FORMAT, TrainConfig, augment, error_report, train
+from export.train import CHECKPOINT_FORMAT, TrainConfig, augment, error_report, seed_everything, train
 from export.zoo import get_architecture
 
 TINY = {"stem": 4, "widths": [8], "blocks": [1], "shift_div": 4}
@@ -55,13 +55,17 @@ def test_one_short_epoch_writes_checkpoints_and_a_grouped_report(tmp_path: Path)
 def test_same_seed_trains_the_same_weights(tmp_path: Path) -> None:
     spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
     data = tiny_set(4, 0, ("a",))
-    for run in ("a", "b"):
-        train(
-            TrainConfig(out=tmp_path / run, options=TINY, size=SIZE, epochs=1, batch_size=2, seed=7), data, data, spec
-        )
+    configs = [TrainConfig(out=tmp_path / run, options=TINY, size=SIZE, epochs=1, batch_size=2, seed=7) for run in "ab"]
+    for config in configs:
+        train(config, data, data, spec)
     first = torch.load(tmp_path / "a" / "best.pt", weights_only=True)["state_dict"]
     second = torch.load(tmp_path / "b" / "best.pt", weights_only=True)["state_dict"]
+    assert first and first.keys() == second.keys()
     assert all(torch.equal(first[key], second[key]) for key in first)
+    # the equality is not that of two untouched models: the epoch moved the weights away from the seeded start
+    seed_everything(7)
+    start = get_architecture(configs[0].architecture).build(configs[0].frames, SIZE, TINY).state_dict()
+    assert any(not torch.equal(first[key], start[key]) for key in first if key in start)
 
 
 def test_error_report_against_the_train_mean_baseline() -> None:

@@ -67,5 +67,9 @@ def test_bench_pipeline_reports_every_stage(video: Path, capsys: pytest.CaptureF
     assert run["ms_per_frame"]["mediapipe"] > 0 and run["windows"] == 1
 
 
-def test_bench_pipeline_refuses_bad_thread_lists(video: Path) -> None:
-    assert main(["bench-pipeline", str(video), "--threads", "0"]) == 2
+def test_bench_pipeline_refuses_bad_thread_lists(video: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for threads in ("0", "1,x"):
+        assert main(["bench-pipeline", str(video), "--threads", threads]) == 2
+        out, err = capsys.readouterr()
+        assert f"--threads {threads!r} is not a list of positive integers" in err and "fix:" in err
+        assert out == ""  # refused before any frame was decoded: no report

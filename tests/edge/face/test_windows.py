@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import Tile
+from edge.capture import _selector
 from edge.face import FaceConfig, FrameQuality
 from edge.face.quality import NO_FACE
 from edge.face.windows import Resampler, Sample, WindowBuffer, window_quality
@@ -36,17 +37,21 @@ def test_the_grid_keeps_the_sampling_rate_whatever_the_camera(camera_fps: float)
 
 
 def test_a_camera_slower_than_the_rate_has_frames_repeated() -> None:
-    taken, _ = _sample_times(5.0, 2.0)
-    assert len(taken) > len(set(taken))
+    taken, grid = _sample_times(5.0, 2.0)
+    camera = [100.0 + index / 5.0 for index in range(10)]
+    assert len(taken) == len(grid) == 2 * 8  # the grid keeps 8 fps: 16 points from 10 camera frames
+    assert sorted(set(taken)) == camera  # every camera frame is used, so 6 of them twice
+    assert len(taken) - len(set(taken)) == 16 - 10
 
 
 @pytest.mark.parametrize("camera_fps", [30.0, 15.0, 12.0, 10.0, 7.5, 5.0])
 def test_frames_thinned_by_the_capture_land_on_the_grid_points_the_full_stream_gives_them(camera_fps: float) -> None:
     # the device's capture thread keeps only the frames this rule takes; training and calibration feed every frame
     timestamps = [100.0 + index / camera_fps for index in range(int(6 * camera_fps))]
-    full, thinned, keep = Resampler(8.0, max_gap=0.5), Resampler(8.0, max_gap=0.5), Resampler(8.0, max_gap=0.5)
+    full, thinned, keep = Resampler(8.0, max_gap=0.5), Resampler(8.0, max_gap=0.5), _selector(8.0, max_gap=0.5)
     expected = [(t, point) for t in timestamps for point in full.due(t)[0]]
-    kept = [t for t in timestamps if keep.due(t)[0]]
+    kept = [t for t in timestamps if keep(t)]  # the capture thread's own rule
+    assert len(kept) < len(timestamps) or camera_fps <= 8.0  # a faster camera is really thinned
     assert [(t, point) for t in kept for point in thinned.due(t)[0]] == expected
 
 

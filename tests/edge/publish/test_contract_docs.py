@@ -36,8 +36,10 @@ def test_asyncapi_payloads_reference_the_shipped_schemas_and_examples_parse() ->
         ref = message["payload"]["$ref"]
         assert (ROOT / "docs" / ref).resolve() == (ROOT / "edge" / "schemas" / f"{name}.schema.json").resolve()
         assert load_schema(name)["properties"]["schema"]["const"] == f"expresso-edge/{name}"
-    for example in messages["control"]["examples"]:
-        parse_control(json.dumps(example["payload"]).encode())
+    assert set(messages) == {"status", "summary", "health", "control"}
+    examples = messages["control"]["examples"]
+    parsed = [parse_control(json.dumps(example["payload"]).encode()) for example in examples]
+    assert parsed and [c.command for c in parsed] == [e["payload"]["command"] for e in examples]
 
 
 def test_contract_doc_names_every_topic_and_the_dedup_rule() -> None:
