@@ -26,7 +26,6 @@ from edge.backends.base import Backend
 from edge.bundle import Bundle, load_bundle
 from edge.capture import Capture, CaptureStats
 from edge.config import Config
-from edge.control import ControlCommand
 from edge.errors import InputError
 from edge.face import FacePipeline
 from edge.publish import Reporter
@@ -65,7 +64,6 @@ class Daemon:
         self.aggregator = Aggregator(config.aggregation, self.bundle.identity)
         self._t0 = time.time()  # origin of the pipeline's timestamps
         self.scorer = WindowScorer(self.backend, origin=self._t0)
-        self._discard = threading.Event()
         self._epoch = 0  # the reporter's epoch when what the aggregator holds began
         self._wall0 = 0.0  # wall clock at the start of the current capture
         self._last_t = time.time()  # time of the latest frame
@@ -82,7 +80,6 @@ class Daemon:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.backend.warm_up()
             self.reporter = Reporter(self.config.mqtt, self.config.privacy, state_dir, self.bundle.identity)
-            self.reporter.on_control(self._on_control)
             self.reporter.start()
             self.pipeline = FacePipeline(self.bundle.input, self.bundle.tiles, self.config.face.to_face_config())
             backend = self.backend.describe()
@@ -98,14 +95,10 @@ class Daemon:
         assert self.reporter is not None
         next_health = time.monotonic() + self.config.mqtt.health_interval_s
         while not self.stop_event.is_set():
-            if self._discard.is_set():
-                self._discard.clear()
-                self._epoch = self.reporter.epoch
-                self.scorer.discard()
-                self.aggregator.discard()
-                if self.pipeline is not None:
-                    self.pipeline.reset()
-            if not self.reporter.processing_allowed:
+            allowed = self.reporter.processing_allowed  # read before the epoch: an erase bumps the epoch first
+            if self.reporter.epoch != self._epoch:
+                self._forget(self.reporter.epoch)
+            if not allowed:
                 self._idle()
             elif not self._step():
                 break
@@ -156,6 +149,15 @@ class Daemon:
         self.counters.seconds["aggregate"] += time.perf_counter() - started
         self._submit(summaries)
 
+    def _forget(self, epoch: int) -> None:
+        """After an erase or a withdrawn consent: drop every window and aggregate held from before ``epoch``."""
+        self._epoch = epoch
+        self.scorer.discard()
+        self.aggregator.discard()
+        if self.pipeline is not None:
+            self.pipeline.reset()
+        self._aggregate([])  # the counters include the windows scored and then forgotten
+
     def _aggregate(self, outcomes: list[WindowOutcome]) -> None:
         for outcome in outcomes:
             self.aggregator.add_window(outcome)
@@ -175,11 +177,6 @@ class Daemon:
         self._set_activity("paused" if consent.granted else "waiting_for_consent")
         self.notifier.feed(self.counters.frames, idle_ok=True)
         self.stop_event.wait(IDLE_WAIT_S)
-
-    def _on_control(self, command: ControlCommand) -> None:
-        """Runs on the MQTT thread: flag an erase or a withdrawn consent for the loop to forget what it holds."""
-        if command.command == "erase" or (command.command == "consent" and not command.granted):
-            self._discard.set()
 
     def _shutdown(self) -> None:
         self._stop_capture()

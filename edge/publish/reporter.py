@@ -1,14 +1,15 @@
 """The facade of the "scores out" half: privacy gate, payloads, durable outbox, broker link and control.
 
 The daemon builds one :class:`Reporter`, asks ``processing_allowed`` before it touches a frame, hands it the
-summaries the aggregator emits and a health figure now and then, and registers a control callback to pause,
-resume or forget its in-memory state. Control callbacks run on the MQTT network thread: keep them short.
+summaries the aggregator emits and a health figure now and then, and forgets its in-memory state whenever
+``epoch`` moves (an erase or a withdrawn consent; the epoch moves before ``processing_allowed`` turns false, so a
+loop that reads ``processing_allowed`` first and the epoch second never misses one). ``on_control`` callbacks
+observe accepted commands on the MQTT network thread: keep them short.
 
     reporter = Reporter(cfg.mqtt, cfg.privacy, state_dir, bundle.identity)
-    reporter.on_control(lambda cmd: aggregator.discard() if cmd.command == "erase" else None)
     reporter.start()
     agg = Aggregator(cfg.aggregation, bundle.identity)
-    ...  # per frame, only while reporter.processing_allowed:
+    ...  # per frame, only while reporter.processing_allowed; agg.discard() when reporter.epoch has moved:
     reporter.submit(agg.observe_frame(ts, face_present)); agg.add_window(outcome); reporter.submit(agg.due(now))
     reporter.health({"frames_per_s": 29.8, "frames_dropped": 3}, backend="onnxruntime-cpu")
     reporter.set_status("running")            # or "waiting_for_consent", "paused", "input_lost", ...
