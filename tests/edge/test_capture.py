@@ -6,13 +6,13 @@ import functools
 import http.server
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from daemon_media import damage, face_video
+from daemon_media import damage, face_video, wait_until
 
 from edge.capture import Capture, Frame, _selector
 from edge.errors import InputError
@@ -117,9 +117,7 @@ def test_unreadable_and_missing_files_raise_input_error(video: Path, tmp_path: P
 def test_lost_camera_is_reopened_with_capped_backoff() -> None:
     capture = Capture("/dev/video97", backoff=(0.05, 0.1)).start()
     try:
-        deadline = time.monotonic() + 5
-        while capture.stats.reopens < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_until(lambda: capture.stats.reopens >= 3, 5)
         stats = capture.stats
         assert stats.state == "camera_lost"
         assert stats.reopens >= 3
@@ -133,10 +131,7 @@ def test_lost_camera_is_reopened_with_capped_backoff() -> None:
 def test_stop_interrupts_a_long_reopen_backoff() -> None:
     capture = Capture("/dev/video97", backoff=(60.0, 60.0)).start()
     try:
-        deadline = time.monotonic() + 5
-        while capture.stats.state != "camera_lost" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert capture.stats.state == "camera_lost"  # now waiting 60 s before the next try
+        assert wait_until(lambda: capture.stats.state == "camera_lost", 5)  # now waiting 60 s to retry
     finally:
         capture.stop()  # joins for at most 10 s: the thread ends only if the wait was cut short
     assert capture._thread is not None and not capture._thread.is_alive()
@@ -147,9 +142,7 @@ def test_stream_credentials_stay_out_of_the_status_and_the_log(caplog: pytest.Lo
     source = "rtsp://viewer:s3cret@127.0.0.1:1/stream"  # nothing listens on port 1: refused at once
     capture = Capture(source, backoff=(0.05, 0.1)).start()
     try:
-        deadline = time.monotonic() + 5
-        while capture.stats.reopens < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_until(lambda: capture.stats.reopens >= 1, 5)
         assert capture.stats.state == "camera_lost"
         assert "rtsp://***@127.0.0.1:1/stream" in capture.stats.error  # the status topic's detail
     finally:
@@ -161,9 +154,7 @@ def test_stream_credentials_stay_out_of_the_status_and_the_log(caplog: pytest.Lo
 def test_gstreamer_source_without_gstreamer_says_how_to_fix() -> None:
     capture = Capture("videotestsrc ! appsink", backoff=(0.05, 0.05)).start()
     try:
-        deadline = time.monotonic() + 5
-        while capture.stats.state != "camera_lost" and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert wait_until(lambda: capture.stats.state == "camera_lost", 5)
         assert "no GStreamer" in capture.stats.error
     finally:
         capture.stop()
@@ -189,19 +180,10 @@ def test_a_stream_that_ends_is_reported_lost_and_reopened(http_video: str) -> No
     try:
         first = capture.get(timeout=10)
         assert first is not None and first.image.shape == (480, 640, 3)
-        assert wait(lambda: capture.stats.reopens >= 1 and capture.get(timeout=0.1) is not None)
+        assert wait_until(lambda: capture.stats.reopens >= 1 and capture.get(timeout=0.1) is not None)
         stats = capture.stats
         assert stats.captured > 30  # the whole stream was read, then again after the reopen
         assert stats.decode_errors >= 5  # the failed reads that declared it lost
     finally:
         capture.stop()
     assert capture.stats.state == "stopped"
-
-
-def wait(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
