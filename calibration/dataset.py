@@ -54,26 +54,36 @@ class CalibrationSet:
 
     def split(self, holdout_fraction: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
         """Indices ``(calibrate, hold out)``: whole sources are held out when there are several (overlapping
-        windows of one video would otherwise leak), else the last windows of the one source."""
+        windows of one video would otherwise leak), else the last windows of the one source, with the windows
+        that share frames with the first held-out one left out of both."""
         if not 0.0 < holdout_fraction < 1.0:
             raise UsageError(f"--holdout-fraction {holdout_fraction} is outside (0, 1)", fix="pass e.g. 0.25")
         count = len(self)
         target = max(1, round(count * holdout_fraction))
         sources = np.unique(self.source)
         held = np.zeros(count, dtype=bool)
+        calibrate = np.ones(count, dtype=bool)
         if len(sources) > 1:
             for source in sources[::-1][:-1]:  # keep at least the first source for calibration
                 if held.sum() >= target:
                     break
                 held |= self.source == source
+            calibrate = ~held
         else:
             held[count - target :] = True
-        if held.all() or not held.any():
+            calibrate[max(0, count - target - self.overlapping_windows()) :] = False
+        if not calibrate.any() or not held.any():
             raise InputError(
                 f"calibration set {self.root} has {count} windows: too few to hold some out",
                 fix="collect more windows (at least 8) or from more videos",
             )
-        return np.flatnonzero(~held), np.flatnonzero(held)
+        return np.flatnonzero(calibrate), np.flatnonzero(held)
+
+    def overlapping_windows(self) -> int:
+        """How many consecutive windows before a window share frames with it (from the window length and stride)."""
+        spec = self.summary.get("input", {})
+        frames, stride = int(spec.get("frames", self.frames.shape[1])), int(spec.get("window_stride", 0))
+        return -(-frames // stride) - 1 if stride > 0 else 0
 
     def batches(
         self, indices: Sequence[int] | npt.NDArray[np.intp], spec: InputSpec, batch_size: int = 8

@@ -47,6 +47,17 @@ def test_hold_out_takes_whole_sources_when_there_are_several(tmp_path: Path) -> 
     assert set(cset.source[held]) == {3} and set(cset.source[calib]) == {0, 1, 2}
 
 
+def test_hold_out_of_one_source_leaves_a_gap_of_the_windows_sharing_frames(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    write_set(tmp_path / "set", collect_from_windows(make_windows(12)), bundle.input, bundle.tiles)
+    cset = load_set(tmp_path / "set")
+    gap = cset.overlapping_windows()
+    assert gap == -(-bundle.input.frames // bundle.input.window_stride) - 1 and gap > 0
+    calib, held = cset.split(0.25)
+    assert list(held) == [9, 10, 11]
+    assert list(calib) == list(range(9 - gap))  # no calibration window shares a frame with a held-out one
+
+
 def test_empty_or_mismatched_sets_are_refused(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path / "bundle")
     empty = Collected()
