@@ -116,8 +116,8 @@ def test_sigterm_flushes_the_open_session_and_publishes_offline(
     proc = subprocess.Popen(daemon_command(path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_until(lambda: "READY=1" in notify.lines() or proc.poll() is not None), "never ready"
-        time.sleep(3.0)  # 2 s of face (3 windows), then no face: the 4 s video is still playing
-        assert proc.poll() is None
+        assert subscriber.wait_for(health_with_windows_scored(2), 30)  # 2 s of face, then 2 s of no face
+        assert proc.poll() is None  # the session is open (30 s gap) and the video still plays
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:
@@ -131,6 +131,13 @@ def test_sigterm_flushes_the_open_session_and_publishes_offline(
     assert offline(subscriber)
     sessions = [s for s in valid(subscriber.on("summary"), "summary") if s["kind"] == "session"]
     assert len(sessions) == 1 and sessions[0]["windows"]["scored"] >= 2
+
+
+def health_with_windows_scored(count: int) -> Callable[[list[Received]], bool]:
+    """A predicate: some health message reports at least ``count`` scored windows."""
+    return lambda messages: any(
+        m.topic.endswith("/health") and m.json()["metrics"].get("windows_scored", 0) >= count for m in messages
+    )
 
 
 def outbox_ids(state_dir: Path) -> list[str]:
