@@ -101,8 +101,10 @@ def erase(state_dir: Path, *, keep_identity: bool = True) -> list[str]:
 
     Kept: the privacy-budget ledger (epsilon spent per day, no personal data; keeping it stops an erase from
     resetting the budget) and, with ``keep_identity``, the device secret behind the pseudonym. Close the outbox
-    before calling this. Returns the names removed.
+    before calling this. Consent is revoked first, so an erase cut short never leaves processing allowed.
+    Returns the names removed.
     """
+    ConsentStore(state_dir).record(False, "erase")
     keep = {BUDGET_NAME, CONSENT_NAME} | ({SECRET_NAME} if keep_identity else set())
     removed = []
     if state_dir.is_dir():
@@ -114,6 +116,5 @@ def erase(state_dir: Path, *, keep_identity: bool = True) -> list[str]:
             else:
                 entry.unlink(missing_ok=True)
             removed.append(entry.name)
-    ConsentStore(state_dir).record(False, "erase")
     log.warning("erased local state: %d entries removed; consent revoked", len(removed))
     return removed

@@ -47,6 +47,11 @@ class ControlReply:
         """The reply to a rejected message."""
         return cls(False, None, error.request_id, str(error)[:300])
 
+    @classmethod
+    def failed_for(cls, command: ControlCommand, error: Exception) -> ControlReply:
+        """The reply to a valid command that could not be carried out (e.g. the state directory is unwritable)."""
+        return cls(False, command.command, command.request_id, f"failed: {error}"[:300])
+
 
 def coarse_time(timestamp: float, resolution_s: int, *, round_up: bool = False) -> str:
     """``timestamp`` floored (or ceiled) to a multiple of ``resolution_s``, as ISO 8601 UTC (``...Z``)."""

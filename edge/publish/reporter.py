@@ -3,8 +3,8 @@
 The daemon builds one :class:`Reporter`, asks ``processing_allowed`` before it touches a frame, hands it the
 summaries the aggregator emits and a health figure now and then, and forgets its in-memory state whenever
 ``epoch`` moves (an erase or a withdrawn consent; the epoch moves before ``processing_allowed`` turns false, so a
-loop that reads ``processing_allowed`` first and the epoch second never misses one). ``on_control`` callbacks
-observe accepted commands on the MQTT network thread: keep them short.
+loop that reads ``processing_allowed`` first and the epoch second never misses one). Control messages are
+applied on the MQTT network thread under the reporter's lock.
 
     reporter = Reporter(cfg.mqtt, cfg.privacy, state_dir, bundle.identity)
     reporter.start()
@@ -43,8 +43,6 @@ from edge.publish.settings import MqttSettings, PrivacySettings
 
 log = logging.getLogger(__name__)
 
-ControlCallback = Callable[[ControlCommand], None]
-
 
 class Reporter:
     """Publishes summaries, health and status for one device; applies control messages."""
@@ -64,7 +62,6 @@ class Reporter:
         self._identity = dict(identity)
         self._clock = clock
         self._lock = threading.RLock()
-        self._callbacks: list[ControlCallback] = []
         self.epoch = 0
         """Counts erases and withdrawn consents: a summary built from data older than the last one is dropped."""
         self.pseudonym = device_pseudonym(state_dir)
@@ -109,15 +106,11 @@ class Reporter:
         with self._lock:
             self._activity = "stopping"
             offline = self._status("offline")
-        if self._link is not None:  # not under the lock: a control callback may be waiting for it on paho's thread
+        if self._link is not None:  # not under the lock: a control message may be waiting for it on paho's thread
             self._link.stop(offline, timeout)
         with self._lock:
             self.outbox.close()
         return drained
-
-    def on_control(self, callback: ControlCallback) -> None:
-        """Call ``callback`` after each accepted control command has been applied (on the MQTT thread)."""
-        self._callbacks.append(callback)
 
     def submit(self, summaries: Iterable[Summary], *, epoch: int | None = None) -> int:
         """Pass summaries through the privacy gate into the outbox; returns how many were queued.
@@ -170,7 +163,7 @@ class Reporter:
             now=self._clock(),
             resolution_s=self._privacy.health_time_resolution_s,
             backend=backend,
-            outbox=self.outbox.stats(),
+            outbox=self._outbox_stats(),
             summaries_withheld=self._gate.withheld_summaries,
         )
         return self._link.publish_health(encode(payload))
@@ -181,13 +174,15 @@ class Reporter:
             self._activity, self._detail = activity, detail
             self._publish_status()
 
+    def _outbox_stats(self) -> dict[str, int]:
+        with self._lock:  # an erase on the MQTT thread swaps the outbox
+            return self.outbox.stats()
+
     def wait_drained(self, timeout: float) -> bool:
         """Wait until every queued summary was acknowledged by the broker (or ``timeout`` passes)."""
         deadline = time.monotonic() + timeout
         while True:
-            with self._lock:
-                waiting = self.outbox.stats()["messages"]
-            if waiting == 0:
+            if self._outbox_stats()["messages"] == 0:
                 return True
             if time.monotonic() >= deadline or self._link is None:
                 return False
@@ -205,16 +200,15 @@ class Reporter:
         self.apply_control(command)
 
     def apply_control(self, command: ControlCommand) -> None:
-        """Apply a validated command (as if it came on the control topic), acknowledge it on status, call back."""
+        """Apply a validated command (as if it came on the control topic) and acknowledge it on status."""
         with self._lock:
-            self._apply(command)
-            self._reply = ControlReply.accepted_for(command)
-            self._publish_status()
-        for callback in self._callbacks:
             try:
-                callback(command)
-            except Exception:
-                log.exception("control callback failed for %r", command.command)
+                self._apply(command)
+                self._reply = ControlReply.accepted_for(command)
+            except Exception as error:  # e.g. a full or read-only disk: reported, and never processing by mistake
+                log.exception("control command %r failed", command.command)
+                self._reply = ControlReply.failed_for(command, error)
+            self._publish_status()
 
     def _apply(self, command: ControlCommand) -> None:
         if command.command in ("pause", "resume"):
@@ -223,14 +217,22 @@ class Reporter:
         if command.command == "erase" or not command.granted:
             self.epoch += 1
         if command.command == "consent":
+            if not command.granted:  # fail closed: revoked in memory even if the disk refuses the record
+                self.consent = ConsentState(granted=False, paused=self.consent.paused, source="control")
             self.consent = self._consent_store.record(bool(command.granted), "control")
         else:
-            self.outbox.close()
+            self._erase_local_state()
+
+    def _erase_local_state(self) -> None:
+        """Revoke consent (in memory first), wipe the state directory and go on with an empty outbox."""
+        self.consent = ConsentState(granted=False, paused=self.consent.paused, source="erase")
+        self.outbox.close()
+        try:
             erase(self.state_dir)
+        finally:  # even after a failed erase the daemon keeps a working (possibly still full) outbox
             self.outbox = Outbox(self.state_dir, self._mqtt_settings.outbox)
             if self._link is not None:
                 self._link.replace_outbox(self.outbox)
-            self.consent = self._consent_store.load()
 
     def _publish_status(self) -> None:
         if self._link is not None:

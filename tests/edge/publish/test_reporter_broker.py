@@ -16,6 +16,7 @@ from summary_factory import IDENTITY, session_summary
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.control import ControlCommand
+from edge.privacy.consent import ConsentStore
 from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.publish.outbox import OUTBOX_NAME
 from edge.schemas import schema_errors
@@ -111,8 +112,6 @@ def test_without_consent_nothing_is_published_until_a_control_message_grants_it(
     mqtt_broker: Broker, topic_prefix: str, subscriber: Subscriber, tmp_path: Path
 ) -> None:
     reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state", consent="required")
-    seen: list[ControlCommand] = []
-    reporter.on_control(seen.append)
     reporter.start()
     try:
         assert subscriber.wait_for(lambda _: bool(subscriber.on("status")))
@@ -123,7 +122,7 @@ def test_without_consent_nothing_is_published_until_a_control_message_grants_it(
         subscriber.publish(control, json.dumps({"command": "consent", "granted": True, "request_id": "c-1"}).encode())
         assert subscriber.wait_for(lambda _: (_last_status(subscriber)["control"] or {}).get("request_id") == "c-1")
         assert reporter.processing_allowed and _last_status(subscriber)["consent"] == "granted"
-        assert seen == [ControlCommand("consent", True, "c-1")]
+        assert reporter.consent.source == "control" and reporter.epoch == 0  # a grant forgets nothing
         assert reporter.submit([session_summary(SCORES)]) == 1
         assert subscriber.wait_for(lambda _: len(subscriber.on("summary")) == 1)
     finally:
@@ -180,10 +179,8 @@ def test_erase_wipes_the_outbox_and_state_and_revokes_consent(tmp_path: Path) ->
     pseudonym = reporter.pseudonym
     assert reporter.submit([session_summary(SCORES) for _ in range(3)]) == 3
     (state / "leftover.tmp").write_text("x")
-    erased: list[str] = []
-    reporter.on_control(lambda command: erased.append(command.command))
     reporter.apply_control(ControlCommand("erase"))
-    assert erased == ["erase"]
+    assert reporter.epoch == 1
     assert reporter.outbox.stats()["messages"] == 0 and not (state / "leftover.tmp").exists()
     assert reporter.consent.label == "revoked" and not reporter.processing_allowed
     assert reporter.submit([session_summary(SCORES)]) == 0
@@ -193,6 +190,27 @@ def test_erase_wipes_the_outbox_and_state_and_revokes_consent(tmp_path: Path) ->
     assert not restarted.processing_allowed  # configured consent does not override an erase
     assert restarted.pseudonym == pseudonym
     restarted.stop(timeout=0)
+
+
+def test_an_erase_that_cannot_delete_fails_closed_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    reporter = Reporter(MqttSettings(enabled=False), PrivacySettings(consent="granted"), state, IDENTITY)
+    assert reporter.submit([session_summary(SCORES)]) == 1
+    (state / "stuck").mkdir()
+
+    def refuse(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("edge.privacy.consent.shutil.rmtree", refuse)  # the disk refuses half-way through
+    reporter.apply_control(ControlCommand("erase", request_id="e-9"))
+    reply = reporter._reply
+    assert reply is not None and not reply.accepted and reply.request_id == "e-9"
+    assert "failed" in (reply.error or "") and "Permission denied" in (reply.error or "")
+    assert not reporter.processing_allowed and reporter.consent.label == "revoked"
+    assert ConsentStore(state).load().label == "revoked"  # recorded before anything was deleted
+    assert reporter.submit([session_summary(SCORES)]) == 0  # no crash: the reporter carries on, revoked
+    assert reporter.outbox.stats()["messages"] == 0  # the outbox was erased before the stuck folder
+    reporter.stop(timeout=0)
 
 
 def test_a_summary_is_deleted_only_on_its_own_puback_even_when_its_mid_was_used_before(
