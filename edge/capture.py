@@ -113,6 +113,7 @@ class Capture:
         self.start_time = 0.0
         """Stream time of the first frame to come (a file resumed at ``start_index`` starts later than 0)."""
         self._thread: threading.Thread | None = None
+        self._busy_since: float | None = None  # monotonic start of an OpenCV call in progress
 
     @property
     def live(self) -> bool:
@@ -124,6 +125,12 @@ class Capture:
         """A snapshot of the counters."""
         with self._cond:
             return self._stats
+
+    def responsive(self, limit_s: float) -> bool:
+        """Whether the capture thread is alive and not stuck in one OpenCV call for more than ``limit_s`` seconds."""
+        since = self._busy_since
+        alive = self._thread is not None and self._thread.is_alive()
+        return alive and (since is None or time.monotonic() - since < limit_s)
 
     @property
     def finished(self) -> bool:
@@ -188,10 +195,18 @@ class Capture:
     def _timed(self, call: Callable[[], T]) -> T:
         started = time.perf_counter()
         try:
-            return call()
+            return self._blocking(call)
         finally:
             with self._cond:
                 self._update(read_s=self._stats.read_s + time.perf_counter() - started)
+
+    def _blocking(self, call: Callable[[], T]) -> T:
+        """Run an OpenCV call that may hang (open, grab, retrieve), noting since when for :meth:`responsive`."""
+        self._busy_since = time.monotonic()
+        try:
+            return call()
+        finally:
+            self._busy_since = None
 
     def _hand_over(self, frame: Frame) -> None:
         with self._cond:
@@ -277,7 +292,7 @@ class Capture:
                     return
                 self._count("reopens")
             try:
-                cap = open_source(self.source)
+                cap = self._blocking(lambda: open_source(self.source))
             except InputError as exc:
                 failures += 1
                 self._set(state="camera_lost", error=exc.message)

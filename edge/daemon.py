@@ -38,6 +38,8 @@ from edge.telemetry import Counters, add_stats, describe_capture, summary_line
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.2
+STUCK_CALL_S = 30.0
+"""A capture thread inside one OpenCV open or read for longer is stuck: the watchdog is no longer fed for it."""
 STOP_TIMEOUT_S = 5.0
 """How long a stop waits for the broker to acknowledge queued summaries (what is left stays in the outbox)."""
 
@@ -111,8 +113,9 @@ class Daemon:
         capture = self.capture or self._start_capture()
         frame = capture.get(timeout=IDLE_WAIT_S)
         if frame is None:
-            stats = capture.stats
-            if capture.finished:
+            finished = capture.finished
+            stats = capture.stats  # read after ``finished``: a failure in between is not taken for a clean end
+            if finished:
                 self._stop_capture()
                 if stats.state == "failed":
                     raise InputError(
@@ -121,9 +124,10 @@ class Daemon:
                     )
                 log.info("input %s ended: %s", display_source(self.config.camera.source), describe_capture(stats))
                 return False
-            if stats.state == "camera_lost":
+            lost = stats.state == "camera_lost"
+            if lost:
                 self._set_activity("input_lost", f"camera_lost: {stats.error}")
-            self.notifier.feed(self.counters.frames, idle_ok=stats.state == "camera_lost")
+            self.notifier.feed(self.counters.frames, idle_ok=lost and capture.responsive(STUCK_CALL_S))
             self._aggregate(self.scorer.ready())
             self._submit(self.aggregator.due(self._now()))
             return True
@@ -248,9 +252,15 @@ class Daemon:
         """Publish a health message and a status line for systemd."""
         metrics = {**self.health_metrics(), **self.counters.rates(self.capture_stats().captured)}
         backend = self.backend.describe()
+        problem = ""
         if self.reporter is not None:
+            metrics["summaries_refused"] = self.reporter.summaries_refused
+            metrics["windows_late"] = self.aggregator.late_windows
             self.reporter.health(metrics, backend=f"{backend['backend']}-{backend.get('device', '?')}")
-        self.notifier.status(self.summary_line())
+            problem = self.reporter.broker_problem
+        self.notifier.status(
+            self.summary_line() + (f"; MQTT: {problem}, summaries kept in the outbox" if problem else "")
+        )
 
     def summary_line(self) -> str:
         """One line of counters for logs and ``systemctl status``."""

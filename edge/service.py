@@ -1,8 +1,9 @@
 """systemd integration: sd_notify READY/STATUS/WATCHDOG and SIGTERM/SIGINT as a clean stop request.
 
 The watchdog is fed only while the daemon makes progress: frames were processed since the last ping, or the daemon
-is idle on purpose (paused, waiting for consent, reconnecting a lost camera with its capture thread alive). A loop
-stuck in inference or a dead capture thread stops the pings, and systemd restarts the service.
+is idle on purpose (paused, waiting for consent, reconnecting a lost camera with its capture thread alive and not
+stuck in one OpenCV call). A loop stuck in inference or a dead or stuck capture thread stops the pings, and systemd
+restarts the service.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ EXAMPLES = """\
   python -m edge run --config config.toml --set camera.source=/dev/video2 --set mqtt.host=broker.lan
   python -m edge -vv run --config config.toml --set camera.source=clip.mp4 --set camera.realtime=false
 exit codes: 0 stopped cleanly (SIGTERM, end of a video file), 3 invalid configuration, 4 model bundle refused,
-5 backend unavailable, 6 input unusable, 8 broker refused us.
+5 backend unavailable, 6 input unusable. A broker that is down or refuses us is no exit: the daemon keeps
+retrying with backoff, keeps summaries in its outbox and says why in the log and in systemctl status.
 """
 
 DEFAULT_CONFIG = Path("/etc/expresso-edge/config.toml")

@@ -113,6 +113,8 @@ class MqttLink:
         self._last_sent = 0
         self._attempt = 0
         self.refused = 0
+        self.problem = "not connected yet"
+        """Why the link is down ('' while connected): for ``systemctl status`` and the log."""
         self._drainer: threading.Thread | None = None
         v5 = settings.protocol == "5"
         self._client = paho.Client(
@@ -252,8 +254,10 @@ class MqttLink:
     ) -> None:
         if reason.is_failure:
             log.error("broker %s:%s refused the connection: %s", self._settings.host, self._settings.port, reason)
+            self.problem = f"broker refused the connection: {reason}"
             return
         self._attempt = 0
+        self.problem = ""
         log.info("connected to broker %s:%s", self._settings.host, self._settings.port)
         client.subscribe(self.topics.control, qos=1)
         client.publish(self.topics.status, self._online(), qos=1, retain=True)
@@ -265,12 +269,15 @@ class MqttLink:
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        if was:
+            self.problem = f"connection lost: {reason}"
         if was and not self._stopping.is_set():
             log.warning("lost the broker connection (%s); reconnecting", reason)
         self._set_delay()
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         log.warning("cannot reach broker %s:%s; retrying", self._settings.host, self._settings.port)
+        self.problem = "broker unreachable"
         self._set_delay()
 
     def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:

@@ -95,6 +95,16 @@ class Reporter:
         """Set while the broker connection is up (a never-set event when MQTT is disabled)."""
         return self._link.connected if self._link else threading.Event()
 
+    @property
+    def broker_problem(self) -> str:
+        """Why summaries cannot leave now ('' while connected or with MQTT disabled)."""
+        return self._link.problem if self._link is not None else ""
+
+    @property
+    def summaries_refused(self) -> int:
+        """Summaries the broker refused (PUBACK with a failure code) since start; they stay in the outbox."""
+        return self._link.refused if self._link is not None else 0
+
     def start(self) -> None:
         """Connect in the background; summaries queue durably meanwhile."""
         if self._link is not None:
