@@ -11,8 +11,6 @@ import socket
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +60,18 @@ def faceless_video(path: Path, seconds: float = 2.0, fps: float = 30.0, size: tu
     return write_video(path, _moving(_photo("coffee"), round(seconds * fps), size), fps)
 
 
+def stretches_video(path: Path, *stretches: tuple[bool, float], fps: float = 30.0) -> Path:
+    """Stretches of ``(face?, seconds)``: the astronaut where there is a face, the coffee cup where there is none."""
+    size = (640, 480)
+    frames = []
+    for face, seconds in stretches:
+        frames += _moving(_photo("astronaut" if face else "coffee"), round(seconds * fps), size)
+    return write_video(path, frames, fps)
+
+
 def face_then_none_video(path: Path, face_s: float, none_s: float, fps: float = 30.0) -> Path:
     """``face_s`` seconds of the astronaut, then ``none_s`` seconds of the coffee cup."""
-    size = (640, 480)
-    frames = _moving(_photo("astronaut"), round(face_s * fps), size) + _moving(
-        _photo("coffee"), round(none_s * fps), size
-    )
-    return write_video(path, frames, fps)
+    return stretches_video(path, (True, face_s), (False, none_s), fps=fps)
 
 
 def damage(path: Path, out: Path, *, keep: float = 0.5, garble: bool = True) -> Path:
@@ -154,17 +157,10 @@ def media_set() -> dict[str, Any]:
         "face": face_video(root / "face.mp4", seconds=3.0),
         "faceless": faceless_video(root / "faceless.mp4", seconds=2.0),
         "face_then_none": face_then_none_video(root / "face_then_none.mp4", 2.0, 2.0),
+        "two_sessions": stretches_video(
+            root / "two_sessions.mp4", (True, 2.5), (False, 1.5), (True, 2.5), (False, 3.0)
+        ),
     }
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll ``predicate`` until it holds; False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class NotifySocket:

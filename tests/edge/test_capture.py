@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from daemon_media import damage, face_video, wait_until
+from daemon_media import damage, face_video
+from polling import wait_until
 
 from edge.capture import Capture, Frame, _selector
 from edge.errors import InputError
@@ -187,3 +189,25 @@ def test_a_stream_that_ends_is_reported_lost_and_reopened(http_video: str) -> No
     finally:
         capture.stop()
     assert capture.stats.state == "stopped"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A loopback HTTP 'camera' that accepts connections and never answers: OpenCV's open hangs on it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/stream.mjpg"
+    for connection in accepted:
+        connection.close()  # the hanging open fails now and the capture thread can end
+    listener.close()
+
+
+def test_a_capture_hanging_in_open_is_reported_unresponsive(silent_server: str) -> None:
+    capture = Capture(silent_server, backoff=(0.05, 0.1)).start()
+    try:
+        assert wait_until(lambda: not capture.responsive(0.5), 5)  # inside one open for more than 0.5 s
+        assert capture.responsive(60.0)  # alive, and not yet past a generous limit
+    finally:
+        capture._stop.set()  # a join would wait for the hanging open; the fixture's close ends it

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_media import NotifySocket, daemon_command, damage, media_set, wait_until, write_config
+from daemon_media import NotifySocket, daemon_command, damage, media_set, write_config
 from mqtt_broker import Broker, Received, Subscriber
+from polling import wait_until
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.bundle import Bundle
@@ -184,6 +185,37 @@ def test_sigkill_mid_run_then_restart_loses_nothing(
         assert outbox_ids(tmp_path / "state") == []
     finally:
         sub.close()
+
+
+@pytest.mark.slow
+def test_broker_stopped_and_restarted_mid_run_every_summary_arrives_once(
+    media: dict[str, Any], topic_prefix: str, tmp_path: Path
+) -> None:
+    broker = Broker(tmp_path / "broker", persistence=True)  # keeps the integrator's session across the restart
+    broker.start()
+    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v1/+/summary", session=True)
+    config = sections(tmp_path, media["bundle"], media["two_sessions"], broker.port, topic_prefix)
+    config["camera"]["realtime"] = True
+    config["aggregation"]["session_gap_s"] = 0.5
+    config["mqtt"].update(reconnect_min_s=0.5, reconnect_max_s=1.0)
+    daemon = make_daemon(tmp_path, config)
+    try:
+        with running(daemon) as result:
+            assert sub.wait_for(lambda msgs: len(msgs) >= 1, 30)  # the first session's summary arrived
+            broker.stop()
+            assert wait_until(lambda: len(outbox_ids(tmp_path / "state")) >= 1, 30)  # the second one waits on disk
+            assert daemon.reporter is not None and not daemon.reporter.connected.is_set()
+            broker.start()
+            assert wait_until(lambda: bool(result), 60)  # the video ended, the outbox drained on the way out
+        assert result.get("code") == 0, result
+        sessions = [s for s in valid(sub.messages, "summary") if s["kind"] == "session"]
+        assert len({s["message_id"] for s in sessions}) == 2
+        arrived = {m.json()["message_id"] for m in sub.messages}
+        assert len(arrived) == daemon.counters.summaries  # every summary queued arrived, duplicates share an id
+        assert outbox_ids(tmp_path / "state") == []
+    finally:
+        sub.close()
+        broker.stop()
 
 
 def make_daemon(tmp_path: Path, config: dict[str, dict[str, object]]) -> Daemon:

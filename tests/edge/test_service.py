@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_media import NotifySocket, wait_until
+from daemon_media import NotifySocket
+from polling import wait_until
 
 from edge.service import Notifier, StopRequest
 

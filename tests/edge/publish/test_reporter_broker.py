@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import pytest
 from mqtt_broker import Broker, Received, Subscriber
+from polling import wait_until
 from summary_factory import IDENTITY, session_summary
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
@@ -83,6 +84,22 @@ def test_summaries_reach_a_subscriber_and_every_payload_validates(
     statuses = [m.json() for m in subscriber.on("status")]
     assert statuses[0]["state"] == "online" and statuses[-1]["activity"] == "stopping"
     assert any(s["activity"] == "running" and s["consent"] == "granted" for s in statuses)
+
+
+def test_the_reason_the_broker_is_out_of_reach_is_known_until_it_connects(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path
+) -> None:
+    mqtt_broker.stop()
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
+    reporter.start()
+    try:
+        assert wait_until(lambda: reporter.broker_problem == "broker unreachable", 10)
+        mqtt_broker.start()
+        assert reporter.connected.wait(15) and reporter.broker_problem == ""
+        mqtt_broker.stop()
+        assert wait_until(lambda: reporter.broker_problem.startswith("connection lost"), 10)
+    finally:
+        reporter.stop(timeout=0)
 
 
 def test_broker_outage_loses_nothing_and_duplicates_share_an_id(topic_prefix: str, tmp_path: Path) -> None:
