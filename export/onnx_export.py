@@ -20,15 +20,32 @@ import torch
 from torch import nn
 
 from edge.bundle import InputSpec
-from edge.errors import AccuracyGateError
+from edge.errors import AccuracyGateError, BundleError
 from edge.preprocess import batch_windows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
+"""Lowest opset we export, and the default."""
 OUTPUT_NAME = "bdi"
 TOLERANCE = 1e-4
 """Largest accepted max |ONNX Runtime - PyTorch| over the standard deviation of the PyTorch outputs."""
+STD_FLOOR_FRACTION = 1e-3
+"""The ratio's denominator is at least this fraction of the output span (see :func:`verify_onnx`)."""
+
+
+class OnnxExportError(BundleError):
+    """``torch.onnx.export`` could not turn the model into ONNX."""
+
+
+def max_opset() -> int:
+    """Highest opset the installed torch's TorchScript exporter (the one we use) supports; 17 if torch hides it."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:  # private module: gone in some future torch
+        return DEFAULT_OPSET
+    limit = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", None))
+    return limit if isinstance(limit, int) and limit >= DEFAULT_OPSET else DEFAULT_OPSET
 
 
 def onnx_from_model(
@@ -40,18 +57,27 @@ def onnx_from_model(
     example = torch.zeros(spec.shape, dtype=torch.float32)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter announces its successor
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            do_constant_folding=True,
-            training=torch.onnx.TrainingMode.EVAL,
-            input_names=[spec.name],
-            output_names=[output_name],
-            dynamic_axes={spec.name: {0: "batch"}, output_name: {0: "batch"}},
-        )
+        try:
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                do_constant_folding=True,
+                training=torch.onnx.TrainingMode.EVAL,
+                input_names=[spec.name],
+                output_names=[output_name],
+                dynamic_axes={spec.name: {0: "batch"}, output_name: {0: "batch"}},
+            )
+        except Exception as exc:  # torch raises many types here; convert them at this boundary
+            log.debug("torch.onnx.export failed", exc_info=True)
+            cause = (str(exc).strip().splitlines() or [""])[0]
+            raise OnnxExportError(
+                f"torch.onnx.export could not export {type(model).__name__} at opset {opset}: "
+                f"{type(exc).__name__}: {cause}",
+                fix=f"try --opset {DEFAULT_OPSET}; for the full traceback run with -vv",
+            ) from exc
     onnx.checker.check_model(str(path), full_check=True)
     leftovers = {op: n for op, n in op_counts(path).items() if op in ("BatchNormalization", "Transpose")}
     if leftovers:
@@ -88,8 +114,18 @@ class Verification:
     windows: int
     max_abs_diff: float
     output_std: float
-    ratio: float
+    std_floor: float
     tolerance: float
+
+    @property
+    def denominator(self) -> float:
+        """What the ratio divides by: the output standard deviation, or the floor when that is larger."""
+        return max(self.output_std, self.std_floor)
+
+    @property
+    def ratio(self) -> float:
+        """``max_abs_diff / denominator``."""
+        return self.max_abs_diff / self.denominator
 
     @property
     def passed(self) -> bool:
@@ -100,8 +136,9 @@ class Verification:
         """One line for people."""
         verdict = "ok" if self.passed else "FAILED"
         return (
-            f"ONNX Runtime vs PyTorch on {self.windows} random windows: max |diff| {self.max_abs_diff:.3g}, "
-            f"output std {self.output_std:.3g}, ratio {self.ratio:.3g} (limit {self.tolerance:g}): {verdict}"
+            f"ONNX Runtime vs PyTorch on {self.windows} random windows: max |diff| {self.max_abs_diff:.3g} / "
+            f"max(output std {self.output_std:.3g}, {self.std_floor:.3g}) = ratio {self.ratio:.3g} "
+            f"(limit {self.tolerance:g}): {verdict}"
         )
 
 
@@ -118,8 +155,9 @@ def verify_onnx(
 ) -> Verification:
     """Compare ONNX Runtime with PyTorch on fresh random windows in batches of ``batch``; raise when too far apart.
 
-    The ratio's denominator is the outputs' standard deviation, but at least 1e-3 of ``output_span``: random
-    weights can give nearly constant outputs, whose spread would otherwise measure float rounding only.
+    The ratio's denominator is the outputs' standard deviation, but at least ``STD_FLOOR_FRACTION`` of
+    ``output_span`` (0.063 on the BDI-II scale): random-weight models can have near-constant outputs, whose spread
+    would otherwise measure float rounding only. The result records the floor, so reports can print both.
     """
     import onnxruntime as ort
 
@@ -136,7 +174,7 @@ def verify_onnx(
     reference, candidate = np.concatenate(ours), np.concatenate(theirs)
     max_diff = float(np.max(np.abs(reference.astype(np.float64) - candidate)))
     std = float(np.std(reference))
-    result = Verification(windows, max_diff, std, max_diff / max(std, 1e-3 * output_span), tolerance)
+    result = Verification(windows, max_diff, std, STD_FLOOR_FRACTION * output_span, tolerance)
     if not result.passed:
         raise AccuracyGateError(
             f"{path}: {result.describe()}",

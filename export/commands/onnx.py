@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
@@ -15,7 +16,7 @@ from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, SUPPORTED_FRAMES
 from export.bundle_build import EXPORT_STEPS, RANDOM_WEIGHTS_WARNING, ExportResult, export_bundle
-from export.onnx_export import DEFAULT_OPSET
+from export.onnx_export import DEFAULT_OPSET, max_opset
 from export.zoo import DEFAULT_ARCHITECTURE, architectures
 
 NAME = "onnx"
@@ -64,7 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="architecture option, VALUE as JSON (e.g. widths=[64,128,160]); recorded in the manifest",
     )
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset, >= 17 (default %(default)s)")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset, {DEFAULT_OPSET} to {max_opset()} with this torch (default %(default)s)",
+    )
     parser.add_argument("--name", help="model name for the manifest (default: ARCH-random or ARCH-CHECKPOINT)")
     parser.add_argument("--training-data", help="one paragraph on the checkpoint's training data, for the model card")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
@@ -91,6 +97,8 @@ def report_of(result: ExportResult) -> dict[str, Any]:
             "windows": verification.windows,
             "max_abs_diff": verification.max_abs_diff,
             "output_std": verification.output_std,
+            "std_floor": verification.std_floor,
+            "denominator": verification.denominator,
             "ratio": verification.ratio,
             "tolerance": verification.tolerance,
             "passed": verification.passed,
@@ -102,7 +110,7 @@ def report_of(result: ExportResult) -> dict[str, Any]:
 
 def render(report: dict[str, Any]) -> str:
     """The report as a few lines."""
-    shape = report["input"]
+    shape, check = report["input"], report["verification"]
     lines = []
     if report["random_weights"]:
         lines.append(f"WARNING: {RANDOM_WEIGHTS_WARNING}")
@@ -112,12 +120,9 @@ def render(report: dict[str, Any]) -> str:
         f"weights      {report['weights']['source']}: {report['weights'].get('note', '')}",
         f"input        {shape['layout']} frames={shape['frames']} {shape['height']}x{shape['width']}",
         f"size         {report['parameters']:,} parameters, {report['macs_per_window'] / 1e9:.3f} GMAC per window",
-        "verification "
-        + (
-            f"max |ORT - PyTorch| {report['verification']['max_abs_diff']:.3g} / output std "
-            f"{report['verification']['output_std']:.3g} = ratio {report['verification']['ratio']:.3g} "
-            f"(limit {report['verification']['tolerance']:g}) on {report['verification']['windows']} random windows"
-        ),
+        f"verification max |ORT - PyTorch| {check['max_abs_diff']:.3g} / max(output std {check['output_std']:.3g}, "
+        f"{check['std_floor']:.3g}) = ratio {check['ratio']:.3g} (limit {check['tolerance']:g}) "
+        f"on {check['windows']} random windows",
     ]
     lines += [
         f"artifact     {a['path']} {a['precision']} {a['bytes']:,} B sha256 {a['sha256']}" for a in report["artifacts"]
@@ -128,8 +133,13 @@ def render(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Export, verify and write the bundle; print what was made."""
-    if args.opset < DEFAULT_OPSET:
-        raise UsageError(f"--opset {args.opset} is too old", fix=f"pass --opset {DEFAULT_OPSET} or newer")
+    highest = max_opset()
+    if not DEFAULT_OPSET <= args.opset <= highest:
+        raise UsageError(
+            f"--opset {args.opset} is outside {DEFAULT_OPSET} to {highest}, the opsets torch {torch.__version__} "
+            "exports here",
+            fix=f"pass --opset between {DEFAULT_OPSET} and {highest} (default {DEFAULT_OPSET})",
+        )
     with tqdm(total=len(EXPORT_STEPS), desc="export", unit="step", file=sys.stderr, leave=False) as bar:
 
         def advance(step: str) -> None:

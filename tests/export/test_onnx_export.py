@@ -18,7 +18,7 @@ from edge.layout import default_input_section
 from export.bundle_build import MODEL_FILE, RANDOM_WEIGHTS_WARNING, export_bundle
 from export.checkpoint import CheckpointError
 from export.macs import macs_of_onnx
-from export.onnx_export import onnx_from_model, verify_onnx
+from export.onnx_export import OnnxExportError, onnx_from_model, verify_onnx
 from export.zoo import get_architecture
 
 OPTIONS = {"stem": 8, "widths": [16, 16], "blocks": [1, 1]}
@@ -52,6 +52,30 @@ def test_verification_catches_a_model_that_differs(tmp_path: Path) -> None:
     other = get_architecture("expresso-tsm").build(4, 32, OPTIONS)
     with pytest.raises(AccuracyGateError, match="FAILED"):
         verify_onnx(path, other, _spec(), windows=4, seed=3)
+
+
+class _NearlyConstant(torch.nn.Module):
+    """Outputs about 30 whatever the window: the spread of a random-weight model at its worst."""
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """A score per window, hardly depending on it."""
+        return 30.0 + 1e-6 * clip.mean(dim=(1, 2, 3, 4))
+
+
+def test_verification_divides_near_constant_outputs_by_the_floor(tmp_path: Path) -> None:
+    path = onnx_from_model(_NearlyConstant(), _spec(), tmp_path / "m.onnx")
+    result = verify_onnx(path, _NearlyConstant(), _spec(), windows=4, seed=5, output_span=63.0)
+    assert result.output_std < 1e-5 and result.std_floor == pytest.approx(0.063)
+    assert result.denominator == result.std_floor and result.ratio == result.max_abs_diff / result.std_floor
+    assert result.passed  # divided by the std itself, float rounding of 30.0 alone would fail the gate
+    assert f"/ max(output std {result.output_std:.3g}, 0.063) = ratio" in result.describe()
+
+
+@pytest.mark.filterwarnings("ignore:Exporting to ONNX opset version 30")
+def test_a_failing_torch_export_becomes_one_bundle_error(tmp_path: Path) -> None:
+    with pytest.raises(OnnxExportError, match=r"at opset 30: RuntimeError: .*30") as caught:
+        onnx_from_model(_NearlyConstant(), _spec(), tmp_path / "m.onnx", opset=30)
+    assert caught.value.exit_code == 4 and "\n" not in str(caught.value)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
