@@ -45,6 +45,7 @@ class TemporalShift(nn.Module):
         self.fold = channels // shift_div if frames > 1 else 0
 
     def forward(self, x: torch.Tensor, windows: int) -> torch.Tensor:
+        """``x`` (time-major, ``windows`` windows) with its first two channel groups shifted in time."""
         if self.fold == 0:
             return x
         fold = self.fold
@@ -66,6 +67,7 @@ class ShiftBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor, windows: int) -> torch.Tensor:
+        """The block's output for time-major ``x`` holding ``windows`` windows."""
         out = self.conv2(self.relu(self.conv1(self.shift(x, windows))))
         return self.relu(out + self.shortcut(x))
 
@@ -132,6 +134,7 @@ class ExpressoTSM(nn.Module):
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Severities ``(N,)`` in [0, 63] for windows ``(N, T, 3, H, W)``."""
         windows = frames.shape[0]  # read from the input so no shape is taken of a (re-laid-out) feature map
         x = self.stem(frames.reshape(self.input_shape))  # (N*T, C, h, w): frames of window n at rows n*T + t
         x = torch.cat([x[t :: self.frames] for t in range(self.frames)], dim=0)  # time-major (T*N, C, h, w)

@@ -96,6 +96,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Two convolutions plus the (downsampled) input, then ReLU."""
         residual = x if self.downsample is None else self.downsample(x)
         return self.relu(self.conv2(self.conv1(x)) + residual)
 
@@ -166,6 +167,7 @@ class VideoResNet(nn.Module):
         reset_head(self.fc)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Severities ``(N,)`` in [0, 63] for windows ``(N, 3, T, H, W)``."""
         x = self.stem(frames)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return bdi_from_logit(self.fc(self.avgpool(x).flatten(1)))
