@@ -129,6 +129,12 @@ def verify_files(root: Path, manifest: dict[str, Any]) -> None:
                 f"bundle {root} is missing {artifact.path}, which its manifest lists",
                 fix="copy the complete bundle directory again or re-export it",
             )
+        size = path.stat().st_size
+        if size != artifact.size:
+            raise BundleError(
+                f"bundle file {path} was truncated or grown: {size} bytes, manifest says {artifact.size}",
+                fix="copy the complete bundle again, or replace it with a trusted copy",
+            )
         actual = sha256_of(path)
         if actual != artifact.sha256:
             raise BundleError(
@@ -145,7 +151,7 @@ def verify_files(root: Path, manifest: dict[str, Any]) -> None:
 
 
 def load_bundle(root: str | Path) -> Bundle:
-    """Read and verify a bundle: JSON Schema, format version, then every file's SHA-256."""
+    """Read and verify a bundle: JSON Schema, format version, then every file's size and SHA-256."""
     root = Path(root)
     manifest = _read_manifest(root)
     check_format_version(manifest, root)

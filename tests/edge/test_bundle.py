@@ -40,6 +40,15 @@ def test_one_changed_byte_is_refused(exported_bundle: Path) -> None:
         load_bundle(exported_bundle)
 
 
+def test_a_truncated_file_is_refused_by_its_size(exported_bundle: Path) -> None:
+    model = exported_bundle / MODEL
+    size = model.stat().st_size
+    with model.open("r+b") as handle:
+        handle.truncate(size - 10)
+    with pytest.raises(BundleError, match=f"{MODEL} was truncated or grown: {size - 10} bytes, manifest says {size}"):
+        load_bundle(exported_bundle)
+
+
 def test_a_missing_file_is_refused(exported_bundle: Path) -> None:
     (exported_bundle / MODEL).unlink()
     with pytest.raises(BundleError, match=f"is missing {MODEL}, which its manifest lists"):
