@@ -21,20 +21,27 @@ def registry() -> dict[str, type[Backend]]:
     return {cls.key: cls for cls in Backend.__subclasses__()}
 
 
-def available() -> dict[str, tuple[bool, str]]:
-    """Each backend's key with whether it can run here and why not."""
-    return {key: cls.probe() for key, cls in sorted(registry().items())}
+def runnable(bundle: Bundle) -> dict[str, tuple[list[str], str]]:
+    """Each backend's key with the precisions of ``bundle`` it can run here, best first, and why none when empty."""
+    found = {}
+    for key, cls in sorted(registry().items()):
+        available, reason = cls.probe()
+        precisions = cls.runnable_precisions(bundle) if available else []
+        if available and not precisions:
+            reason = "no model in this bundle for it"
+        found[key] = (precisions, reason)
+    return found
 
 
 def create(key: str, bundle: Bundle, *, precision: str = "auto", threads: int | None = None) -> Backend:
     """Instantiate backend ``key`` (or the best available for ``auto``) for ``bundle``."""
     backends = registry()
     if key == "auto":
+        found = runnable(bundle)
         for candidate in AUTO_ORDER:
-            cls = backends[candidate]
-            if cls.probe()[0] and cls.runnable_precisions(bundle):
-                return cls(bundle, precision=precision, threads=threads)
-        reasons = "; ".join(f"{k}: {cls.probe()[1] or 'no runnable model in bundle'}" for k, cls in backends.items())
+            if found[candidate][0]:
+                return backends[candidate](bundle, precision=precision, threads=threads)
+        reasons = "; ".join(f"{k}: {reason}" for k, (_, reason) in found.items())
         raise BackendUnavailableError(f"no backend can run bundle {bundle.root} here ({reasons})")
     if key not in backends:
         raise UsageError(f"unknown backend {key!r}", fix=f"choose one of: auto, {', '.join(sorted(backends))}")

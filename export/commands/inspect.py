@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
-from edge.backends import registry
+from edge.backends import runnable
 from edge.bundle import Bundle, load_bundle
 from edge.cli_support import add_json_flag, print_report
 
@@ -28,14 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def backends_for(bundle: Bundle) -> dict[str, dict[str, Any]]:
     """Each backend with whether it can run here, why not, and the bundle precisions it could run."""
-    found = {}
-    for key, cls in sorted(registry().items()):
-        available, reason = cls.probe()
-        precisions = cls.runnable_precisions(bundle) if available else []
-        if available and not precisions:
-            reason = "no model in this bundle for it"
-        found[key] = {"available": available and bool(precisions), "precisions": precisions, "reason": reason}
-    return found
+    return {
+        key: {"available": bool(precisions), "precisions": precisions, "reason": reason}
+        for key, (precisions, reason) in runnable(bundle).items()
+    }
 
 
 def inspect_report(bundle: Bundle) -> dict[str, Any]:

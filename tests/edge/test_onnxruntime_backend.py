@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.backends import available, create
+from edge.backends import create, runnable
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.bundle import load_bundle, write_manifest
-from edge.errors import InputError, UsageError
+from edge.errors import BackendUnavailableError, InputError, UsageError
 from edge.preprocess import batch_windows
 
 
@@ -66,9 +66,21 @@ def test_precision_choice(exported_bundle: Path) -> None:
 
 
 def test_backend_registry_names_its_choices(exported_bundle_dir: Path) -> None:
-    assert available()["onnxruntime"] == (True, "")
+    assert runnable(load_bundle(exported_bundle_dir))["onnxruntime"] == (["fp32"], "")
     with pytest.raises(UsageError, match="choose one of: auto, onnxruntime"):
         create("tpu", load_bundle(exported_bundle_dir))
+
+
+def test_runnable_says_why_a_backend_cannot_run_a_bundle(
+    exported_bundle_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = load_bundle(exported_bundle_dir)
+    monkeypatch.setattr(OnnxRuntimeBackend, "runnable_precisions", classmethod(lambda cls, bundle: []))
+    assert runnable(bundle)["onnxruntime"] == ([], "no model in this bundle for it")
+    monkeypatch.setattr(OnnxRuntimeBackend, "_probe", classmethod(lambda cls: (False, "no onnxruntime wheel")))
+    assert runnable(bundle)["onnxruntime"] == ([], "no onnxruntime wheel")
+    with pytest.raises(BackendUnavailableError, match="onnxruntime: no onnxruntime wheel"):
+        create("auto", bundle)
 
 
 def test_the_uint8_int8_model_stays_on_the_cpu_provider_and_fp32_prefers_a_gpu() -> None:
