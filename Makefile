@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Empty: torch comes from pip's configured index. Elsewhere, TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# keeps a fresh x86 machine from downloading the CUDA build.
+TORCH_INDEX ?=
 
 .PHONY: demo test lint typecheck unit broker-dep clean
 
@@ -9,7 +12,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[export,dev,broker]"
 	touch $(STAMP)
 
