@@ -105,6 +105,7 @@ class MqttLink:
         self._on_control = on_control
         self.connected = threading.Event()
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()  # held from the erase check to the end of publish(): an erase waits
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
@@ -180,12 +181,17 @@ class MqttLink:
         return self._client.publish(self.topics.health, payload, qos=0).rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def replace_outbox(self, outbox: Outbox) -> None:
-        """Drain another outbox from now on (after an erase); acks for the old one's rows are ignored."""
-        with self._lock:
+        """Drain another outbox from now on (after an erase): acks for the old one's rows are ignored, and what
+        paho holds unacknowledged is dropped so that no summary from before the erase is sent again on reconnect.
+        """
+        with self._send_lock, self._lock:
             self._outbox = outbox
             self._inflight.clear()
             self._early.clear()
             self._last_sent = 0
+            dropped = self._client.drop_out_messages()
+        if dropped:
+            log.info("erase: dropped %d unacknowledged messages held for a resend", len(dropped))
 
     def _drain_loop(self) -> None:
         while not self._stopping.is_set():
@@ -206,25 +212,24 @@ class MqttLink:
         for row in outbox.pending(after=after, limit=room):
             if not self.connected.is_set() or self._stopping.is_set():
                 return
-            with self._lock:
-                if outbox is not self._outbox:  # erased since these rows were read: none of them may leave
-                    return
-                self._publishing = True
-            try:
-                info = self._client.publish(row.topic, row.payload, qos=row.qos)
-            except BaseException:
+            with self._send_lock:
                 with self._lock:
-                    self._publishing = False
-                raise
-            with self._lock:
-                self._publishing = False  # in the same hold as the registration: no ack can fall in between
-                success = self._early.pop(info.mid, None)
-                self._early.clear()  # acks of status/health publishes: a stale mid must never ack a later row
-                if outbox is not self._outbox:
-                    return
-                self._last_sent = row.row_id
-                if success is None:
-                    self._inflight[info.mid] = row.row_id
+                    if outbox is not self._outbox:  # erased since these rows were read: none of them may leave
+                        return
+                    self._publishing = True
+                try:
+                    info = self._client.publish(row.topic, row.payload, qos=row.qos)
+                except BaseException:
+                    with self._lock:
+                        self._publishing = False
+                    raise
+                with self._lock:
+                    self._publishing = False  # in the same hold as the registration: no ack can fall in between
+                    success = self._early.pop(info.mid, None)
+                    self._early.clear()  # acks of status/health publishes: a stale mid must never ack a later row
+                    self._last_sent = row.row_id
+                    if success is None:
+                        self._inflight[info.mid] = row.row_id
             if success is not None:
                 self._settle(outbox, row.row_id, success)
         self._wake.set()  # more may wait: look again once acks make room

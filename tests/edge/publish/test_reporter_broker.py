@@ -230,6 +230,39 @@ def test_an_erase_that_cannot_delete_fails_closed_and_says_so(tmp_path: Path, mo
     reporter.stop(timeout=0)
 
 
+def test_an_erase_drops_what_paho_holds_for_a_resend(topic_prefix: str, tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "broker", persistence=True)
+    broker.start()
+    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v1/+/summary", session=True)
+    reporter = make_reporter(broker, topic_prefix, tmp_path / "state")
+    try:
+        reporter.start()
+        assert reporter.connected.wait(10)
+        client = reporter._link._client  # type: ignore[union-attr]
+        process = broker._process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)  # the broker acknowledges nothing: the summary stays in paho's hands
+        assert reporter.submit([session_summary(SCORES)]) == 1
+        assert wait_until(lambda: len(client._out_messages) >= 1, 10)
+        reporter.apply_control(ControlCommand("erase"))
+        held = [m.topic for m in client._out_messages.values()]
+        assert not [topic for topic in held if topic.endswith("/summary")]  # no summary a reconnect would resend
+        os.kill(process.pid, signal.SIGKILL)  # the bytes it never read die with it
+        process.wait(10)
+        broker.start()
+        reporter.apply_control(ControlCommand("consent", granted=True))
+        assert reporter.connected.wait(15)
+        assert reporter.submit([session_summary([30.0] * 6)]) == 1  # a summary from after the erase gets through
+        assert sub.wait_for(lambda msgs: len(msgs) >= 1, 20)
+        assert [m.json()["score"]["median"] for m in sub.messages] == [30.0]  # and only that one
+    finally:
+        if broker._process is process:  # still the stopped one: it cannot take a SIGTERM
+            os.kill(process.pid, signal.SIGKILL)
+        reporter.stop(timeout=2)
+        sub.close()
+        broker.stop()
+
+
 def test_a_summary_is_deleted_only_on_its_own_puback_even_when_its_mid_was_used_before(
     mqtt_broker: Broker, topic_prefix: str, tmp_path: Path
 ) -> None:
