@@ -5,6 +5,9 @@ Precision paths: FP32/FP16 from the FP32 ONNX model; INT8 from the Q/DQ model ma
 plus the calibration table (``calib.trt.cache``) read by an ``IInt8EntropyCalibrator2`` (implicit quantization,
 deprecated since 10.1 and removed in 11). The batch axis gets an optimization profile from 1 to ``max_batch``;
 DLA cores (Xavier, Orin) take a fixed batch with GPU fallback for layers DLA cannot run.
+
+Supported: TensorRT 8.5 to 10.x (JetPack 5.1+ and 6, see :mod:`edge.backends.tensorrt`); Jetson Nano, TX1 and TX2
+(JetPack 4.x, TensorRT 8.2, Python 3.6) cannot run this package.
 """
 
 from __future__ import annotations
@@ -181,12 +184,16 @@ def build_engine(
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BundleError(f"TensorRT cannot parse {plan.onnx.path}: {errors}", fix="re-export with a supported opset")
     config = builder.create_builder_config()
-    if hasattr(config, "set_memory_pool_limit"):  # TensorRT >= 8.4
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    else:  # TensorRT 8.2 (JetPack 4.6, the last for Jetson Nano / TX1 / TX2)
-        config.max_workspace_size = workspace_mb << 20
-    if plan.precision in ("fp16", "int8") and device.fast_fp16:
-        config.set_flag(trt.BuilderFlag.FP16)  # layers TensorRT keeps out of INT8 may run in FP16
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if plan.precision == "fp16" and not device.fast_fp16:
+        log.warning(
+            "%s (compute capability %s) has no fast FP16 (platform_has_fast_fp16 is false): TensorRT may keep "
+            "layers in FP32 and the engine may run no faster than --precision fp32",
+            device.gpu_name,
+            device.compute_capability,
+        )
+    if plan.precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)  # TensorRT picks per layer; INT8 builds may fall back to FP16
     if plan.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
     profile = builder.create_optimization_profile()

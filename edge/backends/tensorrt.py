@@ -1,13 +1,17 @@
 """TensorRT backend: runs a bundle's serialised engine with pycuda buffers on one CUDA stream.
 
+Supported: TensorRT 8.5 to 10.x, driven by tensor names (``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``): JetPack 6 (Orin; Ubuntu 22.04 and Python 3.10, TensorRT 8.6 or 10.3) and JetPack 5.1+
+(Xavier and Orin, TensorRT 8.5; its system Python is 3.8, so TensorRT's Python bindings must be built for the
+Python 3.10+ this package needs). Jetson Nano, TX1 and TX2 stop at JetPack 4.6 (TensorRT 8.2, Python 3.6) and cannot
+run this package; the probe refuses a TensorRT older than 8.5 by name.
+
 An engine only runs on the GPU model and TensorRT version it was built for (``python -m export engine`` records
 them as the artifact's ``built_for``); loading refuses any other with a :class:`BundleError`. Page-locked host
 buffers and device buffers are sized once for the engine's largest batch and reused; each call copies in, runs and
-copies out asynchronously on one stream, then synchronises. TensorRT >= 8.5 is driven by tensor names
-(``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``), older 8.x by binding indices
-(``set_binding_shape``, ``execute_async_v2``). The device's primary CUDA context (the one TensorRT's runtime API
-uses too) is retained at load and pushed and popped around each call, so inference may run on another thread than
-the one that loaded the engine (the daemon scores on its own worker thread).
+copies out asynchronously on one stream, then synchronises. The device's primary CUDA context (the one TensorRT's
+runtime API uses too) is retained at load and pushed and popped around each call, so inference may run on another
+thread than the one that loaded the engine (the daemon scores on its own worker thread).
 
 The pure parts (device records, precision choice, shapes, batch chunks) are plain functions tested on any CPU.
 """
@@ -28,6 +32,9 @@ from edge.errors import BackendUnavailableError, BundleError, InputError
 
 PRECISIONS = ("int8", "fp16", "fp32")
 """Engine precisions, fastest first."""
+
+MIN_TENSORRT = (8, 5)
+"""The oldest TensorRT with the named-tensor API this backend drives (JetPack 5.1)."""
 
 
 @dataclass(frozen=True)
@@ -169,9 +176,14 @@ class TensorRTBackend(Backend):
     def _probe(cls) -> tuple[bool, str]:
         try:
             import pycuda.driver as cuda
-            import tensorrt  # noqa: F401
+            import tensorrt
         except ImportError as exc:
             return False, f"tensorrt or pycuda does not import ({exc})"
+        if _release(tensorrt.__version__)[:2] < MIN_TENSORRT:
+            return False, (
+                f"TensorRT {tensorrt.__version__} is older than 8.5 (JetPack 4.x: Jetson Nano, TX1, TX2); "
+                "this package needs TensorRT 8.5+ (JetPack 5.1 or 6) and Python 3.10"
+            )
         try:
             cuda.init()
             if cuda.Device.count() == 0:
@@ -214,7 +226,6 @@ class TensorRTBackend(Backend):
             if self._engine is None:
                 raise BundleError(f"TensorRT could not deserialise {artifact.path}", fix="rebuild the engine")
             self._context = self._engine.create_execution_context()
-            self._named = hasattr(self._context, "execute_async_v3")
             self._tensors = self._tensor_specs(trt)
             self._min_batch, self._max_batch = self._batch_range()
             self._host = {t.name: cuda.pagelocked_empty(t.at_batch(self._max_batch), t.dtype) for t in self._tensors}
@@ -228,33 +239,20 @@ class TensorRTBackend(Backend):
         clip = next(t for t in self._tensors if t.is_input)
         if clip.shape[0] >= 0:
             return clip.shape[0], clip.shape[0]
-        if self._named:
-            low, _, high = self._engine.get_tensor_profile_shape(clip.name, 0)
-        else:
-            low, _, high = self._engine.get_profile_shape(0, self._tensors.index(clip))
+        low, _, high = self._engine.get_tensor_profile_shape(clip.name, 0)
         return int(low[0]), int(high[0])
 
     def _tensor_specs(self, trt: Any) -> list[TensorSpec]:
         engine = self._engine
-        if self._named:
-            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-            return [
-                TensorSpec(
-                    n,
-                    engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT,
-                    tuple(engine.get_tensor_shape(n)),
-                    np.dtype(trt.nptype(engine.get_tensor_dtype(n))).str,
-                )
-                for n in names
-            ]
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         return [
             TensorSpec(
-                engine.get_binding_name(i),
-                engine.binding_is_input(i),
-                tuple(engine.get_binding_shape(i)),
-                np.dtype(trt.nptype(engine.get_binding_dtype(i))).str,
+                n,
+                engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT,
+                tuple(engine.get_tensor_shape(n)),
+                np.dtype(trt.nptype(engine.get_tensor_dtype(n))).str,
             )
-            for i in range(engine.num_bindings)
+            for n in names
         ]
 
     def _infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -282,15 +280,10 @@ class TensorRTBackend(Backend):
         np.copyto(host_in[:count], chunk, casting="same_kind")
         host_in[count:] = 0
         cuda.memcpy_htod_async(self._device_mem[tensor_in.name], host_in, self._stream)
-        if self._named:
-            self._context.set_input_shape(tensor_in.name, tensor_in.at_batch(padded))
-            for tensor in self._tensors:
-                self._context.set_tensor_address(tensor.name, int(self._device_mem[tensor.name]))
-            ok = self._context.execute_async_v3(stream_handle=self._stream.handle)
-        else:
-            self._context.set_binding_shape(self._tensors.index(tensor_in), tensor_in.at_batch(padded))
-            bindings = [int(self._device_mem[t.name]) for t in self._tensors]
-            ok = self._context.execute_async_v2(bindings=bindings, stream_handle=self._stream.handle)
+        self._context.set_input_shape(tensor_in.name, tensor_in.at_batch(padded))
+        for tensor in self._tensors:
+            self._context.set_tensor_address(tensor.name, int(self._device_mem[tensor.name]))
+        ok = self._context.execute_async_v3(stream_handle=self._stream.handle)
         if not ok:
             raise BackendUnavailableError("TensorRT failed to enqueue the engine", fix="check the log above")
         cuda.memcpy_dtoh_async(host_out, self._device_mem[tensor_out.name], self._stream)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from tensorrt_fakes import CALIBRATED, FP32, engine_bundle
 
 from edge.backends import create
 from edge.backends.tensorrt import (
@@ -20,49 +21,13 @@ from edge.backends.tensorrt import (
     fast_precisions_of,
     run_batch,
 )
-from edge.bundle import Bundle, load_bundle, write_manifest
+from edge.bundle import load_bundle, write_manifest
 from edge.errors import BackendUnavailableError, BundleError, InputError
-from edge.layout import default_input_section, default_regions_section
 from export.engine import check_dla, engine_file, plan_engine, profile_shapes, record_engine
 
 ORIN = DeviceInfo("Orin", "8.7", "10.3.0", fast_fp16=True, fast_int8=True, dla_cores=2)
 NANO = DeviceInfo("NVIDIA Tegra X1", "5.3", "8.2.1", fast_fp16=True, fast_int8=False)
 XAVIER_TRT8 = DeviceInfo("Xavier", "7.2", "8.5.2.2", fast_fp16=True, fast_int8=True, dla_cores=2)
-
-
-def _bundle(root: Path, files: dict[str, dict[str, str]]) -> Bundle:
-    root.mkdir(parents=True, exist_ok=True)
-    for name in files:
-        (root / name).write_bytes(name.encode())  # content does not matter to the planning logic
-    manifest = {
-        "model": {
-            "name": "t",
-            "architecture": "a",
-            "weights": {"source": "random"},
-            "parameters": 1,
-            "macs_per_window": 1,
-        },
-        "input": default_input_section(layout="NCTHW"),
-        "regions": default_regions_section(),
-        "output": {"name": "score", "units": "BDI-II", "range": [0, 63]},
-        "artifacts": [{"path": name, **record} for name, record in files.items()],
-        "model_card": {
-            "intended_use": "t",
-            "not_a_diagnostic_device": True,
-            "training_data": "t",
-            "limitations": ["t"],
-        },
-    }
-    return write_manifest(root, manifest)
-
-
-FP32 = {"model.onnx": {"kind": "onnx", "precision": "fp32", "target": "any"}}
-CALIBRATED = {
-    **FP32,
-    "model.int8.trt.onnx": {"kind": "onnx", "precision": "int8", "target": "tensorrt"},
-    "model.int8.ort.onnx": {"kind": "onnx", "precision": "int8", "target": "onnxruntime-cpu"},
-    "calib.trt.cache": {"kind": "trt-calibration-table", "target": "tensorrt"},
-}
 
 
 def test_fast_precisions_by_compute_capability() -> None:
@@ -106,14 +71,14 @@ def test_buffer_shapes_and_batch_chunks() -> None:
 
 
 def test_engine_plan_per_tensorrt_version(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path / "b", CALIBRATED)
+    bundle = engine_bundle(tmp_path / "b", CALIBRATED)
     qdq = plan_engine(bundle, "int8", ORIN)
     assert (qdq.onnx.path, qdq.table, qdq.int8_mode) == ("model.int8.trt.onnx", None, "qdq")
     table = plan_engine(bundle, "auto", XAVIER_TRT8)
     assert (table.precision, table.onnx.path, table.int8_mode) == ("int8", "model.onnx", "calibration-table")
     assert table.table is not None and table.table.path == "calib.trt.cache"
     assert plan_engine(bundle, "auto", NANO).precision == "fp16"
-    plain = _bundle(tmp_path / "p", FP32)
+    plain = engine_bundle(tmp_path / "p", FP32)
     with pytest.raises(BundleError, match="no INT8 model"):
         plan_engine(plain, "int8", ORIN)
     assert profile_shapes((1, 3, 16, 112, 112), 4, dla=False) == (
@@ -136,7 +101,7 @@ def test_dla_core_must_exist_and_run_fp16_or_int8() -> None:
 
 
 def test_engine_record_is_loadable_and_selected(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path / "b", CALIBRATED)
+    bundle = engine_bundle(tmp_path / "b", CALIBRATED)
     (bundle.root / "model.int8.engine").write_bytes(b"serialised engine")
     plan = plan_engine(bundle, "int8", ORIN)
     updated = record_engine(bundle, "model.int8.engine", plan, ORIN.record(dla_core=None, workspace_mb=512), 4)
@@ -152,7 +117,7 @@ def test_backend_without_tensorrt_says_why(tmp_path: Path) -> None:
         pytest.skip("TensorRT and a GPU are present")
     assert "tensorrt" in reason or "CUDA" in reason
     with pytest.raises(BackendUnavailableError, match="cannot run here"):
-        create("tensorrt", _bundle(tmp_path / "b", FP32))
+        create("tensorrt", engine_bundle(tmp_path / "b", FP32))
     from edge.cli_support import run_cli
 
     assert run_cli("python -m export", "", "export.commands", ["engine", str(tmp_path / "b")]) == 5
@@ -167,7 +132,7 @@ def test_build_and_run_an_engine_on_the_gpu(tmp_path: Path) -> None:
 
     from export.engine import build_engine
 
-    bundle = _bundle(tmp_path / "b", FP32)
+    bundle = engine_bundle(tmp_path / "b", FP32)
     onnx.save(_tiny_ncthw_model(), str(bundle.root / "model.onnx"))
     bundle = write_manifest(bundle.root, bundle.manifest)
     built = build_engine(bundle, "fp32", max_batch=2)
