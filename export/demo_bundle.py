@@ -22,6 +22,7 @@ import numpy as np
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.backends import create
 from edge.bundle import Bundle, load_bundle, write_manifest
+from edge.errors import ExpressoError, UsageError
 from edge.preprocess import batch_windows
 from export.bundle_build import export_bundle
 from export.dataset import build_window_set, read_labels
@@ -67,9 +68,11 @@ def write_demo_card(bundle_dir: Path, training: dict[str, Any], heldout: dict[st
     manifest = dict(load_bundle(bundle_dir).manifest)
     card = dict(manifest["model_card"])
     card["intended_use"] = DEMO_NOTICE
+    init = training.get("init")
+    start = f"fine-tuned from {init['file']} (sha256 {init['sha256']})" if init else "trained from random weights"
     card["training_data"] = (
         f"{TRAINING_DATA} {training['train']['videos']} training videos ({training['train']['windows']} windows), "
-        f"checkpoint chosen on held-back training identities at epoch {training['best_epoch']}."
+        f"{start}, checkpoint chosen on held-back training identities at epoch {training['best_epoch']}."
     )
     card["limitations"] = [DEMO_NOTICE, *[item for item in card["limitations"] if item != DEMO_NOTICE]]
     card["metrics"] = {
@@ -82,6 +85,26 @@ def write_demo_card(bundle_dir: Path, training: dict[str, Any], heldout: dict[st
     return write_manifest(bundle_dir, manifest)
 
 
+def read_run(run: Path, heldout: Path) -> dict[str, Any]:
+    """The training report of a finished run, after checking its best checkpoint and the held-out CSV exist."""
+    for path, what in ((run / "report.json", "report"), (run / "best.pt", "best checkpoint")):
+        if not path.is_file():
+            raise UsageError(
+                f"run directory {run} has no {what} ({path.name})",
+                fix="pass --run the --out directory of a finished `python -m export train` run",
+            )
+    if not heldout.is_file():
+        raise UsageError(
+            f"held-out labels CSV {heldout} does not exist",
+            fix="make it with `python -m export sample-data --split heldout` and pass its labels.csv",
+        )
+    try:
+        report: dict[str, Any] = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{run / 'report.json'} is not JSON: {exc}", fix="re-run `python -m export train`") from exc
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     """Export the run's best checkpoint, evaluate it on held-out videos, write its card; prints the metrics."""
     parser = argparse.ArgumentParser(prog="python -m export.demo_bundle", description=__doc__.splitlines()[0])
@@ -89,16 +112,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=Path, required=True, help="labels CSV of held-out videos")
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to (re)write")
     args = parser.parse_args(argv)
-    training = json.loads((args.run / "report.json").read_text(encoding="utf-8"))
+    try:
+        return make_demo_bundle(args.run, args.heldout, args.out)
+    except ExpressoError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def make_demo_bundle(run: Path, heldout_labels: Path, out: Path) -> int:
+    """Export ``run``'s best checkpoint to ``out``, score it on ``heldout_labels``, write its card and print it."""
+    training = read_run(run, heldout_labels)
     config = training["config"]
     export_bundle(
-        config["architecture"], args.out, checkpoint=args.run / "best.pt", frames=config["frames"],
+        config["architecture"], out, checkpoint=run / "best.pt", frames=config["frames"],
         size=config["size"], options=config["options"], name=f"{config['architecture']}-synthetic-demo",
         training_data=TRAINING_DATA, force=True,
     )  # fmt: skip
-    heldout = evaluate_bundle(load_bundle(args.out), args.heldout, training["validation"]["train_mean"])
-    (args.run / "heldout_report.json").write_text(json.dumps(heldout, indent=2) + "\n", encoding="utf-8")
-    bundle = write_demo_card(args.out, training, heldout)
+    heldout = evaluate_bundle(load_bundle(out), heldout_labels, training["validation"]["train_mean"])
+    (run / "heldout_report.json").write_text(json.dumps(heldout, indent=2) + "\n", encoding="utf-8")
+    bundle = write_demo_card(out, training, heldout)
     print(json.dumps(bundle.manifest["model_card"]["metrics"]["heldout"], indent=2))
     return 0
 

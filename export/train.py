@@ -4,6 +4,9 @@ Windows come from :mod:`export.dataset` (the device's face pipeline and normalis
 ``epoch_NNN.pt`` and, when validation MAE improves, ``best.pt``; ``report.json`` holds the per-epoch history and
 the best epoch's validation errors broken down by every grouping column, beside the trivial baseline (always
 predicting the training mean): unequal error across groups is a known failing of this field.
+Training starts from random weights or, with ``TrainConfig.init``, from a checkpoint :mod:`export.checkpoint` reads
+(plain state_dict, Lightning, torchvision/Kinetics weights; a head of another shape is re-initialised); its file
+name and SHA-256 go into every checkpoint and the report, so a bundle's provenance says where training started.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tqdm import tqdm
 
 from edge.bundle.manifest import InputSpec
 from edge.preprocess import batch_windows
+from export.checkpoint import CheckpointInfo, load_checkpoint
 from export.dataset import WindowSet
 from export.zoo import BDI_MAX, get_architecture
 
@@ -46,6 +50,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     augment: bool = True
     seed: int = 0
+    init: Path | None = None
+    """Checkpoint to fine-tune from (None: random initialisation)."""
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -65,6 +71,27 @@ def augment(windows: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDA
     offset = rng.uniform(-20.0, 20.0, (count, 1, 1, 1, 1))
     out = windows.astype(np.float32) * (gain * ramp).astype(np.float32) + offset.astype(np.float32)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def start_model(config: TrainConfig) -> tuple[nn.Module, CheckpointInfo | None]:
+    """Seed everything, build the architecture and load ``config.init`` into it (a misfit raises CheckpointError)."""
+    seed_everything(config.seed)
+    architecture = get_architecture(config.architecture)
+    model = architecture.build(config.frames, config.size, config.options)
+    return model, load_checkpoint(model, config.init, architecture) if config.init is not None else None
+
+
+def init_record(info: CheckpointInfo | None) -> dict[str, Any] | None:
+    """Where training started, for checkpoints and the report: file name, SHA-256, format, re-initialised keys."""
+    if info is None:
+        return None
+    return {
+        "file": info.path.name,
+        "sha256": info.sha256,
+        "format": info.format,
+        "prefix": info.prefix,
+        "reinitialised": list(info.reinitialised),
+    }
 
 
 def predict(model: nn.Module, data: WindowSet, spec: InputSpec, batch_size: int = 32) -> npt.NDArray[np.float32]:
@@ -121,8 +148,16 @@ def error_report(predictions: npt.NDArray[np.float32], data: WindowSet, train_me
     }
 
 
-def save_checkpoint(path: Path, model: nn.Module, config: TrainConfig, epoch: int, metrics: dict[str, Any]) -> None:
-    """A checkpoint ``python -m export onnx --checkpoint`` reads: the state_dict plus how to rebuild the model."""
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    config: TrainConfig,
+    epoch: int,
+    metrics: dict[str, Any],
+    init: dict[str, Any] | None = None,
+) -> None:
+    """A checkpoint ``python -m export onnx --checkpoint`` reads: the state_dict, how to rebuild the model and
+    the checkpoint training started from (``init``, None for random weights)."""
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,
@@ -132,6 +167,7 @@ def save_checkpoint(path: Path, model: nn.Module, config: TrainConfig, epoch: in
             "size": config.size,
             "epoch": epoch,
             "metrics": metrics,
+            "init": init,
             "state_dict": model.state_dict(),
         },
         path,
@@ -171,12 +207,23 @@ def train_epoch(
     return total / max(seen, 1)
 
 
-def train(config: TrainConfig, train_set: WindowSet, val_set: WindowSet, spec: InputSpec) -> dict[str, Any]:
-    """Train, validate every epoch, write checkpoints and ``report.json`` into ``config.out``; returns the report."""
-    generator = seed_everything(config.seed)
+def train(
+    config: TrainConfig,
+    train_set: WindowSet,
+    val_set: WindowSet,
+    spec: InputSpec,
+    start: tuple[nn.Module, CheckpointInfo | None] | None = None,
+) -> dict[str, Any]:
+    """Train, validate every epoch, write checkpoints and ``report.json`` into ``config.out``; returns the report.
+
+    ``start`` is what :func:`start_model` returned (the command loads the checkpoint before cutting windows, so a
+    wrong one fails fast); by default it is made here.
+    """
+    model, loaded = start if start is not None else start_model(config)
+    init = init_record(loaded)
+    generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
-    model = get_architecture(config.architecture).build(config.frames, config.size, config.options)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = config.epochs * math.ceil(len(train_set) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=steps, pct_start=0.15)
@@ -189,13 +236,14 @@ def train(config: TrainConfig, train_set: WindowSet, val_set: WindowSet, spec: I
         row = {"epoch": epoch, "train_mae": train_mae, "val_mae": report["mae"], "val_rmse": report["rmse"]}
         history.append(row)
         LOG.info("epoch %d: train MAE %.2f, val MAE %.2f, RMSE %.2f", epoch, train_mae, report["mae"], report["rmse"])
-        save_checkpoint(config.out / f"epoch_{epoch:03d}.pt", model, config, epoch, row)
+        save_checkpoint(config.out / f"epoch_{epoch:03d}.pt", model, config, epoch, row, init)
         if best is None or report["mae"] < best["mae"]:
             best = {**report, "epoch": epoch}
-            save_checkpoint(config.out / "best.pt", model, config, epoch, row)
+            save_checkpoint(config.out / "best.pt", model, config, epoch, row, init)
     assert best is not None
     result = {
-        "config": {**asdict(config), "out": str(config.out)},
+        "config": {**asdict(config), "out": str(config.out), "init": str(config.init) if config.init else None},
+        "init": init,
         "train": {"windows": len(train_set), "videos": len(train_set.videos), "rejected": train_set.rejected},
         "history": history,
         "best_epoch": best["epoch"],

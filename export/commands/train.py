@@ -13,13 +13,14 @@ from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, SUPPORTED_FRAMES
 from export.dataset import LabelledVideo, build_window_set, default_spec, read_labels
-from export.train import TrainConfig, train
+from export.train import TrainConfig, start_model, train
 from export.zoo import DEFAULT_ARCHITECTURE, get_architecture
 
 NAME = "train"
 HELP = "fine-tune a zoo architecture on windows of labelled videos (CSV: video, score, optional group columns)"
 EXAMPLES = """\
   python -m export train --labels samples/labels.csv --out runs/demo --epochs 2
+  python -m export train --arch r2plus1d_18 --init r2plus1d_18-91a641e6.pth --labels labels.csv --out runs/r21d
   python -m export train --labels train/labels.csv --val-labels heldout/labels.csv --out runs/r1 \\
       --size 64 --option stem=16 --option 'widths=[24,48,96]' --group-columns skin_tone,lighting --json
 """
@@ -34,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and report.json")
     parser.add_argument("--epochs", type=int, default=8, help="passes over the training windows (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
+    parser.add_argument("--init", type=Path, metavar="CKPT",
+                        help="fine-tune from this checkpoint: a state_dict, a Lightning checkpoint, a train "
+                        "checkpoint or torchvision (Kinetics) weights; a head of another shape is re-initialised "
+                        "(default: random weights)")  # fmt: skip
     val = parser.add_mutually_exclusive_group()
     val.add_argument("--val-fraction", type=float, default=0.2, help="share of identities/videos held out (0.2)")
     val.add_argument("--val-labels", type=Path, help="validation CSV (instead of splitting --labels)")
@@ -91,16 +96,38 @@ def _render(report: dict[str, Any]) -> str:
     for column, groups in val["by_group"].items():
         parts = ", ".join(f"{name} {g['mae']:.2f} (n={g['windows']})" for name, g in groups.items())
         lines.append(f"  MAE by {column}: {parts}; gap {val['group_mae_gap'][column]:.2f}")
+    init = report["init"]
+    lines.append(
+        f"started from {init['file']} (sha256 {init['sha256'][:12]}...)" if init else "started from random weights"
+    )
     lines.append(f"checkpoint: {report['checkpoint']}")
     return "\n".join(lines)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse impossible numbers before any video is read (cutting windows takes minutes).
+
+    ``--size`` below the architecture's minimum and a bad ``--option`` are refused by the zoo when
+    :func:`start_model` builds the model, also before any video is read.
+    """
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}", fix=f"pass {flag} 1 or more")
+    if not args.lr > 0.0:
+        raise UsageError(f"--lr must be positive, got {args.lr}", fix="pass e.g. --lr 2e-3")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Read labels, cut windows, train, print and save the report."""
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1, got {args.epochs}", fix="pass --epochs 1 or more")
+    """Check options, load the --init checkpoint, read labels, cut windows, train, print and save the report."""
     architecture = get_architecture(args.arch)
+    check_arguments(args)
     options = architecture.options(parse_options(args.option))
+    config = TrainConfig(
+        out=args.out, architecture=args.arch, options=options, frames=args.frames, size=args.size,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, augment=not args.no_augment,
+        seed=args.seed, init=args.init,
+    )  # fmt: skip
+    start = start_model(config)  # a wrong --init fails here, before minutes of window cutting
     groups = [c for c in args.group_columns.split(",") if c] if args.group_columns else None
     videos = read_labels(args.labels, groups)
     if args.val_labels:
@@ -110,11 +137,6 @@ def run(args: argparse.Namespace) -> int:
     spec, tiles = default_spec(architecture.layout, frames=args.frames, size=args.size)
     train_set = build_window_set(train_videos, spec, tiles, desc="training windows")
     val_set = build_window_set(val_videos, spec, tiles, desc="validation windows")
-    config = TrainConfig(
-        out=args.out, architecture=args.arch, options=options, frames=args.frames, size=args.size,
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, augment=not args.no_augment,
-        seed=args.seed,
-    )  # fmt: skip
-    report = train(config, train_set, val_set, spec)
+    report = train(config, train_set, val_set, spec, start)
     print_report(report, as_json=args.json, render=_render)
     return 0

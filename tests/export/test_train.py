@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from edge.bundle import sha256_of
 from edge.cli_support import run_cli
 from edge.errors import InputError, UsageError
 from export.commands.train import parse_options, split_videos
 from export.dataset import LabelledVideo, WindowSet, default_spec, read_labels
 from export.synthetic import clip_specs, write_split
-from export.train import CHECKPOINT_FORMAT, TrainConfig, augment, error_report, seed_everything, train
+from export.train import (
+    CHECKPOINT_FORMAT,
+    TrainConfig,
+    augment,
+    error_report,
+    seed_everything,
+    start_model,
+    train,
+)
 from export.zoo import get_architecture
 
 TINY = {"stem": 4, "widths": [8], "blocks": [1], "shift_div": 4}
@@ -126,3 +136,60 @@ def test_train_command_on_a_rendered_video_through_the_face_pipeline(tmp_path: P
     assert report["train"]["windows"] == 2 == report["validation"]["windows"]
     (lighting,) = report["validation"]["by_group"]["lighting"].values()
     assert lighting["windows"] == 2 and lighting["mae"] == report["validation"]["mae"]
+
+
+def _run_train_cli(tmp_path: Path, *extra: str) -> int:
+    argv = ["train", "--labels", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "run"), "--size", str(SIZE)]
+    for key, value in TINY.items():
+        argv += ["--option", f"{key}={json.dumps(value)}"]
+    return run_cli("python -m export", "", "export.commands", [*argv, *extra])
+
+
+def test_training_starts_from_the_init_checkpoint_and_records_it(tmp_path: Path) -> None:
+    spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
+    torch.manual_seed(123)
+    source = get_architecture("expresso-tsm").build(16, SIZE, TINY)
+    init = tmp_path / "pretrained.pt"
+    torch.save({f"model.{k}": v for k, v in source.state_dict().items()}, init)  # Lightning-style prefix
+    config = TrainConfig(out=tmp_path / "run", options=TINY, size=SIZE, epochs=1, batch_size=4, seed=3, init=init)
+    model, _ = start_model(config)
+    assert all(torch.equal(value, source.state_dict()[key]) for key, value in model.state_dict().items())
+    # a learning rate too small to move the weights: what train() saved is what it started from
+    still = replace(config, learning_rate=1e-12, weight_decay=0.0)
+    report = train(still, tiny_set(8, 0, ("a",)), tiny_set(4, 1, ("a",)), spec)
+    saved = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    for name, parameter in source.named_parameters():
+        assert torch.allclose(saved["state_dict"][name], parameter, atol=1e-6), name
+    record = {"file": "pretrained.pt", "sha256": sha256_of(init), "format": "state_dict", "prefix": "model."}
+    assert report["init"] == {**record, "reinitialised": []} == saved["init"]
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["config"]["init"] == str(init)
+
+
+def test_a_misfit_init_checkpoint_is_refused_before_any_video_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = get_architecture("expresso-tsm").build(16, SIZE, {**TINY, "widths": [12]})
+    torch.save(other.state_dict(), tmp_path / "other.pt")
+    assert _run_train_cli(tmp_path, "--init", str(tmp_path / "other.pt")) == 4  # the labels CSV does not exist
+    err = capsys.readouterr().err
+    assert "does not fit architecture 'expresso-tsm'" in err and "wrong shapes" in err and "fix:" in err
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    assert _run_train_cli(tmp_path, "--init", str(tmp_path / "garbage.pt")) == 4
+    assert "cannot be read as tensors only" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--batch-size", "0", "--batch-size must be at least 1, got 0 (fix: pass --batch-size 1 or more)"),
+        ("--epochs", "0", "--epochs must be at least 1, got 0 (fix: pass --epochs 1 or more)"),
+        ("--lr", "0", "--lr must be positive"),
+        ("--size", "8", "needs frames of at least 16 pixels, got 8 (fix: pass --size 16 or more)"),
+    ],
+)
+def test_impossible_train_options_are_refused_before_any_video_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
+    assert _run_train_cli(tmp_path, flag, value) == 2  # the labels CSV does not exist: it was never read
+    assert message in capsys.readouterr().err
