@@ -5,24 +5,32 @@ The file is plain text: a header line ``TRT-<version code>-<algorithm>`` (for ex
 ``<tensor name>: <hex>`` per activation tensor, where ``<hex>`` is the quantization scale as a big-endian IEEE-754
 float32 written as 8 lowercase hex digits. TensorRT's dynamic range is ``scale * 127`` (symmetric, zero point 0).
 
-onnxruntime's ``write_calibration_table`` is a different thing (JSON/flatbuffers of the amax, no header), so this
-module converts calibrated ranges into TensorRT's format instead of copying that file.
+onnxruntime's ``write_calibration_table(cache, dir=D)`` writes something else: ``D/calibration.json`` (both ends of
+every range), ``D/calibration.flatbuffers`` and ``D/calibration.cache`` (one ``name value`` line each, no header,
+where the value is ``max(highest, lowest)``: the high end, not the absolute maximum). :func:`table_from_onnxruntime`
+converts that directory from its JSON, since the other two lose a range whose negative end is the larger.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from edge.errors import BundleError
 
 INT8_MAX = 127.0
 DEFAULT_ALGORITHM = "EntropyCalibration2"
 ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")
+ORT_TABLE_JSON = "calibration.json"
+"""The file of ``write_calibration_table``'s output that keeps both ends of each range."""
 DEFAULT_VERSION = "8.6.1"
 """TensorRT version written into a table made off the device (JetPack 6's TensorRT 8.6); the engine builder
 rewrites the header for the TensorRT it runs, so the number here only documents where the table was aimed."""
@@ -96,9 +104,53 @@ def table_from_amax(
 def table_from_ranges(
     ranges: Mapping[str, tuple[float, float]], *, version: str | None = None, algorithm: str = DEFAULT_ALGORITHM
 ) -> CalibrationTable:
-    """A table from ``(low, high)`` ranges, e.g. onnxruntime's calibration cache (amax = max(|low|, |high|))."""
+    """A table from ``(low, high)`` ranges, e.g. onnxruntime's calibrated ranges (amax = max(|low|, |high|))."""
     amax = {name: max(abs(low), abs(high)) for name, (low, high) in ranges.items()}
     return table_from_amax(amax, version=version, algorithm=algorithm)
+
+
+def _range_end(value: Any) -> Any:
+    """One end of a range as onnxruntime's JSON encoder writes it: a number, a list, or a ``numpy.array`` record."""
+    return value.get("data") if isinstance(value, dict) else value
+
+
+def _range_of(name: str, entry: Any, source: str) -> tuple[float, float]:
+    """``(low, high)`` of one ``calibration.json`` entry: ``{"lowest", "highest"}`` or an older ``[low, high]``."""
+    ends = (entry.get("lowest"), entry.get("highest")) if isinstance(entry, dict) else entry
+    try:
+        low, high = (np.asarray(_range_end(end), dtype=np.float64) for end in ends if end is not None)
+    except (TypeError, ValueError):  # not a pair of ends, or an end that is not numbers
+        low = high = np.empty(0)
+    if low.size and high.size:
+        return float(low.min()), float(high.max())
+    raise BundleError(
+        f"{source}: tensor {name!r} has no (lowest, highest) range: {str(entry)[:80]}",
+        fix="pass the directory written by onnxruntime.quantization's write_calibration_table",
+    )
+
+
+def table_from_onnxruntime(
+    directory: str | Path, version: str = DEFAULT_VERSION, *, algorithm: str = DEFAULT_ALGORITHM
+) -> CalibrationTable:
+    """A TensorRT table from what ``write_calibration_table(cache, dir=directory)`` wrote, for TensorRT ``version``
+    (``8.6.1``): amax = max(|lowest|, |highest|) from ``calibration.json``, scale = amax / 127."""
+    path = Path(directory) / ORT_TABLE_JSON
+    if not path.is_file():
+        raise BundleError(
+            f"{directory} has no {ORT_TABLE_JSON} (write_calibration_table writes it beside calibration.cache)",
+            fix="pass the dir given to write_calibration_table; its calibration.cache holds only the high end of "
+            "each range, too little to convert",
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} is not JSON: {exc}", fix="rewrite it with write_calibration_table") from exc
+    if isinstance(data, dict) and data.get("CLS") == "TensorsData":  # a whole TensorsData object was passed
+        data = data.get("data")
+    if not isinstance(data, dict) or not data:
+        raise BundleError(f"{path} holds no tensor ranges", fix="rewrite it with write_calibration_table")
+    ranges = {name: _range_of(name, entry, str(path)) for name, entry in data.items()}
+    return table_from_ranges(ranges, version=version_code(version), algorithm=algorithm)
 
 
 def parse_table(text: str, *, source: str = "calibration table") -> CalibrationTable:
@@ -111,7 +163,7 @@ def parse_table(text: str, *, source: str = "calibration table") -> CalibrationT
         raise BundleError(
             f"{source} starts with {lines[0][:60]!r}, not a TensorRT header like 'TRT-8601-EntropyCalibration2' "
             "(an onnxruntime calibration.json/flatbuffers file is not a TensorRT cache)",
-            fix="convert onnxruntime ranges with calibration.trt_table.table_from_ranges",
+            fix="convert write_calibration_table's directory with calibration.trt_table.table_from_onnxruntime",
         )
     scales: dict[str, float] = {}
     for number, line in enumerate(lines[1:], start=2):

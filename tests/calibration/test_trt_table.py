@@ -1,23 +1,31 @@
-"""TensorRT calibration cache format: header, big-endian float32 hex scales, conversion from onnxruntime ranges."""
+"""TensorRT calibration cache format: header, big-endian float32 hex scales, conversion from onnxruntime's files."""
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
+from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+from onnxruntime.quantization.quant_utils import write_calibration_table
+from tiny_bundle import make_bundle, make_windows
 
+from calibration.quantize import amax_of, calibrate_ranges, ranges_of
 from calibration.trt_table import (
     CalibrationTable,
     hex_to_scale,
     parse_table,
     read_table,
     scale_to_hex,
+    table_from_amax,
+    table_from_onnxruntime,
     table_from_ranges,
     version_code,
     write_table,
 )
 from edge.errors import BundleError
+from edge.preprocess import batch_windows
 
 
 def test_known_values() -> None:
@@ -58,3 +66,61 @@ def test_onnxruntime_table_is_refused_with_a_pointer() -> None:
         parse_table('{"clip": {"highest": 2.6}}')
     with pytest.raises(BundleError, match="line 2"):
         parse_table("TRT-8601-EntropyCalibration2\nclip 3f800000\n")
+
+
+def _be_hex(amax: float) -> str:
+    """Big-endian float32 hex of amax / 127, computed apart from the module under test."""
+    return struct.pack(">f", amax / 127.0).hex()
+
+
+def test_write_calibration_table_output_converts_with_both_ends_of_each_range(tmp_path: Path) -> None:
+    f32 = np.float32
+    ranges = TensorsData(
+        CalibrationMethod.MinMax,
+        {
+            "relu_out": (np.array(0.0, f32), np.array(5.5, f32)),
+            "negative_wins": (np.array(-6.35, f32), np.array(1.0, f32)),  # |low| > |high|
+            "shape_1": TensorData(lowest=np.array([-2.0], f32), highest=np.array([1.5], f32)),  # JSON list form
+            "dead": (np.array(0.0, f32), np.array(0.0, f32)),
+        },
+    )
+    write_calibration_table(ranges.data, dir=str(tmp_path))  # onnxruntime's own writer
+    # the plain-text cache it writes keeps the high end only: reading it would clip negative_wins to 1.0
+    cache = dict(line.split(" ") for line in (tmp_path / "calibration.cache").read_text().splitlines())
+    assert float(cache["negative_wins"]) == pytest.approx(1.0)
+    table = table_from_onnxruntime(tmp_path, "10.3.0")
+    assert table.header == "TRT-100300-EntropyCalibration2"
+    lines = dict(line.split(": ") for line in table.to_text().splitlines()[1:])
+    assert lines == {
+        "relu_out": _be_hex(float(f32(5.5))),
+        "negative_wins": _be_hex(float(f32(6.35))),
+        "shape_1": _be_hex(2.0),
+    }
+    assert table.amax("negative_wins") == pytest.approx(6.35, rel=1e-6)
+
+
+def test_real_calibrator_ranges_convert_to_the_table_calibration_writes(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    batch = batch_windows(make_windows(6), bundle.input)
+    ranges = calibrate_ranges(bundle.root / "model.onnx", [batch])
+    assert any(-low > high for low, high in ranges_of(ranges).values())  # some tensor's negative end dominates
+    write_calibration_table(ranges.data, dir=str(tmp_path))
+    converted = table_from_onnxruntime(tmp_path)
+    assert converted.to_text() == table_from_amax(amax_of(ranges)).to_text()  # what `export calibrate` writes
+
+
+def test_a_whole_tensors_data_object_written_converts_the_same(tmp_path: Path) -> None:
+    ranges = TensorsData(CalibrationMethod.MinMax, {"x": (np.array(-4.0, np.float32), np.array(2.0, np.float32))})
+    write_calibration_table(ranges, dir=str(tmp_path))  # TensorsData, not its .data: JSON nests it under "data"
+    lines = table_from_onnxruntime(tmp_path).to_text().splitlines()
+    assert lines == ["TRT-8601-EntropyCalibration2", "x: " + _be_hex(4.0)]
+
+
+def test_onnxruntime_directory_without_its_json_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "calibration.cache").write_text("x 2.0\n")
+    with pytest.raises(BundleError, match=r"no calibration\.json") as caught:
+        table_from_onnxruntime(tmp_path)
+    assert "high end" in str(caught.value.fix)
+    (tmp_path / "calibration.json").write_text('{"x": {"highest": 2.0}}')
+    with pytest.raises(BundleError, match="tensor 'x' has no"):
+        table_from_onnxruntime(tmp_path)
