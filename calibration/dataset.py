@@ -53,31 +53,30 @@ class CalibrationSet:
             )
 
     def split(self, holdout_fraction: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """Indices ``(calibrate, hold out)``: whole sources are held out when there are several (overlapping
-        windows of one video would otherwise leak), else the last windows of the one source, with the windows
-        that share frames with the first held-out one left out of both."""
+        """Indices ``(calibrate, hold out)``: the last windows of every source (about ``holdout_fraction`` of each,
+        at least one) are held out, and the windows sharing frames with each source's first held-out window are
+        left out of both, so no calibration window overlaps a held-out one. A source too small for that (fewer than
+        :meth:`overlapping_windows` + 2 windows) goes wholly to calibration. Windows are in time order per source."""
         if not 0.0 < holdout_fraction < 1.0:
             raise UsageError(f"--holdout-fraction {holdout_fraction} is outside (0, 1)", fix="pass e.g. 0.25")
-        count = len(self)
-        target = max(1, round(count * holdout_fraction))
-        sources = np.unique(self.source)
-        held = np.zeros(count, dtype=bool)
-        calibrate = np.ones(count, dtype=bool)
-        if len(sources) > 1:
-            for source in sources[::-1][:-1]:  # keep at least the first source for calibration
-                if held.sum() >= target:
-                    break
-                held |= self.source == source
-            calibrate = ~held
-        else:
-            held[count - target :] = True
-            calibrate[max(0, count - target - self.overlapping_windows()) :] = False
-        if not calibrate.any() or not held.any():
+        gap = self.overlapping_windows()
+        calibrate: list[npt.NDArray[np.intp]] = []
+        held: list[npt.NDArray[np.intp]] = []
+        for source in np.unique(self.source):
+            windows = np.flatnonzero(self.source == source)
+            if len(windows) < gap + 2:
+                calibrate.append(windows)
+                continue
+            count = min(max(1, round(len(windows) * holdout_fraction)), len(windows) - gap - 1)
+            held.append(windows[len(windows) - count :])
+            calibrate.append(windows[: len(windows) - count - gap])
+        if not held:
             raise InputError(
-                f"calibration set {self.root} has {count} windows: too few to hold some out",
-                fix="collect more windows (at least 8) or from more videos",
+                f"calibration set {self.root} has {len(self)} windows: too few to hold some out (no source has the "
+                f"{gap + 2} needed, {gap} of them sharing frames with the held-out window and left out of both)",
+                fix=f"collect more windows from each video (at least {gap + 2}; a few dozen give a useful hold-out)",
             )
-        return np.flatnonzero(calibrate), np.flatnonzero(held)
+        return np.sort(np.concatenate(calibrate)), np.sort(np.concatenate(held))
 
     def overlapping_windows(self) -> int:
         """How many consecutive windows before a window share frames with it (from the window length and stride)."""

@@ -34,17 +34,35 @@ def test_set_round_trip_and_summary(tmp_path: Path) -> None:
     np.testing.assert_array_equal(batch[0:1], window_to_input(windows[3], bundle.input))
 
 
-def test_hold_out_takes_whole_sources_when_there_are_several(tmp_path: Path) -> None:
+def test_hold_out_takes_the_last_windows_of_every_source(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path / "bundle")
     collected = Collected()
-    for name in ("a", "b", "c", "d"):
+    sizes = {"a": 12, "b": 8, "c": 1}  # c is too small to split: all of it calibrates
+    for name, size in sizes.items():
         index = collected.add_source(name)
-        for frames in make_windows(5, seed=index):
+        for frames in make_windows(size, seed=index):
             collected.add(frames, index)
     write_set(tmp_path / "set", collected, bundle.input, bundle.tiles)
     cset = load_set(tmp_path / "set")
+    gap = cset.overlapping_windows()
+    assert gap + 2 <= sizes["b"] and sizes["c"] < gap + 2
     calib, held = cset.split(0.25)
-    assert set(cset.source[held]) == {3} and set(cset.source[calib]) == {0, 1, 2}
+    a, b, c = (np.flatnonzero(cset.source == s) for s in range(3))
+    assert list(held) == [*a[-3:], *b[-2:]]  # round(12 / 4) and round(8 / 4) from the end of each video
+    assert list(calib) == [*a[: 12 - 3 - gap], *b[: 8 - 2 - gap], *c]  # minus the windows overlapping each hold-out
+    assert list(cset.split(0.25)[1]) == list(held)  # deterministic
+
+
+def test_hold_out_needs_one_source_large_enough(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    collected = Collected()
+    for name in ("a", "b"):
+        index = collected.add_source(name)
+        collected.add(make_windows(1, seed=index)[0], index)
+    write_set(tmp_path / "set", collected, bundle.input, bundle.tiles)
+    with pytest.raises(InputError, match="too few to hold some out") as caught:
+        load_set(tmp_path / "set").split(0.25)
+    assert "each video" in str(caught.value.fix)
 
 
 def test_hold_out_of_one_source_leaves_a_gap_of_the_windows_sharing_frames(tmp_path: Path) -> None:
