@@ -20,11 +20,15 @@ from edge.preprocess import batch_windows
 from export.onnx_export import random_windows
 
 NAME = "bench"
-HELP = "measure latency per window (median, p90), windows/s and GMAC/s per backend, precision and thread count"
+HELP = (
+    "measure latency per window (median, p90), windows/s and GMAC/s per backend, precision and thread count, and "
+    "INT8 against FP32 at each thread count (the quantize_static baseline needs --calib SET)"
+)
 EXAMPLES = """\
   python -m export bench bundles/demo
   python -m export bench bundles/demo --threads 1,2 --runs 50 --json
   python -m export bench bundles/demo --backend onnxruntime --precision int8
+  python -m export bench bundles/demo --calib ~/calib-set   # + accuracy and the quantize_static defaults baseline
 """
 
 
@@ -182,7 +186,13 @@ def run(args: argparse.Namespace) -> int:
     )
     inputs = batch_windows(random_windows(bundle.input, args.batch, np.random.default_rng(0)), bundle.input)
     report["int8"] = int8_section(
-        bundle, report["results"], inputs, calib=args.calib, runs=args.runs, peak_int8_gmacs=args.int8_peak
+        bundle,
+        report["results"],
+        inputs,
+        calib=args.calib,
+        runs=args.runs,
+        peak_int8_gmacs=args.int8_peak,
+        peak_cores=args.peak_cores,
     )
     print_report(report, as_json=args.json, render=render)
     if report["int8"] and not args.json:

@@ -14,6 +14,7 @@ import torch
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.bundle import load_bundle, write_manifest
 from edge.cli_support import run_cli
+from export.onnx_export import max_opset
 from export.zoo import get_architecture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ def test_onnx_writes_a_bundle_and_says_the_weights_are_random(
     assert export_cli("onnx", *TINY, "--out", str(out)) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("WARNING: RANDOM WEIGHTS")
-    assert "ratio" in printed and NOT_A_DIAGNOSTIC_DEVICE in printed
+    assert "/ max(output std " in printed and NOT_A_DIAGNOSTIC_DEVICE in printed
     assert load_bundle(out).manifest["model"]["architecture_options"]["widths"] == [8, 8]
 
     assert export_cli("onnx", *TINY, "--out", str(out)) == 2  # exists: refused
@@ -39,6 +40,9 @@ def test_onnx_writes_a_bundle_and_says_the_weights_are_random(
     assert export_cli("onnx", *TINY, "--force", "--json", "--out", str(out)) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["random_weights"] is True and report["verification"]["passed"] is True
+    check = report["verification"]
+    assert check["denominator"] == max(check["output_std"], check["std_floor"]) and check["std_floor"] > 0
+    assert check["ratio"] == check["max_abs_diff"] / check["denominator"]
     assert report["input"] == {"layout": "NTCHW", "frames": 16, "channels": 3, "height": 16, "width": 16}
 
 
@@ -54,6 +58,14 @@ def test_onnx_with_a_wrong_checkpoint_exits_4_with_one_line(tmp_path: Path, caps
         and "missing keys" in last
         and "stages.0.conv1.0.weight" in last
     )
+    assert not (tmp_path / "b").exists()
+
+
+def test_onnx_refuses_an_opset_torch_cannot_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = export_cli("onnx", *TINY, "--opset", "30", "--out", str(tmp_path / "b"))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"--opset 30 is outside 17 to {max_opset()}" in err and max_opset() >= 17
     assert not (tmp_path / "b").exists()
 
 
@@ -122,6 +134,14 @@ def test_bench_reports_each_precision_and_thread_count(
         assert result["windows_per_s"] > 0 and result["gmac_per_s"] > 0
     assert report["macs_per_window"] > 0
     assert {(s["precision"], s["threads"]) for s in report["speedups"]} == {("int8", 1), ("int8", 2)}
+    assert [row["threads"] for row in report["int8"]["by_threads"]] == [1, 2]  # a verdict per thread count
+    assert report["int8"]["accuracy"]["quantize_static_defaults"] is None
+    assert "--calib SET" in report["int8"]["accuracy"]["baseline_note"]
+    assert export_cli("bench", str(exported_bundle), "--threads", "1", "--runs", "2") == 0
+    assert "baseline: not measured" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        export_cli("bench", "--help")
+    assert "baseline needs --calib SET" in " ".join(capsys.readouterr().out.split())  # however argparse wraps it
     assert export_cli("bench", str(exported_bundle), "--threads", "1", "--runs", "2", "--precision", "fp32") == 0
     table = capsys.readouterr().out
     assert "GMAC/s" in table and "int8" not in table
