@@ -19,11 +19,7 @@ if TYPE_CHECKING:
     from edge.face.frames import check_frame, to_rgb
     from edge.face.landmarks import FaceLandmarks, LandmarkDetector
     from edge.face.pipeline import FacePipeline, FrameResult
-    from edge.face.quality import (
-        FRAME_REASONS,
-        REJECT_REASONS,
-        FrameQuality,
-    )
+    from edge.face.quality import FRAME_REASONS, FrameQuality
     from edge.face.regions import REGION_LANDMARKS
     from edge.face.video import iter_video_frames, windows_from_video
     from edge.face.windows import Window, WindowQuality
@@ -39,7 +35,6 @@ _SOURCES = {
     "FacePipeline": "pipeline",
     "FrameResult": "pipeline",
     "FRAME_REASONS": "quality",
-    "REJECT_REASONS": "quality",
     "FrameQuality": "quality",
     "REGION_LANDMARKS": "regions",
     "iter_video_frames": "video",
@@ -50,7 +45,6 @@ _SOURCES = {
 __all__ = [
     "FRAME_REASONS",
     "REGION_LANDMARKS",
-    "REJECT_REASONS",
     "FaceConfig",
     "FaceLandmarks",
     "FacePipeline",

@@ -44,11 +44,6 @@ class FaceLandmarks:
         xy = self.points[:, :2]
         return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
 
-    @property
-    def eye_centres(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-        """Centres of the subject's right and left eye (mean of each eye's two corners), x and y."""
-        return eye_centres(self.points)
-
 
 def eye_centres(points: Landmarks) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Centres of the subject's right and left eye from their corners (steady while the gaze moves)."""

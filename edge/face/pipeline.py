@@ -30,7 +30,7 @@ from edge.face.primary import PrimaryFaceSelector
 from edge.face.quality import NO_FACE, FrameQuality, frame_quality
 from edge.face.regions import RegionCropper
 from edge.face.tracking import LandmarkTrack
-from edge.face.windows import Resampler, Sample, Window, WindowBuffer
+from edge.face.windows import Resampler, Sample, Window, WindowBuffer, missing_allowance
 
 STAGES = ("convert", "mediapipe", "crops", "window")
 
@@ -43,7 +43,6 @@ class FrameResult:
     windows: list[Window]  # windows completed by this frame (usually 0 or 1)
     sampled: bool  # whether the resampler took this frame (only sampled frames are meshed)
     timestamp: float
-    repeats: int = 0  # grid points this frame stands for (>1 when the camera is slower than sample_fps)
     landmarks: Landmarks | None = None  # smoothed (478, 3) landmarks of the primary face, frame pixels
     faces: int = 0  # faces found in this frame
     mosaic: npt.NDArray[np.uint8] | None = None  # this sampled frame's (H, W, 3) RGB mosaic (the last one if no face)
@@ -86,7 +85,7 @@ class FacePipeline:
         self._owns_landmarks = landmarks is None
         self._landmarks = landmarks or LandmarkDetector(self.config)
         self._primary = PrimaryFaceSelector(self.config)
-        self._track = LandmarkTrack(self.config)
+        self._track = LandmarkTrack(self.config, missing_allowance(input_spec.frames, self.config))
         self._resampler = Resampler(input_spec.sample_fps, self.config.max_gap)
         self._buffer = WindowBuffer(input_spec.frames, input_spec.window_stride, self._cropper.tiles, self.config)
         self._quality = NO_FACE
@@ -150,7 +149,7 @@ class FacePipeline:
                 window = self._buffer.add(Sample(self._last_mosaic, float(timestamp), grid_time, quality, corners))
                 windows.extend([window] if window is not None else [])
         self._quality = quality
-        return FrameResult(quality, windows, True, float(timestamp), len(grid), points, len(faces), self._last_mosaic)
+        return FrameResult(quality, windows, True, float(timestamp), points, len(faces), self._last_mosaic)
 
     def reset(self) -> None:
         """Drop the partial window and all tracking state (after a pause or a camera restart)."""

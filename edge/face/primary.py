@@ -6,7 +6,10 @@ box: the face overlapping the last primary box most, with an intersection over u
 is the same face. Another face
 takes over only after scoring ``switch_ratio`` times the current one for ``switch_frames`` sampled frames in a
 row, or at once when the current face is gone. A change of primary face is reported as a switch: the window
-ends there (see :mod:`edge.face.windows`).
+ends there (see :mod:`edge.face.windows`). Across sampled frames without any face the last box is kept, so the
+same face is followed when it comes back beside another; a face found elsewhere after such a gap is taken
+without calling it a switch, and the landmark track judges whether it may share the window with the face
+before the gap (see :mod:`edge.face.tracking`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class PrimaryFaceSelector:
         self._config = config
         self._box: Box | None = None
         self._challenges = 0
+        self._gap = False  # the last sampled frame had no face
 
     def choose(self, faces: Sequence[FaceLandmarks], width: int, height: int) -> tuple[int | None, bool]:
         """Index of the primary face in ``faces`` (None without faces) and whether the primary face changed.
@@ -51,8 +55,9 @@ class PrimaryFaceSelector:
         A face appearing after frames without one is not a switch; the face being replaced by another is.
         """
         if not faces:
-            self._box, self._challenges = None, 0
+            self._challenges, self._gap = 0, True
             return None, False
+        after_gap, self._gap = self._gap, False
         boxes = [face.box for face in faces]
         scores = [face_score(box, width, height) for box in boxes]
         best = max(range(len(faces)), key=scores.__getitem__)
@@ -63,7 +68,7 @@ class PrimaryFaceSelector:
         current = max(range(len(faces)), key=overlaps.__getitem__)
         if overlaps[current] < MIN_IOU:
             self._box, self._challenges = boxes[best], 0
-            return best, True
+            return best, not after_gap
         if best != current and scores[best] > self._config.switch_ratio * scores[current]:
             self._challenges += 1
             if self._challenges >= self._config.switch_frames:
@@ -76,4 +81,4 @@ class PrimaryFaceSelector:
 
     def reset(self) -> None:
         """Forget the primary face."""
-        self._box, self._challenges = None, 0
+        self._box, self._challenges, self._gap = None, 0, False

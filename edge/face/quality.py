@@ -42,8 +42,6 @@ FRAME_REASONS = (
     "low_contrast",
     "blur",
 )
-# Why a window is rejected: a frame reason, or the landmark jump that cut it short.
-REJECT_REASONS = ("face_lost", "landmark_jump", *FRAME_REASONS[1:])
 
 
 @dataclass(frozen=True)

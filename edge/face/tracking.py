@@ -6,7 +6,8 @@ median landmark moves ``smooth_motion`` eye distances or more, the new landmarks
 movement does not lag.
 
 Jumps (any one ends the window, see :mod:`edge.face.windows`), measured on the raw landmarks against the
-previous sampled frame, in units of the previous eye distance:
+previous sampled frame with the face (a short gap without it is bridged, see :class:`LandmarkTrack`), in units
+of the previous eye distance:
 
 - ``"move"``: the median landmark moved more than ``max_jump`` (the face teleported: scene cut, other person);
 - ``"scale"``: the eye distance changed by more than ``max_scale_jump`` times either way;
@@ -53,14 +54,17 @@ def landmark_jump(previous: Landmarks, current: Landmarks, config: FaceConfig) -
 class LandmarkTrack:
     """Smoothed landmarks of the primary face, with jump detection; reset when the face changes.
 
-    Across up to ``MAX_MISSED`` sampled frames without the face the last landmarks are kept for the jump check
-    (a scene cut often costs mediapipe one frame), though smoothing starts over.
+    Across up to ``max_missed`` sampled frames without the face the last landmarks are kept for the jump check,
+    with the same limits, though smoothing starts over. ``max_missed`` is the most frames without a face that a
+    window may hold and still pass (:func:`edge.face.windows.missing_allowance`: 2 of 16, 4 of 32, 8 of 64), so
+    a face that comes back changed (another person, a scene cut, a face that moved further than ``max_jump``
+    meanwhile) ends the window instead of sharing a passed one with the face before the gap; after a longer gap
+    every window holding both fails as ``face_lost`` anyway, and the face is forgotten.
     """
 
-    MAX_MISSED = 2
-
-    def __init__(self, config: FaceConfig) -> None:
+    def __init__(self, config: FaceConfig, max_missed: int) -> None:
         self._config = config
+        self._max_missed = max_missed
         self._raw: Landmarks | None = None
         self._smooth: Landmarks | None = None
         self._missed = 0
@@ -85,7 +89,7 @@ class LandmarkTrack:
         """A sampled frame without the face."""
         self._smooth = None
         self._missed += 1
-        if self._missed > self.MAX_MISSED:
+        if self._missed > self._max_missed:
             self._raw = None
 
     def reset(self) -> None:

@@ -126,6 +126,11 @@ class Resampler:
         self._dt = self._interval = 0.0
 
 
+def missing_allowance(frames: int, config: FaceConfig) -> int:
+    """The most frames without the face that a window of ``frames`` may hold and still pass."""
+    return max((m for m in range(frames + 1) if (frames - m) / frames >= config.min_face_fraction), default=0)
+
+
 def window_quality(qualities: list[FrameQuality], config: FaceConfig) -> WindowQuality:
     """Summarise the frames' quality and decide whether the window may be scored."""
     total = len(qualities)

@@ -25,13 +25,14 @@ def on_canvas(image: Frame, scale: float, x: int, y: int, size: tuple[int, int] 
     return canvas
 
 
-def turned(image: Frame, centre: tuple[float, float], radius: float, shift: float) -> Frame:
-    """A head turn as a landmark-driven warp: the middle of the face slides ``shift`` px sideways, its rim stays."""
+def turned(image: Frame, centre: tuple[float, float], radius: float, shift: float, dy: float = 0.0) -> Frame:
+    """A head turn as a landmark-driven warp: the middle of the face slides ``shift`` px sideways and ``dy`` px
+    down (a nod; negative: up), its rim stays."""
     height, width = image.shape[:2]
     xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     reach = np.sqrt(((xs - centre[0]) / radius) ** 2 + ((ys - centre[1]) / (1.3 * radius)) ** 2)
     bump = np.where(reach < 1, np.cos(reach * np.pi / 2) ** 2, 0).astype(np.float32)
-    return np.asarray(cv2.remap(image, xs - shift * bump, ys, cv2.INTER_LINEAR), dtype=np.uint8)
+    return np.asarray(cv2.remap(image, xs - shift * bump, ys - dy * bump, cv2.INTER_LINEAR), dtype=np.uint8)
 
 
 def rotated(image: Frame, centre: tuple[float, float], degrees: float) -> Frame:

@@ -104,13 +104,25 @@ def test_a_small_face_is_found_through_the_detector(make_pipeline: MakePipeline,
         (lambda im: cv2.GaussianBlur(im, (0, 0), 3), "blur"),
         (lambda im: rotated(im, FACE_CENTRE, 55), "pose"),
         (lambda im: turned(im, FACE_CENTRE, 60, 30), "pose"),
+        (lambda im: turned(im, FACE_CENTRE, 60, 0, -30), "pose"),
+        (lambda im: np.clip(im * 1.5 + 60, 0, 255).astype(np.uint8), "bright"),
+        (lambda im: im[:, 200:], "partial_face"),  # the frame's edge cuts through the face's right side
     ],
-    ids=["dark", "low_contrast", "blur", "roll", "yaw"],
+    ids=["dark", "low_contrast", "blur", "roll", "yaw", "pitch", "bright", "partial_face"],
 )
 def test_quality_flags_fire(make_pipeline: MakePipeline, astronaut: Frame, change: Any, reason: str) -> None:
     quality = make_pipeline().push(np.ascontiguousarray(change(astronaut)), 0.0, color_order="RGB").quality
     assert quality.face_present and not quality.passed
     assert reason in quality.reasons
+
+
+def test_each_flag_rests_on_its_own_figure(make_pipeline: MakePipeline, astronaut: Frame) -> None:
+    """The pose flag of a nod comes from the pitch, and a cut-off face is measured as landmarks out of frame."""
+    nod = make_pipeline().push(turned(astronaut, FACE_CENTRE, 60, 0, -30), 0.0, color_order="RGB").quality
+    assert nod.pitch is not None and nod.pitch > 30 and abs(nod.yaw) < 10 and abs(nod.roll) < 10  # type: ignore[arg-type]
+    cut = make_pipeline().push(np.ascontiguousarray(astronaut[:, 200:]), 0.0, color_order="RGB").quality
+    assert cut.landmarks_in_frame is not None and 0.5 < cut.landmarks_in_frame < 0.9
+    assert cut.reasons == ("partial_face",)
 
 
 def test_the_plain_photo_passes_with_a_frontal_pose(make_pipeline: MakePipeline, astronaut: Frame) -> None:
@@ -178,6 +190,24 @@ def test_a_landmark_jump_ends_the_window(make_pipeline: MakePipeline, short_spec
     windows = [w for r in results for w in r.windows]
     assert [(w.length, w.quality.reject_reason) for w in windows] == [(6, "landmark_jump"), (8, None)]
     assert windows[1].start == 6 / 8  # the new window starts at the jump, nothing from before it
+
+
+@pytest.mark.parametrize("window_frames", [32, 64])
+def test_a_face_that_comes_back_changed_after_a_gap_ends_the_window(
+    make_pipeline: MakePipeline, spec: InputSpec, astronaut: Frame, window_frames: int
+) -> None:
+    """A gap a passing window tolerates (4 of 32, 8 of 64 frames) must not join two different faces in one."""
+    pipeline = make_pipeline(InputSpec(**{**spec.__dict__, "frames": window_frames, "window_stride": 8}))
+    here, there = on_canvas(astronaut, 1.0, 0, 0), on_canvas(astronaut, 0.8, 200, 120)
+    blank = np.zeros_like(here)
+    gap = window_frames // 8  # as many frames without a face as a passing window may hold
+    before = window_frames - gap - 4
+    results = _feed(pipeline, [here] * before + [blank] * gap + [there] * 4)
+    assert [r.quality.face_present for r in results] == [True] * before + [False] * gap + [True] * 4
+    assert [r.quality.jump for r in results][before + gap :] == ["move", None, None, None]
+    windows = [w for r in results for w in r.windows]
+    assert [(w.length, w.quality.reject_reason) for w in windows] == [(before + gap, "landmark_jump")]
+    assert not any(w.quality.passed for w in windows)
 
 
 def test_reset_and_close(make_pipeline: MakePipeline, short_spec: InputSpec, astronaut: Frame) -> None:

@@ -49,3 +49,13 @@ def test_a_small_face_near_the_primary_one_does_not_capture_it() -> None:
     small = _face(199, 37, 62)
     assert selector.choose([big], 320, 240) == (0, False)
     assert selector.choose([small, big], 320, 240) == (1, False)
+
+
+def test_the_primary_face_is_kept_across_frames_without_any_face() -> None:
+    selector = PrimaryFaceSelector(FaceConfig())
+    small, big = _face(400, 150, 60), _face(60, 120, 110)
+    assert selector.choose([small], 640, 480) == (0, False)
+    assert selector.choose([], 640, 480) == (None, False)
+    assert selector.choose([big, small], 640, 480) == (1, False)  # the same face back, not the bigger one
+    assert selector.choose([], 640, 480) == (None, False)
+    assert selector.choose([big], 640, 480) == (0, False)  # another face after a gap: the landmark track judges

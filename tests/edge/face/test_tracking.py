@@ -10,6 +10,7 @@ from edge.face.align import ALIGNED_SIZE, LEFT_EYE_AT, RIGHT_EYE_AT, align_to_ey
 from edge.face.landmarks import Landmarks, eye_distance
 from edge.face.regions import REGION_LANDMARKS
 from edge.face.tracking import LandmarkTrack, landmark_jump, similarity_residual
+from edge.face.windows import missing_allowance
 
 
 def _face(seed: int = 0) -> Landmarks:
@@ -58,7 +59,7 @@ def test_jumps_are_told_apart_from_expressions() -> None:
 
 
 def test_smoothing_damps_jitter_but_follows_motion() -> None:
-    track, face = LandmarkTrack(FaceConfig()), _face()
+    track, face = LandmarkTrack(FaceConfig(), max_missed=2), _face()
     rng = np.random.default_rng(4)
     track.update(face)
     jitter = [track.update(_plus(face, rng.normal(0, 0.5, face.shape)))[0] for _ in range(20)]
@@ -69,4 +70,14 @@ def test_smoothing_damps_jitter_but_follows_motion() -> None:
     assert track.update(_plus(face, [200, 0, 0]))[1] == "move"  # a short loss keeps the jump check
     for _ in range(3):
         track.miss()
-    assert track.update(face)[1] is None  # a long loss forgets the face
+    assert track.update(face)[1] is None  # a loss longer than max_missed forgets the face
+
+
+def test_the_face_is_remembered_across_as_many_misses_as_a_window_tolerates() -> None:
+    config, face = FaceConfig(), _face()
+    assert [missing_allowance(frames, config) for frames in (8, 16, 32, 64)] == [1, 2, 4, 8]
+    track = LandmarkTrack(config, max_missed=missing_allowance(32, config))
+    track.update(face)
+    for _ in range(4):
+        track.miss()
+    assert track.update(_plus(face, [200, 0, 0]))[1] == "move"
