@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from edge.cli_support import add_json_flag, print_report
-from edge.errors import ExpressoError, InputError, UsageError
+from edge.errors import ExpressoError, UsageError
 
 NAME = "bench-pipeline"
 HELP = "measure the face pipeline on a video: frames/s, face and quality-gate shares, cost per stage"
@@ -42,13 +42,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _thread_counts(text: str) -> list[int]:
+    """The thread counts of ``--threads``; a count above the cores this process may use is refused."""
     try:
         counts = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         counts = []
     if not counts or min(counts) < 1:
         raise UsageError(f"--threads {text!r} is not a list of positive integers", fix="pass e.g. --threads 1,2")
+    cores = len(os.sched_getaffinity(0))
+    if max(counts) > cores:
+        fitting = ",".join(str(n) for n in sorted(set(counts)) if n <= cores) or "1"
+        raise UsageError(
+            f"--threads {text!r} asks for {max(counts)} threads but this process may use only {cores} CPU core(s), "
+            "so the run would measure fewer threads than it reports",
+            fix=f"pass --threads {fitting}",
+        )
     return counts
+
+
+def _check_input(video: Path, max_frames: int | None) -> None:
+    """Refuse a bad --max-frames and a video that cannot be opened or has no frame, before any worker starts."""
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(
+            f"--max-frames must be at least 1, got {max_frames}", fix="pass e.g. --max-frames 300, or omit it"
+        )
+    from edge.face.video import iter_video_frames
+
+    next(iter_video_frames(video, max_frames=1))  # raises InputError naming the file
+
+
+class WorkerError(ExpressoError):
+    """A benchmark worker failed; carries the worker's own exit code."""
+
+    def __init__(self, message: str, exit_code: int, *, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.exit_code = exit_code
+
+
+def worker_error(threads: int, command: list[str], done: subprocess.CompletedProcess[str]) -> WorkerError:
+    """The worker's own error line (its message and fix) and exit code; a crash points at the command to rerun."""
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    prefix = "python -m edge: error: "
+    message = f"benchmark worker with {threads} thread(s) failed: {last.removeprefix(prefix)}"
+    if last.startswith(prefix):
+        return WorkerError(message, done.returncode)
+    return WorkerError(message, done.returncode, fix=f"run `{' '.join(command)}` to see its whole output")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,17 +94,16 @@ def run(args: argparse.Namespace) -> int:
     if args.worker is not None:
         print(json.dumps(measure(args.video, args.worker, args.max_frames, args.bundle)))
         return 0
-    if not args.video.is_file():
-        raise InputError(f"video {args.video} does not exist", fix="check the path")
+    counts = _thread_counts(args.threads)
+    _check_input(args.video, args.max_frames)
     runs = []
-    for threads in tqdm(_thread_counts(args.threads), desc="thread settings", unit="run", disable=args.json):
+    for threads in tqdm(counts, desc="thread settings", unit="run", disable=args.json):
         command = [sys.executable, "-m", "edge", "bench-pipeline", str(args.video), "--worker", str(threads)]
-        command += ["--max-frames", str(args.max_frames)] if args.max_frames else []
+        command += ["--max-frames", str(args.max_frames)] if args.max_frames is not None else []
         command += ["--bundle", str(args.bundle)] if args.bundle else []
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ExpressoError(f"benchmark worker with {threads} thread(s) failed: {last}", fix="run it with -v")
+            raise worker_error(threads, command, done)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     report = {"video": str(args.video), "runs": runs}
     print_report(report, as_json=args.json, render=render)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import struct
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -12,10 +15,36 @@ from face_frames import Frame, shifted
 
 from edge.bundle import InputSpec, Tile
 from edge.cli import main
+from edge.commands.bench_pipeline import worker_error
 from edge.errors import InputError
 from edge.face import iter_video_frames, windows_from_video
+from edge.face.video import FrameClock
 
 FPS = 15.0
+MP4_PARENTS = (b"moov", b"trak", b"mdia", b"minf", b"stbl")  # boxes on the way to the sample table
+
+
+def _retimed_mp4(data: bytes, ticks: list[int]) -> bytes:
+    """An MP4 with its frames' durations (``stts``, in the track's time units) replaced by ``ticks``.
+
+    The ancestors' sizes are rewritten; the frame offsets stay valid because OpenCV puts ``moov`` after ``mdat``.
+    """
+    assert data.index(b"moov") > data.index(b"mdat")
+
+    def rewrite(boxes: bytes) -> bytes:
+        out, offset = b"", 0
+        while offset < len(boxes):
+            size, kind = struct.unpack(">I4s", boxes[offset : offset + 8])
+            body = boxes[offset + 8 : offset + size]
+            if kind in MP4_PARENTS:
+                body = rewrite(body)
+            elif kind == b"stts":
+                body = struct.pack(">II", 0, len(ticks)) + b"".join(struct.pack(">II", 1, tick) for tick in ticks)
+            out += struct.pack(">I4s", 8 + len(body), kind) + body
+            offset += size
+        return out
+
+    return rewrite(data)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +69,33 @@ def test_frames_come_as_bgr_with_steady_timestamps(video: Path, astronaut: Frame
     reference = cv2.resize(astronaut, (320, 320), interpolation=cv2.INTER_AREA)[..., ::-1]  # BGR
     assert np.abs(first.astype(int) - reference).mean() < 8
     assert len(list(iter_video_frames(video, max_frames=5))) == 5
+
+
+def test_a_variable_frame_rate_file_is_timed_by_its_container(
+    video: Path, tmp_path: Path, short_spec: InputSpec, tiles: tuple[Tile, ...]
+) -> None:
+    """Frames 1/30 s and 1/10 s apart in turn (OpenCV's mp4v track counts 15360 units a second, 1024 a frame)."""
+    uneven = tmp_path / "uneven.mp4"
+    uneven.write_bytes(_retimed_mp4(video.read_bytes(), [512, 1536] * 15))
+    times = [t for _, t in iter_video_frames(uneven)]
+    expected = [k // 2 * 2 / FPS + k % 2 / 30 for k in range(30)]  # 0, 1/30, 4/30, 5/30, ...
+    assert times == pytest.approx(expected)
+    assert times[3] != pytest.approx(3 / FPS)  # not frame index / fps
+    windows = list(windows_from_video(uneven, short_spec, tiles))
+    assert len(windows) == 3 and all(w.quality.passed for w in windows)
+    for window in windows:
+        assert np.allclose(np.diff(window.grid_times), 1 / 8)
+        assert all(min(abs(t - e) for e in expected) < 1e-9 for t in window.sample_times)
+        assert np.abs(window.sample_times - window.grid_times).max() < 0.1  # within the longer frame interval
+
+
+def test_the_clock_falls_back_to_counting_frames_once_the_container_times_fail() -> None:
+    clock = FrameClock(10.0)
+    assert [clock(t) for t in (0.0, 0.05, 0.3, 0.3, 0.9, float("nan"))] == pytest.approx([0, 0.05, 0.3, 0.4, 0.5, 0.6])
+    silent = FrameClock(10.0)  # a backend that reports no time: frame index / fps
+    assert [silent(0.0) for _ in range(4)] == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    broken = FrameClock(10.0)
+    assert [broken(t) for t in (-1.0, 5.0, 6.0)] == pytest.approx([0.0, 0.1, 0.2])
 
 
 def test_unreadable_videos_raise_input_error(tmp_path: Path) -> None:
@@ -73,3 +129,41 @@ def test_bench_pipeline_refuses_bad_thread_lists(video: Path, capsys: pytest.Cap
         out, err = capsys.readouterr()
         assert f"--threads {threads!r} is not a list of positive integers" in err and "fix:" in err
         assert out == ""  # refused before any frame was decoded: no report
+
+
+def test_bench_pipeline_refuses_more_threads_than_cores(video: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert main(["bench-pipeline", str(video), "--threads", f"1,{cores + 1}"]) == 2
+    out, err = capsys.readouterr()
+    assert f"asks for {cores + 1} threads but this process may use only {cores} CPU core(s)" in err
+    assert "fix: pass --threads 1)" in err and out == ""
+
+
+@pytest.mark.parametrize("frames", ["0", "-5"])
+def test_bench_pipeline_refuses_a_max_frames_below_one(
+    video: Path, capsys: pytest.CaptureFixture[str], frames: str
+) -> None:
+    assert main(["bench-pipeline", str(video), "--threads", "1", "--max-frames", frames]) == 2
+    out, err = capsys.readouterr()
+    assert f"--max-frames must be at least 1, got {frames}" in err and out == ""
+
+
+def test_bench_pipeline_refuses_a_file_that_is_no_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    assert main(["bench-pipeline", str(text), "--threads", "1"]) == InputError.exit_code == 6
+    out, err = capsys.readouterr()
+    assert err.count("error:") == 1 and str(text) in err and "fix:" in err and "-v" not in err and out == ""
+
+
+def test_bench_pipeline_passes_a_worker_error_and_its_exit_code_through() -> None:
+    failed = subprocess.CompletedProcess(
+        ["w"], 6, "", "python -m edge: error: video v.mp4 is odd (fix: re-encode it)\n"
+    )
+    error = worker_error(2, ["python", "-m", "edge", "bench-pipeline", "v.mp4", "--worker", "2"], failed)
+    assert error.exit_code == 6 and error.fix is None
+    assert str(error) == "benchmark worker with 2 thread(s) failed: video v.mp4 is odd (fix: re-encode it)"
+    crashed = subprocess.CompletedProcess(["w"], 1, "", "Traceback (most recent call last):\nValueError: boom\n")
+    error = worker_error(1, ["python", "-m", "edge", "bench-pipeline", "v.mp4", "--worker", "1"], crashed)
+    assert error.exit_code == 1 and "failed: ValueError: boom" in str(error)
+    assert error.fix == "run `python -m edge bench-pipeline v.mp4 --worker 1` to see its whole output"
