@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from edge.errors import InputError
 from edge.face.config import FaceConfig
-from edge.face.video import video_fps
+from edge.face.video import FrameClock, video_fps
 from edge.face.windows import Resampler
 from edge.sources import SourceKind, classify_source, display_source, open_source
 
@@ -253,6 +253,7 @@ class Capture:
         expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self._set(state="running")
         keep = _selector(self.sample_fps, self.max_gap)
+        clock = FrameClock(fps)  # the container's frame times, as training and calibration read them
         index = self._start_index
         start = time.monotonic() - index / fps
         failures = 0
@@ -269,7 +270,7 @@ class Capture:
                             "video %s ended at frame %d of %d (damaged or truncated)", self.source, index, expected
                         )
                     break
-                t = index / fps
+                t = clock(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
                 index += 1
                 if not self._take(cap, keep, t, index - 1, due=start + t if self.realtime else None):
                     break

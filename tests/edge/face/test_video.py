@@ -14,6 +14,7 @@ import pytest
 from face_frames import Frame, shifted
 
 from edge.bundle import InputSpec, Tile
+from edge.capture import Capture
 from edge.cli import main
 from edge.commands.bench_pipeline import worker_error
 from edge.errors import InputError
@@ -87,6 +88,21 @@ def test_a_variable_frame_rate_file_is_timed_by_its_container(
         assert np.allclose(np.diff(window.grid_times), 1 / 8)
         assert all(min(abs(t - e) for e in expected) < 1e-9 for t in window.sample_times)
         assert np.abs(window.sample_times - window.grid_times).max() < 0.1  # within the longer frame interval
+
+
+def test_the_capture_thread_times_a_file_as_training_does(video: Path, tmp_path: Path) -> None:
+    uneven = tmp_path / "uneven.mp4"
+    uneven.write_bytes(_retimed_mp4(video.read_bytes(), [512, 1536] * 15))
+    container = [t for _, t in iter_video_frames(uneven)]
+    with Capture(str(uneven), realtime=False, sample_fps=30.0) as capture:  # every frame kept
+        frames = []
+        while not capture.finished:
+            frame = capture.get(timeout=2)
+            if frame is not None:
+                frames.append(frame)
+    assert len(frames) >= 10
+    assert all(frame.t == pytest.approx(container[frame.index]) for frame in frames)
+    assert any(frame.t != pytest.approx(frame.index / FPS) for frame in frames)  # not frame index / fps
 
 
 def test_the_clock_falls_back_to_counting_frames_once_the_container_times_fail() -> None:
