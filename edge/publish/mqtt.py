@@ -124,7 +124,10 @@ class MqttLink:
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             clean_session=None if v5 else True,
         )
-        self._client.max_inflight_messages_set(settings.outbox.max_inflight)
+        # The drain bounds unacknowledged summaries itself (outbox.max_inflight). paho's own bound stays off: after
+        # drop_out_messages (an erase) paho 2.2 does not lower its in-flight count, which would block every
+        # later QoS 1 publish until a reconnect.
+        self._client.max_inflight_messages_set(0)
         if settings.tls.enabled:
             self._client.tls_set_context(build_ssl_context(settings.tls))
         if settings.username is not None:
@@ -184,11 +187,13 @@ class MqttLink:
         """Drain another outbox from now on (after an erase): acks for the old one's rows are ignored, and what
         paho holds unacknowledged is dropped so that no summary from before the erase is sent again on reconnect.
         """
-        with self._send_lock, self._lock:
-            self._outbox = outbox
-            self._inflight.clear()
-            self._early.clear()
-            self._last_sent = 0
+        with self._send_lock:
+            with self._lock:
+                self._outbox = outbox
+                self._inflight.clear()
+                self._early.clear()
+                self._last_sent = 0
+            # outside self._lock: paho holds its message mutex when it calls _handle_publish, which takes self._lock
             dropped = self._client.drop_out_messages()
         if dropped:
             log.info("erase: dropped %d unacknowledged messages held for a resend", len(dropped))

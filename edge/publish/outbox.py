@@ -114,6 +114,14 @@ class Outbox:
                 self._db.close()
                 self._db = None
 
+    def delete_files(self) -> None:
+        """Delete the closed database with its WAL and shared-memory files (an erase)."""
+        with self._lock:
+            if self._db is not None:
+                raise ConfigError("the outbox is still open", fix="close it before deleting its files")
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
         with self._lock:

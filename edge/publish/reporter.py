@@ -238,6 +238,7 @@ class Reporter:
         self.consent = ConsentState(granted=False, paused=self.consent.paused, source="erase")
         self.outbox.close()
         try:
+            self.outbox.delete_files()  # first: a later failure must not leave summaries from before the erase
             erase(self.state_dir)
         finally:  # even after a failed erase the daemon keeps a working (possibly still full) outbox
             self.outbox = Outbox(self.state_dir, self._mqtt_settings.outbox)

@@ -263,6 +263,29 @@ def test_an_erase_drops_what_paho_holds_for_a_resend(topic_prefix: str, tmp_path
         broker.stop()
 
 
+def test_after_an_erase_with_summaries_in_flight_later_ones_still_leave_on_the_same_connection(
+    mqtt_broker: Broker, topic_prefix: str, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state", outbox={"max_inflight": 1})
+    reporter.start()
+    process = mqtt_broker._process
+    assert process is not None and reporter.connected.wait(10)
+    client = reporter._link._client  # type: ignore[union-attr]
+    connection = client.socket()
+    try:
+        os.kill(process.pid, signal.SIGSTOP)
+        assert reporter.submit([session_summary(SCORES)]) == 1
+        assert wait_until(lambda: len(client._out_messages) >= 1, 10)  # sent, never acknowledged
+        reporter.apply_control(ControlCommand("erase"))
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    reporter.apply_control(ControlCommand("consent", granted=True))
+    assert reporter.submit([session_summary([30.0] * 6)]) == 1
+    assert subscriber.wait_for(lambda _: any(m.json()["score"]["median"] == 30.0 for m in subscriber.on("summary")))
+    assert reporter.wait_drained(10) and client.socket() is connection  # no reconnect was needed to get there
+    reporter.stop(timeout=2)
+
+
 def test_a_summary_is_deleted_only_on_its_own_puback_even_when_its_mid_was_used_before(
     mqtt_broker: Broker, topic_prefix: str, tmp_path: Path
 ) -> None:
