@@ -98,8 +98,10 @@ class Daemon:
         next_health = time.monotonic() + self.config.mqtt.health_interval_s
         while not self.stop_event.is_set():
             allowed = self.reporter.processing_allowed  # read before the epoch: an erase bumps the epoch first
-            if self.reporter.epoch != self._epoch:
-                self._forget(self.reporter.epoch)
+            epoch = self.reporter.epoch
+            if epoch != self._epoch:
+                self._forget(epoch)
+                continue  # ``allowed`` may predate the erase: look again before touching a frame
             if not allowed:
                 self._idle()
             elif not self._step():

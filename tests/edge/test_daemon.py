@@ -87,6 +87,7 @@ def test_summaries_reach_a_real_subscriber_and_validate(
     media: dict[str, Any], mqtt_broker: Broker, subscriber: Subscriber, topic_prefix: str, tmp_path: Path
 ) -> None:
     config = sections(tmp_path, media["bundle"], media["face"], mqtt_broker.port, topic_prefix)
+    config["mqtt"]["health_interval_s"] = 0.1  # several health messages while the video is read
     daemon = make_daemon(tmp_path, config)
     assert daemon.run() == 0  # the video ended
     assert offline(subscriber)
@@ -99,7 +100,9 @@ def test_summaries_reach_a_real_subscriber_and_validate(
     statuses = valid(subscriber.on("status"), "status")
     assert statuses[-1]["activity"] == "stopping" and statuses[-1]["state"] == "offline"
     assert "running" in [s["activity"] for s in statuses]
-    valid(subscriber.on("health"), "health")
+    health = valid(subscriber.on("health"), "health")
+    assert health and all(h["metrics"]["summaries_refused"] == 0 for h in health)  # keys the contract names
+    assert all(h["metrics"]["windows_late"] == 0 and "frames_per_s" in h["metrics"] for h in health)
     ids = [m.json()["message_id"] for m in subscriber.messages]
     assert len(ids) == len(set(ids))
 
