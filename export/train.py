@@ -54,12 +54,11 @@ class TrainConfig:
     """Checkpoint to fine-tune from (None: random initialisation)."""
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, numpy and torch; returns a generator for batch order."""
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global random generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def augment(windows: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDArray[np.uint8]:
@@ -221,6 +220,7 @@ def train(
     """
     model, loaded = start if start is not None else start_model(config)
     init = init_record(loaded)
+    seed_everything(config.seed)  # again: whatever ran since the model was built must not shift training's draws
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
