@@ -1,7 +1,7 @@
 """Build a TensorRT engine from a bundle's ONNX model on the target device, and record what it was built for.
 
 Precision paths: FP32/FP16 from the FP32 ONNX model; INT8 from the Q/DQ model made for TensorRT
-(``model.int8.trt.onnx``, explicit quantization) on TensorRT >= 10, and on TensorRT 8.x from the FP32 model
+(``model.int8.trt.onnx``, explicit quantization) on TensorRT >= 10, and on TensorRT 8.5/8.6 from the FP32 model
 plus the calibration table (``calib.trt.cache``) read by an ``IInt8EntropyCalibrator2`` (implicit quantization,
 deprecated since 10.1 and removed in 11). The batch axis gets an optimization profile from 1 to ``max_batch``;
 DLA cores (Xavier, Orin) take a fixed batch with GPU fallback for layers DLA cannot run.
