@@ -2,6 +2,8 @@
 
 Nothing is processed until consent is recorded: by configuration (``privacy.consent = "granted"``, which applies
 only while no decision is stored) or by a control message. A control decision always wins over configuration.
+A consent file that cannot be read fails closed: it counts as revoked (source ``"corrupt"``) and is rewritten so,
+and the configuration never grants over it; only a consent control message does.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from edge.errors import ConfigError
 from edge.privacy.dp import BUDGET_NAME
 from edge.privacy.pseudonym import SECRET_NAME
 from edge.privacy.statefile import read_json, write_json_atomic
@@ -21,11 +24,20 @@ log = logging.getLogger(__name__)
 
 CONSENT_NAME = "consent.json"
 ConsentSource = Literal["config", "control", "erase"]
+CORRUPT_SOURCE = "corrupt"
+_CONSENT_FIX = (
+    'consent now counts as revoked; to grant it again send {"command": "consent", "granted": true} on the control '
+    'topic (deleting the file would let privacy.consent = "granted" re-grant it)'
+)
 
 
 @dataclass(frozen=True)
 class ConsentState:
-    """The stored decision: ``granted`` is None while nobody decided; ``paused`` stops processing temporarily."""
+    """The stored decision: ``granted`` is None while nobody decided; ``paused`` stops processing temporarily.
+
+    ``source`` says who decided: ``config``, ``control``, ``erase``, ``corrupt`` (the stored file could not be read
+    and was recorded as revoked) or None (nobody yet).
+    """
 
     granted: bool | None
     paused: bool
@@ -84,16 +96,30 @@ class ConsentStore:
             return state
 
     def _load(self) -> ConsentState:
-        doc = read_json(self._path) or {}
-        granted = doc.get("granted")
-        return ConsentState(
-            granted=granted if isinstance(granted, bool) else None,
-            paused=bool(doc.get("paused", False)),
-            source=str(doc["source"]) if "source" in doc else None,
-        )
+        try:
+            return _read_state(self._path)
+        except ConfigError as error:
+            log.error("consent record unreadable, recorded as revoked: %s", error)
+            state = ConsentState(granted=False, paused=False, source=CORRUPT_SOURCE)
+            self._save(state)
+            return state
 
     def _save(self, state: ConsentState) -> None:
         write_json_atomic(self._path, {"granted": state.granted, "paused": state.paused, "source": state.source})
+
+
+def _read_state(path: Path) -> ConsentState:
+    """The state stored at ``path`` (never decided when absent); ConfigError when the file is not a valid record."""
+    doc = read_json(path, fix=_CONSENT_FIX)
+    if doc is None:
+        return ConsentState(granted=None, paused=False, source=None)
+    granted, paused, source = doc.get("granted", ""), doc.get("paused"), doc.get("source", 0)  # all three required
+    if not isinstance(granted, bool | None) or not isinstance(paused, bool) or not isinstance(source, str | None):
+        raise ConfigError(
+            f"state file {path} is not a consent record (granted {granted!r}, paused {paused!r}, source {source!r})",
+            fix=_CONSENT_FIX,
+        )
+    return ConsentState(granted=granted, paused=paused, source=source)
 
 
 def erase(state_dir: Path, *, keep_identity: bool = True) -> list[str]:

@@ -5,21 +5,24 @@ analytic Gaussian mechanism. The unit of privacy is one scored window: replacing
 [0, 63]) moves the mean of ``n`` windows by at most 63 / n, which is the sensitivity given to the mechanism.
 Spending is accounted by diffprivlib's ``BudgetAccountant``, restored from ``privacy-budget.json`` on every
 start, and written (atomically) *before* a noisy value is released, so a crash can waste budget but never
-overspend it. Once a day's budget is spent the mean is withheld until the next UTC day. diffprivlib (which pulls
+overspend it. Once a day's budget is spent the mean is withheld until the next UTC day; a clock stepped back behind
+the ledger's day and a corrupt ledger spend nothing either (see :class:`DailyBudget`). diffprivlib (which pulls
 scikit-learn) is imported only when differential privacy is on.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.errors import ConfigError
 from edge.privacy.statefile import read_json, write_json_atomic
 
 if TYPE_CHECKING:
@@ -31,6 +34,10 @@ log = logging.getLogger(__name__)
 
 BUDGET_NAME = "privacy-budget.json"
 SCORE_RANGE = (0.0, 63.0)
+_LEDGER_FIX = (
+    "nothing to do: the daemon treats today as fully spent and rewrites the ledger, so releases resume on the next "
+    "UTC day (deleting the file would reset today's budget)"
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,20 @@ def utc_day(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
+class _NothingToSpendError(Exception):
+    """Nothing may be spent today, for the reason in the message."""
+
+
 class DailyBudget:
-    """The day's privacy ledger, persisted in the state directory."""
+    """The day's privacy ledger, ``{"day": "YYYY-MM-DD", "spent": [[epsilon, delta], ...]}``, in the state directory.
+
+    The ledger holds one UTC day: spending on a later day starts that day afresh. Nothing is ever spent for a day
+    *earlier* than the ledger's (the clock stepped back: a device without a real-time clock, an NTP correction):
+    spending then would overwrite the ledger, and the recorded day, reached again, would pay a second time. So
+    until the clock is back on the ledger's day the mean is withheld. A corrupt ledger fails closed: the day is
+    treated as fully spent, an error is logged and a valid ledger saying so is written. A ledger recording more
+    than ``daily_epsilon`` (the setting was lowered today) also leaves nothing for today.
+    """
 
     def __init__(
         self, state_dir: Path, settings: DifferentialPrivacySettings, clock: Callable[[], float] = time.time
@@ -67,36 +86,92 @@ class DailyBudget:
         return utc_day(self._clock())
 
     def remaining(self) -> tuple[float, float]:
-        """Epsilon and delta left today."""
+        """Epsilon and delta left today (none while the clock is behind the ledger's day)."""
         with self._lock:
-            _, accountant = self._accountant(utc_day(self._clock()))
+            try:
+                accountant = self._accountant(utc_day(self._clock()))
+            except _NothingToSpendError:
+                return 0.0, 0.0
             epsilon, delta = accountant.remaining()
             return round(max(float(epsilon), 0.0), 9), max(float(delta), 0.0)  # no float residue like 1e-16
 
     def try_spend(self, epsilon: float, delta: float) -> bool:
-        """Spend ``(epsilon, delta)`` from today's budget and persist it; False (nothing spent) when it cannot pay."""
+        """Spend ``(epsilon, delta)`` from today's budget and persist it; False (nothing spent, reason logged)."""
         from diffprivlib.utils import BudgetError
 
         with self._lock:
-            day, accountant = self._accountant(utc_day(self._clock()))
+            day = utc_day(self._clock())
             try:
+                accountant = self._accountant(day)
                 accountant.check(epsilon, delta)
+            except _NothingToSpendError as error:
+                log.warning("no differential-privacy release: %s; the mean of this summary is withheld", error)
+                return False
             except BudgetError:
+                log.warning("daily privacy budget spent: the mean of this summary is withheld until the next UTC day")
                 return False
             accountant.spend(epsilon, delta)
-            spent = [[float(e), float(d)] for e, d in accountant.spent_budget]
-            write_json_atomic(self._path, {"day": day, "spent": spent})
+            self._write(day, [(float(e), float(d)) for e, d in accountant.spent_budget])
             return True
 
-    def _accountant(self, day: str) -> tuple[str, BudgetAccountant]:
+    def _accountant(self, day: str) -> BudgetAccountant:
         from diffprivlib.accountant import BudgetAccountant
+        from diffprivlib.utils import BudgetError
 
-        doc = read_json(self._path) or {}
-        spent = [(float(e), float(d)) for e, d in doc.get("spent", [])] if doc.get("day") == day else []
-        accountant = BudgetAccountant(
-            epsilon=self._settings.daily_epsilon, delta=self._settings.daily_delta, spent_budget=spent
+        try:
+            ledger = _read_ledger(self._path)
+        except ConfigError as error:
+            log.error("privacy-budget ledger unreadable, %s counts as fully spent: %s", day, error)
+            self._write(day, [(self._settings.daily_epsilon, self._settings.daily_delta)])
+            raise _NothingToSpendError(f"the privacy-budget ledger was corrupt, {day} counts as spent") from error
+        if ledger is not None and ledger[0] > day:
+            raise _NothingToSpendError(
+                f"the clock ({day}) is behind the privacy-budget ledger ({ledger[0]}); nothing is spent for an "
+                f"earlier day, so releases wait until the clock reaches {ledger[0]}"
+            )
+        spent = ledger[1] if ledger is not None and ledger[0] == day else []
+        try:
+            return BudgetAccountant(
+                epsilon=self._settings.daily_epsilon, delta=self._settings.daily_delta, spent_budget=spent
+            )
+        except BudgetError as error:
+            raise _NothingToSpendError(f"the ledger records more than the daily budget spent on {day}") from error
+
+    def _write(self, day: str, spent: list[tuple[float, float]]) -> None:
+        write_json_atomic(self._path, {"day": day, "spent": [list(pair) for pair in spent]})
+
+
+def _read_ledger(path: Path) -> tuple[str, list[tuple[float, float]]] | None:
+    """The ledger's day and spending, None without a ledger; ConfigError when it is not a valid ledger."""
+    doc = read_json(path, fix=_LEDGER_FIX)
+    if doc is None:
+        return None
+    day, spent = doc.get("day"), doc.get("spent")
+    if not isinstance(day, str) or not _is_day(day):
+        raise ConfigError(f"state file {path}: 'day' is {day!r}, not a YYYY-MM-DD date", fix=_LEDGER_FIX)
+    if not isinstance(spent, list) or not all(_is_spend(pair) for pair in spent):
+        raise ConfigError(
+            f"state file {path}: 'spent' is not a list of [epsilon, delta] pairs of non-negative numbers",
+            fix=_LEDGER_FIX,
         )
-        return day, accountant
+    return day, [(float(e), float(d)) for e, d in spent]
+
+
+def _is_day(text: str) -> bool:
+    try:
+        return date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+def _is_spend(pair: object) -> bool:
+    """One ``[epsilon, delta]`` spend as diffprivlib accepts it."""
+    if not isinstance(pair, list) or len(pair) != 2:
+        return False
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in pair):
+        return False
+    epsilon, delta = pair
+    return epsilon >= 0 and 0 <= delta <= 1 and epsilon + delta > 0
 
 
 def release_mean(mean: float, n: int, settings: DifferentialPrivacySettings, budget: DailyBudget) -> DpRelease:
@@ -109,7 +184,6 @@ def release_mean(mean: float, n: int, settings: DifferentialPrivacySettings, bud
     delta = settings.delta_per_summary if settings.mechanism == "gaussian" else 0.0
     day = budget.today()
     if not budget.try_spend(epsilon, delta):
-        log.warning("daily privacy budget spent: the mean of this summary is withheld until the next UTC day")
         return DpRelease(None, settings.mechanism, 0.0, 0.0, sensitivity, budget.remaining()[0], day)
     clamped = min(max(mean, low), high)
     if settings.mechanism == "laplace":

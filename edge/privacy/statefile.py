@@ -11,20 +11,24 @@ from typing import Any
 from edge.errors import ConfigError
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object stored at ``path``, or None when the file does not exist."""
+def read_json(path: Path, *, fix: str) -> dict[str, Any] | None:
+    """The JSON object stored at ``path``, or None when the file does not exist.
+
+    A file that is not a JSON object raises :class:`ConfigError` carrying ``fix``: what to do about that file
+    (never a blanket "delete it": deleting some state files resets what they protect).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"state file {path} is not UTF-8 text ({error})", fix=fix) from error
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"state file {path} is not valid JSON ({error})", fix="delete it; it is recreated on the next start"
-        ) from error
+        raise ConfigError(f"state file {path} is not valid JSON ({error})", fix=fix) from error
     if not isinstance(document, dict):
-        raise ConfigError(f"state file {path} does not hold a JSON object", fix="delete it")
+        raise ConfigError(f"state file {path} does not hold a JSON object", fix=fix)
     return document
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from summary_factory import session_summary
 
+from edge.privacy.dp import BUDGET_NAME
 from edge.privacy.release import DP_WITHHELD, PrivacyGate
 from edge.publish.settings import DifferentialPrivacySettings, PrivacySettings
 
@@ -69,3 +71,61 @@ def test_budget_is_enforced_across_restarts_and_renewed_next_day(tmp_path: Path)
     renewed = PrivacyGate(settings, tmp_path, clock).admit(summary)
     assert renewed is not None and renewed.values["mean"] is not None
     assert renewed.dp is not None and renewed.dp.epsilon_remaining == pytest.approx(2.0)
+
+
+def test_a_clock_stepped_back_a_day_spends_nothing_and_the_day_is_not_paid_twice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(DAY)
+    settings = PrivacySettings(dp=DifferentialPrivacySettings(enabled=True, epsilon_per_summary=1.0, daily_epsilon=2))
+    gate = PrivacyGate(settings, tmp_path, clock)
+    summary = session_summary([15.0] * 8)
+    for _ in range(2):  # today's budget spent
+        score = gate.admit(summary)
+        assert score is not None and score.values["mean"] is not None
+    ledger = (tmp_path / BUDGET_NAME).read_text()
+    clock.now -= 86_400  # an NTP correction or a device without a real-time clock
+    stepped_back = gate.admit(summary)
+    assert stepped_back is not None and stepped_back.values["mean"] is None and "mean" in stepped_back.withheld
+    assert stepped_back.dp is not None and stepped_back.dp.epsilon == 0.0 and gate.budget_remaining() == 0.0
+    assert (tmp_path / BUDGET_NAME).read_text() == ledger  # the spent day is not overwritten
+    assert "behind the privacy-budget ledger" in caplog.text
+    clock.now += 86_400  # back on the recorded day: still spent
+    again = PrivacyGate(settings, tmp_path, clock).admit(summary)
+    assert again is not None and again.values["mean"] is None and gate.budget_remaining() == 0.0
+    clock.now += 86_400
+    assert gate.budget_remaining() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "[1, 2]", '{"day": "yesterday", "spent": []}', '{"day": "2025-11-22", "spent": [[-5, 0]]}', "\xff"],
+)
+def test_a_corrupt_ledger_fails_closed_and_is_rewritten_as_spent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    (tmp_path / BUDGET_NAME).write_bytes(content.encode("latin-1"))
+    clock = Clock(DAY)
+    settings = PrivacySettings(dp=DifferentialPrivacySettings(enabled=True, epsilon_per_summary=1.0, daily_epsilon=3))
+    gate = PrivacyGate(settings, tmp_path, clock)
+    score = gate.admit(session_summary([15.0] * 8))
+    assert score is not None and score.values["mean"] is None and "mean" in score.withheld
+    assert [r.levelname for r in caplog.records if "ledger unreadable" in r.message] == ["ERROR"]
+    assert "delete it" not in caplog.text and "counts as fully spent" in caplog.text
+    assert json.loads((tmp_path / BUDGET_NAME).read_text()) == {"day": "2025-11-22", "spent": [[3.0, 0.0001]]}
+    assert PrivacyGate(settings, tmp_path, clock).budget_remaining() == 0.0  # a restart does not reset it
+    clock.now += 86_400
+    renewed = PrivacyGate(settings, tmp_path, clock).admit(session_summary([15.0] * 8))
+    assert renewed is not None and renewed.values["mean"] is not None
+
+
+def test_a_ledger_written_by_the_previous_format_is_read_and_a_lowered_budget_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / BUDGET_NAME).write_text('{"day": "2025-11-22", "spent": [[1.0, 0.0], [1.0, 0.0]]}')
+    clock = Clock(DAY)
+    dp = DifferentialPrivacySettings(enabled=True, epsilon_per_summary=1.0, daily_epsilon=3)
+    assert PrivacyGate(PrivacySettings(dp=dp), tmp_path, clock).budget_remaining() == pytest.approx(1.0)
+    lowered = dp.model_copy(update={"daily_epsilon": 1.5})
+    gate = PrivacyGate(PrivacySettings(dp=lowered), tmp_path, clock)
+    assert gate.budget_remaining() == 0.0
+    score = gate.admit(session_summary([15.0] * 8))
+    assert score is not None and score.values["mean"] is None

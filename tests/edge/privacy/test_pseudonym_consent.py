@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ConfigError
-from edge.privacy.consent import ConsentStore, erase
+from edge.privacy.consent import CONSENT_NAME, CORRUPT_SOURCE, ConsentStore, erase
 from edge.privacy.pseudonym import SECRET_NAME, device_pseudonym, pseudonym_from_secret
 
 
@@ -78,3 +79,21 @@ def test_erase_wipes_state_keeps_identity_and_budget_and_revokes_consent(tmp_pat
     assert device_pseudonym(tmp_path) == pseudonym
     erase(tmp_path, keep_identity=False)
     assert device_pseudonym(tmp_path) != pseudonym
+
+
+@pytest.mark.parametrize(
+    "content", ["{trunc", '"granted"', '{"granted": "yes", "paused": false, "source": "config"}', "{}", "\xff\xfe"]
+)
+def test_a_corrupt_consent_file_stays_revoked_even_with_consent_granted_in_config(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    ConsentStore(tmp_path).record(False, "control")  # the person revoked consent, then the file was damaged
+    (tmp_path / CONSENT_NAME).write_bytes(content.encode("latin-1"))
+    state = ConsentStore(tmp_path).apply_config("granted")
+    assert state.granted is False and state.label == "revoked" and state.source == CORRUPT_SOURCE
+    assert not state.processing_allowed
+    assert [r.levelname for r in caplog.records if "consent record unreadable" in r.message] == ["ERROR"]
+    assert '"command": "consent"' in caplog.text and "delete it" not in caplog.text
+    assert json.loads((tmp_path / CONSENT_NAME).read_text()) == {"granted": False, "paused": False, "source": "corrupt"}
+    assert ConsentStore(tmp_path).apply_config("granted").label == "revoked"  # a restart does not re-grant it
+    assert ConsentStore(tmp_path).record(True, "control").processing_allowed  # a control message does
