@@ -18,6 +18,7 @@ from edge.schemas import schema_errors
 MAX_CONTROL_BYTES = 4096
 Command = Literal["pause", "resume", "consent", "erase"]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+GRANTED_ONLY_WITH_CONSENT = "'granted' is allowed only with the consent command"
 
 
 class ControlMessageError(ExpressoError):
@@ -53,12 +54,20 @@ def parse_control(payload: bytes, *, retained: bool = False) -> ControlCommand:
             fix="publish control messages with retain=false and clear the retained one with an empty payload",
             request_id=request_id,
         )
-    errors = schema_errors(document, "control")
+    errors = _control_errors(document)
     if errors:
         raise ControlMessageError("invalid control message: " + "; ".join(errors), fix=fix, request_id=request_id)
     return ControlCommand(
         command=cast(Command, document["command"]), granted=document.get("granted"), request_id=request_id
     )
+
+
+def _control_errors(document: Any) -> list[str]:
+    """Schema errors, with ``granted`` outside a consent command named plainly (the schema says ``not required``)."""
+    if isinstance(document, dict) and "granted" in document and document.get("command") != "consent":
+        rest = {key: value for key, value in document.items() if key != "granted"}
+        return [*schema_errors(rest, "control"), GRANTED_ONLY_WITH_CONSENT]
+    return schema_errors(document, "control")
 
 
 def _request_id_of(document: Any) -> str | None:

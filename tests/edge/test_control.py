@@ -35,3 +35,19 @@ def test_invalid_commands_name_the_problem(payload: bytes, message: str, request
     with pytest.raises(ControlMessageError, match=message) as caught:
         parse_control(payload)
     assert caught.value.request_id == request_id and caught.value.fix
+
+
+@pytest.mark.parametrize(
+    ("payload", "errors"),
+    [
+        (b'{"command": "pause", "granted": true}', "'granted' is allowed only with the consent command"),
+        (
+            b'{"granted": false}',
+            "(top level): 'command' is a required property; 'granted' is allowed only with the consent command",
+        ),
+    ],
+)
+def test_granted_outside_consent_is_named_plainly(payload: bytes, errors: str) -> None:
+    with pytest.raises(ControlMessageError) as caught:
+        parse_control(payload)
+    assert caught.value.message == f"invalid control message: {errors}"
