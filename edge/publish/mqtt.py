@@ -13,6 +13,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -97,8 +98,10 @@ class MqttLink:
         will: bytes,
         online: Callable[[], bytes],
         on_control: ControlHandler,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        self._clock = clock  # a held summary leaves once this clock passes its not_before
         self.topics = topics
         self._outbox = outbox
         self._online = online
@@ -214,7 +217,7 @@ class MqttLink:
             outbox, after = self._outbox, self._last_sent
         if room <= 0:
             return
-        for row in outbox.pending(after=after, limit=room):
+        for row in outbox.pending(after=after, limit=room, now=self._clock()):
             if not self.connected.is_set() or self._stopping.is_set():
                 return
             with self._send_lock:

@@ -1,7 +1,9 @@
 """The durable outbox: summaries wait in SQLite (WAL mode) in the state directory until the broker acknowledges.
 
 A row is deleted only after the broker's PUBACK for it, so broker outages, restarts and ``kill -9`` lose nothing
-(``synchronous=FULL``: a committed row survives power loss too). Rows leave in insertion order.
+(``synchronous=FULL``: a committed row survives power loss too). Rows leave in insertion order, each not before
+its ``not_before`` time: a summary waits until the coarse end of its period has passed, so when it arrives tells
+no more than its coarsened timestamps do. A row that is not due yet holds back the rows after it.
 
 Bound policy (docs/mqtt-contract.md): above the soft bounds (``max_messages`` / ``max_bytes``) the oldest
 *rolling* summaries are dropped first; session summaries are dropped (oldest first) only above the hard bounds.
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, ExpressoError
 from edge.publish.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,14 @@ CREATE TABLE IF NOT EXISTS messages (
     payload BLOB NOT NULL,
     qos INTEGER NOT NULL,
     kind TEXT NOT NULL,
-    size INTEGER NOT NULL
+    size INTEGER NOT NULL,
+    not_before REAL NOT NULL DEFAULT 0
 )
 """
+
+
+class OutboxWriteError(ExpressoError):
+    """The state directory refused a write (disk full, read-only or failing)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,9 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+            if "not_before" not in columns:  # an outbox written before summaries were held
+                self._db.execute("ALTER TABLE messages ADD COLUMN not_before REAL NOT NULL DEFAULT 0")
         except sqlite3.DatabaseError as error:
             raise ConfigError(
                 f"outbox {self.path} cannot be opened ({error})",
@@ -74,25 +84,44 @@ class Outbox:
             ) from error
         self.path.chmod(0o600)
 
-    def put(self, message_id: str, topic: str, payload: bytes, *, kind: str, qos: int = 1) -> None:
-        """Store a message durably (committed before returning), then apply the bound policy."""
-        with self._locked() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO messages (message_id, topic, payload, qos, kind, size) VALUES (?,?,?,?,?,?)",
-                (message_id, topic, payload, qos, kind, len(payload)),
-            )
-            self._enforce_bounds(db)
+    def put(
+        self, message_id: str, topic: str, payload: bytes, *, kind: str, qos: int = 1, not_before: float = 0.0
+    ) -> None:
+        """Store a message durably (committed before returning), then apply the bound policy.
 
-    def pending(self, *, after: int = 0, limit: int = 100) -> list[OutboxRow]:
-        """Up to ``limit`` rows with ``row_id > after``, oldest first (none once closed, e.g. during an erase)."""
+        Raises :class:`OutboxWriteError` when the database cannot take it (e.g. the disk is full).
+        """
+        with self._locked() as db:
+            try:
+                db.execute(
+                    "INSERT OR IGNORE INTO messages (message_id, topic, payload, qos, kind, size, not_before) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (message_id, topic, payload, qos, kind, len(payload), not_before),
+                )
+                self._enforce_bounds(db)
+            except sqlite3.DatabaseError as error:
+                raise OutboxWriteError(
+                    f"outbox {self.path} cannot store a summary ({error})",
+                    fix="free space in the state directory's file system or check that it is writable",
+                ) from error
+
+    def pending(self, *, after: int = 0, limit: int = 100, now: float | None = None) -> list[OutboxRow]:
+        """Up to ``limit`` rows with ``row_id > after``, oldest first, stopping at the first row not due at ``now``
+        (all rows when ``now`` is None; none once closed, e.g. during an erase)."""
         with self._lock:
             if self._db is None:
                 return []
             rows = self._db.execute(
-                "SELECT id, message_id, topic, payload, qos, kind FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, message_id, topic, payload, qos, kind, not_before FROM messages WHERE id > ? "
+                "ORDER BY id LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
+        due = []
+        for row in rows:
+            if now is not None and row[6] > now:
+                break
+            due.append(OutboxRow(row[0], row[1], row[2], bytes(row[3]), row[4], row[5]))
+        return due
 
     def ack(self, row_id: int) -> None:
         """Delete a row the broker acknowledged (ignored once closed: the row went with the erased outbox)."""
@@ -105,6 +134,11 @@ class Outbox:
         with self._locked() as db:
             count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
         return {"messages": int(count), "bytes": int(size), "dropped": self.dropped}
+
+    def due(self, now: float) -> int:
+        """How many messages may leave at ``now`` (the others wait for the end of their period)."""
+        with self._locked() as db:
+            return int(db.execute("SELECT COUNT(*) FROM messages WHERE not_before <= ?", (now,)).fetchone()[0])
 
     def close(self) -> None:
         """Checkpoint the WAL and close the database (idempotent)."""

@@ -53,10 +53,15 @@ class ControlReply:
         return cls(False, command.command, command.request_id, f"failed: {error}"[:300])
 
 
+def coarse_seconds(timestamp: float, resolution_s: int, *, round_up: bool = False) -> float:
+    """``timestamp`` floored (or ceiled) to a multiple of ``resolution_s``."""
+    steps = timestamp / resolution_s
+    return float((math.ceil(steps) if round_up else math.floor(steps)) * resolution_s)
+
+
 def coarse_time(timestamp: float, resolution_s: int, *, round_up: bool = False) -> str:
     """``timestamp`` floored (or ceiled) to a multiple of ``resolution_s``, as ISO 8601 UTC (``...Z``)."""
-    steps = timestamp / resolution_s
-    snapped = (math.ceil(steps) if round_up else math.floor(steps)) * resolution_s
+    snapped = coarse_seconds(timestamp, resolution_s, round_up=round_up)
     return datetime.fromtimestamp(snapped, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

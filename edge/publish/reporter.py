@@ -18,11 +18,14 @@ applied on the MQTT network thread under the reporter's lock.
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from edge.aggregate import Summary
 from edge.control import ControlCommand, ControlMessageError, parse_control
@@ -30,10 +33,11 @@ from edge.privacy.consent import ConsentState, ConsentStore, erase
 from edge.privacy.pseudonym import device_pseudonym
 from edge.privacy.release import PrivacyGate
 from edge.publish.mqtt import MqttLink, Topics
-from edge.publish.outbox import Outbox
+from edge.publish.outbox import Outbox, OutboxWriteError
 from edge.publish.payloads import (
     Activity,
     ControlReply,
+    coarse_seconds,
     encode,
     health_payload,
     status_payload,
@@ -42,6 +46,14 @@ from edge.publish.payloads import (
 from edge.publish.settings import MqttSettings, PrivacySettings
 
 log = logging.getLogger(__name__)
+
+MAX_UNSTORED = 1000
+"""Summaries kept in memory while the state directory refuses writes; beyond that the oldest is lost."""
+PRESENCE_METRICS = frozenset(
+    {"windows_scored", "windows_rejected", "windows_late", "summaries_queued", "summaries_refused", "inference_ms"}
+    | {"summaries_unstored", "summaries_lost"}
+)
+"""Health metrics that move only while a face is present: refreshed once per coarse period when summaries are held."""
 
 
 class Reporter:
@@ -70,6 +82,11 @@ class Reporter:
         self.consent: ConsentState = self._consent_store.apply_config(privacy.consent)
         self._gate = PrivacyGate(privacy, state_dir, clock)
         self.outbox = Outbox(state_dir, mqtt.outbox)
+        self._unstored: collections.deque[tuple[Summary, int | None]] = collections.deque()
+        self.summaries_lost = 0
+        """Summaries that could not be stored (disk full) before more than MAX_UNSTORED waited, or at stop."""
+        self._presence_period: int | None = None
+        self._presence_counters: dict[str, Any] = {}
         self._activity: Activity = "starting"
         self._detail: str | None = None
         self._reply: ControlReply | None = None
@@ -83,6 +100,7 @@ class Reporter:
                 will=self._status("offline", at=False),
                 online=lambda: self._status("online"),
                 on_control=self._handle_control,
+                clock=clock,
             )
 
     @property
@@ -112,6 +130,11 @@ class Reporter:
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Wait up to ``timeout`` for the outbox to drain, publish ``offline`` and disconnect; True when drained."""
+        self._store_unstored()
+        if self._unstored:
+            self.summaries_lost += len(self._unstored)
+            log.error("%d summaries could not be stored (state directory full?) and are lost", len(self._unstored))
+            self._unstored.clear()
         drained = self.wait_drained(timeout)
         with self._lock:
             self._activity = "stopping"
@@ -127,30 +150,55 @@ class Reporter:
 
         ``epoch`` is the value of :attr:`epoch` when the caller last discarded what it aggregated; summaries of
         an older epoch rest on data that an erase or a withdrawn consent has since forgotten, and are dropped.
+        A summary the state directory cannot take (disk full) waits in memory, at most ``MAX_UNSTORED`` of them,
+        and is tried again with the next summary or health report.
         """
+        with self._lock:
+            for summary in summaries:
+                if len(self._unstored) >= MAX_UNSTORED:
+                    self._unstored.popleft()
+                    self.summaries_lost += 1
+                    log.error("the oldest summary waiting for storage is lost (more than %d waited)", MAX_UNSTORED)
+                self._unstored.append((summary, epoch))
+        return self._store_unstored()
+
+    def _store_unstored(self) -> int:
         queued = 0
-        for summary in summaries:
-            if not self._may_publish(epoch):
-                continue
-            score = self._gate.admit(summary)
-            if score is None:
-                continue
-            payload = summary_payload(
-                summary,
-                score,
-                device=self.pseudonym,
-                resolution_s=self._privacy.time_resolution_s,
-                k=self._privacy.k_min_windows,
-            )
-            with self._lock:  # an erase or a withdrawn consent since the check above: the summary goes with it
-                if not self._may_publish(epoch):
-                    continue
-                self.outbox.put(payload["message_id"], self.topics.summary, encode(payload), kind=summary.kind)
-            log.info("queued a %s summary (%d scored windows)", summary.kind, summary.windows_scored)
-            queued += 1
+        while True:
+            with self._lock:  # an erase on the MQTT thread may clear the queue meanwhile
+                if not self._unstored:
+                    break
+                summary, epoch = self._unstored[0]
+                try:
+                    queued += self._store(summary, epoch)
+                except (OutboxWriteError, OSError) as error:
+                    log.error(
+                        "a %s summary cannot be stored yet (%s); %d wait in memory",
+                        summary.kind,
+                        error,
+                        len(self._unstored),
+                    )
+                    break
+                self._unstored.popleft()
         if queued and self._link is not None:
             self._link.notify()
         return queued
+
+    def _store(self, summary: Summary, epoch: int | None) -> int:
+        """Gate one summary and put it in the outbox (held until its coarse end); 1 when queued, else 0."""
+        if not self._may_publish(epoch):
+            return 0
+        score = self._gate.admit(summary)
+        if score is None:
+            return 0
+        resolution = self._privacy.time_resolution_s
+        payload = summary_payload(
+            summary, score, device=self.pseudonym, resolution_s=resolution, k=self._privacy.k_min_windows
+        )
+        hold = coarse_seconds(summary.end, resolution, round_up=True) if self._privacy.hold_until_period_end else 0.0
+        self.outbox.put(payload["message_id"], self.topics.summary, encode(payload), kind=summary.kind, not_before=hold)
+        log.info("queued a %s summary (%d scored windows)", summary.kind, summary.windows_scored)
+        return 1
 
     def _may_publish(self, epoch: int | None) -> bool:
         """Summaries of consented processing leave while consent stands; a pause stops processing, not them."""
@@ -163,18 +211,35 @@ class Reporter:
         return True
 
     def health(self, metrics: Mapping[str, float], *, backend: str | None = None) -> bool:
-        """Publish numeric health metrics (QoS 0, not stored); False when offline."""
+        """Publish numeric health metrics (QoS 0, not stored); False when offline.
+
+        Also retries summaries waiting for storage. With ``hold_until_period_end`` the counters that move only
+        while a face is present (:data:`PRESENCE_METRICS`, the outbox, withheld summaries) are refreshed once per
+        ``time_resolution_s``, so health messages tell no more about presence than the summaries do.
+        """
+        self._store_unstored()
         if self._link is None:
             return False
+        now = self._clock()
+        live = {**metrics, "summaries_unstored": len(self._unstored), "summaries_lost": self.summaries_lost}
+        period = math.floor(now / self._privacy.time_resolution_s)
+        if not self._privacy.hold_until_period_end or period != self._presence_period:
+            self._presence_period = period
+            self._presence_counters = {
+                "metrics": {name: value for name, value in live.items() if name in PRESENCE_METRICS},
+                "outbox": self._outbox_stats(),
+                "withheld": self._gate.withheld_summaries,
+            }
+        counters = self._presence_counters
         payload = health_payload(
-            metrics,
+            {**live, **counters["metrics"]},
             device=self.pseudonym,
             model=self._identity,
-            now=self._clock(),
+            now=now,
             resolution_s=self._privacy.health_time_resolution_s,
             backend=backend,
-            outbox=self._outbox_stats(),
-            summaries_withheld=self._gate.withheld_summaries,
+            outbox=counters["outbox"],
+            summaries_withheld=counters["withheld"],
         )
         return self._link.publish_health(encode(payload))
 
@@ -189,10 +254,13 @@ class Reporter:
             return self.outbox.stats()
 
     def wait_drained(self, timeout: float) -> bool:
-        """Wait until every queued summary was acknowledged by the broker (or ``timeout`` passes)."""
+        """Wait until every summary due now was acknowledged by the broker (or ``timeout`` passes); summaries held
+        until the end of their period stay in the outbox for later."""
         deadline = time.monotonic() + timeout
         while True:
-            if self._outbox_stats()["messages"] == 0:
+            with self._lock:
+                due = self.outbox.due(self._clock())
+            if due == 0:
                 return True
             if time.monotonic() >= deadline or self._link is None:
                 return False
@@ -236,6 +304,7 @@ class Reporter:
     def _erase_local_state(self) -> None:
         """Revoke consent (in memory first), wipe the state directory and go on with an empty outbox."""
         self.consent = ConsentState(granted=False, paused=self.consent.paused, source="erase")
+        self._unstored.clear()
         self.outbox.close()
         try:
             self.outbox.delete_files()  # first: a later failure must not leave summaries from before the erase

@@ -86,6 +86,14 @@ class PrivacySettings(_Strict):
     health_time_resolution_s: int = Field(
         60, ge=1, le=86400, description="Timestamps of health messages are coarsened to this many seconds."
     )
+    hold_until_period_end: bool = Field(
+        True,
+        description=(
+            "Keep each summary in the outbox until the coarsened end of its period has passed, and refresh the "
+            "health counters that move with a face present only once per time_resolution_s, so that when a "
+            "message arrives tells no more than its coarsened timestamps. Off: summaries leave as soon as made."
+        ),
+    )
     dp: DifferentialPrivacySettings = Field(
         default_factory=DifferentialPrivacySettings, description="Differential privacy on published means."
     )

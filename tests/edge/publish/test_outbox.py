@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.publish.outbox import OUTBOX_NAME, Outbox
+from edge.publish.outbox import OUTBOX_NAME, Outbox, OutboxWriteError
 from edge.publish.settings import OutboxSettings
 
 
@@ -58,4 +58,48 @@ def test_byte_bound_applies_like_the_count_bound(tmp_path: Path) -> None:
     outbox.put("r0", "t", b"x" * 1500, kind="rolling")
     outbox.put("s0", "t", b"x" * 1500, kind="session")
     assert [r.message_id for r in outbox.pending()] == ["s0"]
+    outbox.close()
+
+
+def test_a_row_not_due_holds_back_the_rows_after_it(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, OutboxSettings())
+    outbox.put("early", "t/summary", b"a", kind="session", not_before=100.0)
+    outbox.put("late", "t/summary", b"b", kind="session", not_before=900.0)
+    outbox.put("after", "t/summary", b"c", kind="rolling", not_before=0.0)  # due, but behind a held row
+    assert [r.message_id for r in outbox.pending(now=50.0)] == []
+    assert [r.message_id for r in outbox.pending(now=100.0)] == ["early"]
+    assert [r.message_id for r in outbox.pending(now=900.0)] == ["early", "late", "after"]
+    assert [r.message_id for r in outbox.pending()] == ["early", "late", "after"]  # no clock: everything
+    assert (outbox.due(50.0), outbox.due(100.0), outbox.due(900.0)) == (1, 2, 3)
+    outbox.close()
+
+
+def test_an_outbox_written_before_rows_were_held_is_upgraded_in_place(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / OUTBOX_NAME) as db:
+        db.execute(
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, "
+            "topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, kind TEXT NOT NULL, "
+            "size INTEGER NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO messages (message_id, topic, payload, qos, kind, size) "
+            "VALUES ('old', 't', x'01', 1, 'session', 1)"
+        )
+    outbox = Outbox(tmp_path, OutboxSettings())
+    assert [r.message_id for r in outbox.pending(now=0.0)] == ["old"]  # due at once, as before
+    outbox.put("new", "t", b"\x02", kind="session", not_before=10.0)
+    assert [r.message_id for r in outbox.pending(now=5.0)] == ["old"]
+    outbox.close()
+
+
+def test_a_full_database_raises_a_clear_error_and_keeps_what_it_had(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, OutboxSettings())
+    outbox.put("kept", "t", b"x" * 100, kind="session")
+    assert outbox._db is not None
+    pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]
+    outbox._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+    with pytest.raises(OutboxWriteError, match="database or disk is full") as error:
+        outbox.put("big", "t", b"y" * 200_000, kind="session")
+    assert error.value.fix and "free space" in error.value.fix
+    assert [r.message_id for r in outbox.pending()] == ["kept"]
     outbox.close()

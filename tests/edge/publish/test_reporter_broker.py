@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -13,13 +14,14 @@ from typing import Any, Literal
 import pytest
 from mqtt_broker import Broker, Received, Subscriber
 from polling import wait_until
-from summary_factory import IDENTITY, session_summary
+from summary_factory import IDENTITY, T0, session_summary
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.control import ControlCommand
 from edge.privacy.consent import ConsentStore
 from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.publish.outbox import OUTBOX_NAME
+from edge.publish.payloads import coarse_time
 from edge.schemas import schema_errors
 
 SCORES = [12.37, 17.91, 21.52, 8.06, 15.44, 19.73]
@@ -80,7 +82,12 @@ def test_summaries_reach_a_subscriber_and_every_payload_validates(
     assert doc["period"]["start"].endswith(("00:00Z", "15:00Z", "30:00Z", "45:00Z"))
     health = subscriber.on("health")[0].json()
     assert health["summaries_withheld"] == 1 and health["backend"] == "onnxruntime-cpu"
-    assert health["metrics"] == {"frames_per_s": 29.7, "frames_dropped": 3.0}  # bad names and NaN left out
+    assert health["metrics"] == {  # bad names and NaN left out; the reporter adds its storage counters
+        "frames_per_s": 29.7,
+        "frames_dropped": 3.0,
+        "summaries_unstored": 0.0,
+        "summaries_lost": 0.0,
+    }
     statuses = [m.json() for m in subscriber.on("status")]
     assert statuses[0]["state"] == "online" and statuses[-1]["activity"] == "stopping"
     assert any(s["activity"] == "running" and s["consent"] == "granted" for s in statuses)
@@ -152,7 +159,7 @@ def test_without_consent_nothing_is_published_until_a_control_message_grants_it(
         (b"not json", False, "not UTF-8 JSON"),
         (b'{"command": "reboot", "request_id": "r-1"}', False, "'reboot' is not one of"),
         (b'{"command": "consent", "request_id": "r-2"}', False, "'granted' is a required property"),
-        (b'{"command": "pause", "granted": true}', False, "should not be valid"),
+        (b'{"command": "pause", "granted": true}', False, "'granted' is allowed only with the consent command"),
         (b'{"command": "pause", "extra": 1}', False, "Additional properties"),
         (b"[1, 2]", False, "is not of type 'object'"),
         (b'{"command": "erase", "request_id": "r-3"}', True, "retained control message ignored"),
@@ -329,4 +336,73 @@ def test_a_summary_built_before_an_erase_is_dropped_even_after_consent_returns(t
     assert reporter.submit([session_summary(SCORES)], epoch=reporter.epoch) == 1  # aggregated since
     reporter.apply_control(ControlCommand("pause"))
     assert reporter.submit([session_summary(SCORES)], epoch=reporter.epoch) == 1  # a pause is no erase
+    reporter.stop(timeout=0)
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_summary_waits_in_the_outbox_until_the_coarse_end_of_its_period(
+    mqtt_broker: Broker, topic_prefix: str, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    summary = session_summary(SCORES)  # ends a few seconds after T0; its coarse end is the next 15-min mark
+    coarse_end = math.ceil(summary.end / 900) * 900
+    clock = Clock(summary.end + 1)
+    settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port, topic_prefix=topic_prefix)
+    privacy = PrivacySettings(consent="granted", k_min_windows=5)
+    reporter = Reporter(settings, privacy, tmp_path / "state", IDENTITY, clock=clock)
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        assert reporter.submit([summary]) == 1
+        time.sleep(1.5)  # the drain looks every 0.5 s: three chances to send it too early
+        assert subscriber.on("summary") == [] and reporter.outbox.stats()["messages"] == 1
+        assert reporter.wait_drained(0.2)  # nothing due: a stop would not wait for it
+        clock.now = coarse_end
+        assert subscriber.wait_for(lambda _: len(subscriber.on("summary")) == 1)
+        doc = subscriber.on("summary")[0].json()
+        assert doc["period"]["end"] == coarse_time(coarse_end, 900)  # it arrived no earlier than it says
+    finally:
+        reporter.stop(timeout=2)
+
+
+def test_health_counters_that_move_with_a_face_refresh_once_per_coarse_period(
+    mqtt_broker: Broker, topic_prefix: str, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    clock = Clock(T0)
+    settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port, topic_prefix=topic_prefix)
+    reporter = Reporter(settings, PrivacySettings(consent="granted"), tmp_path / "state", IDENTITY, clock=clock)
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        sent = [(T0, 3, 29.0), (T0 + 60, 9, 30.0), (T0 + 900, 14, 31.0)]  # the third is in the next period
+        for count, (now, windows, fps) in enumerate(sent, start=1):
+            clock.now = now
+            assert reporter.health({"windows_scored": windows, "frames_per_s": fps})
+            assert subscriber.wait_for(lambda _, n=count: len(subscriber.on("health")) == n)  # type: ignore[misc]
+        metrics = [m.json()["metrics"] for m in subscriber.on("health")]
+        assert [m["windows_scored"] for m in metrics] == [3, 3, 14]  # held within a period
+        assert [m["frames_per_s"] for m in metrics] == [29.0, 30.0, 31.0]  # live: says nothing about a face
+    finally:
+        reporter.stop(timeout=2)
+
+
+def test_a_full_state_directory_keeps_summaries_in_memory_until_it_has_room(tmp_path: Path) -> None:
+    reporter = Reporter(MqttSettings(enabled=False), PrivacySettings(consent="granted"), tmp_path / "s", IDENTITY)
+    db = reporter.outbox._db
+    assert db is not None
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")  # SQLITE_FULL
+    big = [session_summary(SCORES, start=T0 + 100 * i) for i in range(40)]
+    queued = reporter.submit(big)  # some fit in the free pages, then the database is full
+    assert queued < 40 and len(reporter._unstored) == 40 - queued and reporter.summaries_lost == 0
+    db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    assert reporter.submit([]) == 40 - queued  # retried, in order
+    assert reporter.outbox.stats()["messages"] == 40 and not reporter._unstored
     reporter.stop(timeout=0)
