@@ -217,7 +217,6 @@ class Aggregator:
             return None, reason_key(window.reject_reason or "unspecified")
         if not math.isfinite(window.score):
             return None, INVALID_SCORE
-        log.debug("window %.2f-%.2f scored %.2f", window.start, window.end, window.score)
         return min(max(float(window.score), SCORE_MIN), SCORE_MAX), None
 
     def _add_to_period(self, window: WindowOutcome, score: float | None, reason: str | None) -> None:

@@ -30,8 +30,9 @@ from edge.errors import InputError
 from edge.face import FacePipeline
 from edge.publish import Reporter
 from edge.publish.payloads import Activity
+from edge.publish.settings import PrivacySettings
 from edge.scoring import WindowScorer
-from edge.service import Notifier
+from edge.service import Notifier, forbid_core_dumps, make_state_dir
 from edge.sources import SourceKind, classify_source, display_source
 from edge.telemetry import Counters, add_stats, describe_capture, summary_line
 
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 IDLE_WAIT_S = 0.2
 STUCK_CALL_S = 30.0
 """A capture thread inside one OpenCV open or read for longer is stuck: the watchdog is no longer fed for it."""
+CONNECT_GRACE_S = 2.0
+"""How long a stop waits for a broker connection still being made (e.g. a failure right at start-up)."""
 STOP_TIMEOUT_S = 5.0
 """How long a stop waits for the broker to acknowledge queued summaries (what is left stays in the outbox)."""
 
@@ -79,9 +82,10 @@ class Daemon:
         """Warm up, report ready, loop until stopped or the video ends, then flush; returns the exit code (0)."""
         state_dir = self.config.device.state_dir
         try:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            forbid_core_dumps()
+            make_state_dir(state_dir)
             self.backend.warm_up()
-            self.reporter = Reporter(self.config.mqtt, self.config.privacy, state_dir, self.bundle.identity)
+            self.reporter = Reporter(self.config.mqtt, self._privacy_settings(), state_dir, self.bundle.identity)
             self.reporter.start()
             self.pipeline = FacePipeline(self.bundle.input, self.bundle.tiles, self.config.face.to_face_config())
             backend = self.backend.describe()
@@ -92,6 +96,15 @@ class Daemon:
         finally:
             self._shutdown()
         return 0
+
+    def _privacy_settings(self) -> PrivacySettings:
+        """The configured privacy settings; a video read faster than real time has its own timeline, so its
+        summaries cannot wait for the wall clock to pass their period (they are not held)."""
+        privacy = self.config.privacy
+        if self._media_clock and privacy.hold_until_period_end:
+            log.info("a video read as fast as possible: summaries are not held until their period ends")
+            return privacy.model_copy(update={"hold_until_period_end": False})
+        return privacy
 
     def _loop(self) -> None:
         assert self.reporter is not None
@@ -185,6 +198,7 @@ class Daemon:
         self.stop_event.wait(IDLE_WAIT_S)
 
     def _shutdown(self) -> None:
+        """Each step runs even when an earlier one fails: the outbox is closed and ``offline`` published."""
         self._stop_capture()
         self.notifier.stopping("flushing aggregates into the outbox")
         self._set_activity("stopping")
@@ -193,14 +207,19 @@ class Daemon:
         except Exception:  # a failing backend must not keep the aggregates from the outbox
             log.exception("scoring the last windows failed; they are left out")
         self.scorer.close()
-        if self.reporter is not None:
-            if self.reporter.consent.granted:  # paused too: what was aggregated before the pause is kept
-                self._submit(self.aggregator.close(self._now()))
-            drained = self.reporter.stop(timeout=STOP_TIMEOUT_S if self.reporter.connected.is_set() else 0.1)
-            log.info("stopped: %s; outbox %s", self.summary_line(), "drained" if drained else "kept for later")
-        if self.pipeline is not None:
-            self.pipeline.close()
-        self.backend.close()
+        try:
+            if self.reporter is not None:
+                try:
+                    if self.reporter.consent.granted:  # paused too: what was aggregated before the pause is kept
+                        self._submit(self.aggregator.close(self._now()))
+                finally:
+                    connected = self.reporter.connected.wait(CONNECT_GRACE_S)  # a failure at start: say offline
+                    drained = self.reporter.stop(timeout=STOP_TIMEOUT_S if connected else 0.1)
+                    log.info("stopped: %s; outbox %s", self.summary_line(), "drained" if drained else "kept for later")
+        finally:
+            if self.pipeline is not None:
+                self.pipeline.close()
+            self.backend.close()
 
     # -- capture -------------------------------------------------------------------------------------------------
 

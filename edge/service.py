@@ -1,4 +1,5 @@
-"""systemd integration: sd_notify READY/STATUS/WATCHDOG and SIGTERM/SIGINT as a clean stop request.
+"""Service integration: sd_notify READY/STATUS/WATCHDOG, SIGTERM/SIGINT as a clean stop request, the state
+directory, and no core dumps (the process holds camera frames in memory).
 
 The watchdog is fed only while the daemon makes progress: frames were processed since the last ping, or the daemon
 is idle on purpose (paused, waiting for consent, reconnecting a lost camera with its capture thread alive and not
@@ -8,16 +9,24 @@ restarts the service.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import resource
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 import sdnotify
 
+from edge.errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 
 
 def watchdog_interval() -> float | None:
@@ -27,6 +36,27 @@ def watchdog_interval() -> float | None:
     if not usec.isdigit() or int(usec) <= 0 or (pid.isdigit() and int(pid) != os.getpid()):
         return None
     return int(usec) / 2e6
+
+
+def forbid_core_dumps() -> None:
+    """No core dump of this process: its memory holds camera frames. A zero core limit, and on Linux the
+    process marked not dumpable (which also covers a core pattern piped to systemd-coredump or apport)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            log.warning("could not mark the process not dumpable (errno %d)", ctypes.get_errno())
+
+
+def make_state_dir(state_dir: Path) -> None:
+    """Create the state directory (mode 0700) or say how to fix it."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as error:
+        raise ConfigError(
+            f"device.state_dir {state_dir} cannot be created ({error.strerror})",
+            fix="point device.state_dir at a writable directory (the systemd unit's StateDirectory= gives one)",
+        ) from error
 
 
 class Notifier:

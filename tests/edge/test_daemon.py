@@ -41,7 +41,7 @@ def sections(tmp_path: Path, bundle: Bundle, video: Path, port: int, prefix: str
         "camera": {"source": str(video), "realtime": False},
         "model": {"bundle": str(bundle.root), "backend": "onnxruntime", "threads": 1},
         "aggregation": {"session_gap_s": 1.0},
-        "privacy": {"consent": "granted", "k_min_windows": 2},
+        "privacy": {"consent": "granted", "k_min_windows": 2, "hold_until_period_end": False},  # no 15-min wait
         "mqtt": {"host": "127.0.0.1", "port": port, "topic_prefix": prefix, "health_interval_s": 1.0},
     }
 
@@ -219,6 +219,25 @@ def test_broker_stopped_and_restarted_mid_run_every_summary_arrives_once(
     finally:
         sub.close()
         broker.stop()
+
+
+@pytest.mark.slow
+def test_by_default_a_live_summary_waits_for_the_coarse_end_of_its_period(
+    media: dict[str, Any], mqtt_broker: Broker, subscriber: Subscriber, topic_prefix: str, tmp_path: Path
+) -> None:
+    config = sections(tmp_path, media["bundle"], media["face_then_none"], mqtt_broker.port, topic_prefix)
+    config["camera"]["realtime"] = True  # the wall clock: what a camera gives
+    config["aggregation"]["session_gap_s"] = 0.5
+    del config["privacy"]["hold_until_period_end"]  # the default: held
+    config["privacy"]["time_resolution_s"] = 86400  # the mark is the next UTC midnight
+    if (left := 86400 - time.time() % 86400) < 60:  # too close to it: wait until it has passed
+        time.sleep(left + 1)
+    daemon = make_daemon(tmp_path, config)
+    assert daemon.run() == 0
+    assert offline(subscriber)
+    assert daemon.counters.summaries == 2  # the session (ended by the gap) and the part of the rolling period
+    assert subscriber.on("summary") == []  # the mark has not passed yet
+    assert len(outbox_ids(tmp_path / "state")) == 2  # kept on disk for the next start, after the mark
 
 
 def make_daemon(tmp_path: Path, config: dict[str, dict[str, object]]) -> Daemon:

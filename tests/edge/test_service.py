@@ -1,9 +1,11 @@
-"""systemd notifications: the watchdog is fed only while the daemon makes progress or idles on purpose."""
+"""Service integration: the watchdog is fed only on progress or deliberate idling; no core dumps; the state dir."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import pytest
 from daemon_media import NotifySocket
 from polling import wait_until
 
-from edge.service import Notifier, StopRequest
+from edge.errors import ConfigError
+from edge.service import Notifier, StopRequest, make_state_dir
 
 
 def test_watchdog_is_fed_only_on_progress_or_deliberate_idling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,3 +63,22 @@ def test_without_systemd_nothing_is_sent(monkeypatch: pytest.MonkeyPatch) -> Non
     assert not notifier.enabled and notifier.interval is None
     assert not notifier.feed(10)
     notifier.ready("fine")  # a no-op, not an error
+
+
+def test_the_daemon_process_can_leave_no_core_dump() -> None:
+    code = (
+        "import ctypes, resource; from edge.service import forbid_core_dumps; forbid_core_dumps(); "
+        "print(resource.getrlimit(resource.RLIMIT_CORE), ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"  # PR_GET_DUMPABLE
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["(0,", "0)", "0"]  # no core size, and not dumpable at all
+
+
+def test_a_state_directory_that_cannot_be_made_names_the_key(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match=r"device\.state_dir") as error:
+        make_state_dir(blocker / "state")
+    assert error.value.fix and "writable" in error.value.fix
+    make_state_dir(tmp_path / "fresh" / "state")
+    assert (tmp_path / "fresh" / "state").stat().st_mode & 0o777 == 0o700
