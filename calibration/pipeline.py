@@ -32,6 +32,7 @@ from calibration.quantize import (
 )
 from calibration.report import accuracy_section, histograms_png, layer_errors, render_html
 from calibration.trt_table import table_from_amax, write_table
+from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.bundle import Bundle, OutputSpec, write_manifest
 from edge.errors import AccuracyGateError, BundleError
 
@@ -109,6 +110,7 @@ def evaluate(
     measured = max(metrics["mae"] for metrics in accuracy["against_fp32"].values())
     report = {
         "model": bundle.name,
+        "disclaimer": NOT_A_DIAGNOSTIC_DEVICE,
         "method": method,
         "windows": {"calibration": len(calib_idx), "held_out": len(held_idx)},
         "sources": int(cset.summary.get("sources", 0)),

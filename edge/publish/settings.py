@@ -84,7 +84,7 @@ class PrivacySettings(_Strict):
         900, ge=60, le=86400, description="Published timestamps are coarsened to this many seconds (900 = 15 min)."
     )
     health_time_resolution_s: int = Field(
-        60, ge=1, le=86400, description="Timestamps of health messages are coarsened to this many seconds."
+        60, ge=1, le=86400, description="Timestamps (`at`) of health and status messages are coarsened to this."
     )
     hold_until_period_end: bool = Field(
         True,

@@ -68,6 +68,7 @@ def test_manifest_records_every_new_file_with_its_hash(calibrated: tuple[Bundle,
     assert report["accuracy"]["against_labels"]["windows"] == held
     assert report["layers"] and "sqnr_db" in report["layers"][0]
     assert "not a diagnostic device" in (bundle.root / "calibration_report.html").read_text()
+    assert "not a diagnostic device" in report["disclaimer"]
 
 
 def test_onnxruntime_backend_runs_the_int8_model_close_to_fp32(calibrated: tuple[Bundle, Path]) -> None:
