@@ -86,8 +86,8 @@ class CalibrationTable:
         return CalibrationTable(dict(self.scales), version=version, algorithm=algorithm)
 
     def to_text(self) -> str:
-        """The cache file's text."""
-        lines = [self.header, *(f"{name}: {scale_to_hex(scale)}" for name, scale in self.scales.items())]
+        """The cache file's text, tensors sorted by name (the calibrator's order varies from run to run)."""
+        lines = [self.header, *(f"{name}: {scale_to_hex(scale)}" for name, scale in sorted(self.scales.items()))]
         return "\n".join(lines) + "\n"
 
 

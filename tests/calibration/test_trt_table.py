@@ -124,3 +124,10 @@ def test_onnxruntime_directory_without_its_json_is_refused(tmp_path: Path) -> No
     (tmp_path / "calibration.json").write_text('{"x": {"highest": 2.0}}')
     with pytest.raises(BundleError, match="tensor 'x' has no"):
         table_from_onnxruntime(tmp_path)
+
+
+def test_the_table_text_does_not_depend_on_the_order_ranges_came_in() -> None:
+    forward = table_from_amax({"b": 1.0, "a": 2.0, "c": 3.0}).to_text()
+    backward = table_from_amax({"c": 3.0, "a": 2.0, "b": 1.0}).to_text()
+    assert forward == backward
+    assert [line.split(":")[0] for line in forward.splitlines()[1:]] == ["a", "b", "c"]
