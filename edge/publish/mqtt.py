@@ -10,6 +10,7 @@ guarded: an exception is logged and never stops the network thread.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import ssl
 import threading
@@ -99,9 +100,11 @@ class MqttLink:
         online: Callable[[], bytes],
         on_control: ControlHandler,
         clock: Callable[[], float] = time.time,
+        max_hold_s: float = math.inf,
     ) -> None:
         self._settings = settings
         self._clock = clock  # a held summary leaves once this clock passes its not_before
+        self._max_hold_s = max_hold_s  # held longer than this from now: the clock was stepped back, so it is due
         self.topics = topics
         self._outbox = outbox
         self._online = online
@@ -217,7 +220,8 @@ class MqttLink:
             outbox, after = self._outbox, self._last_sent
         if room <= 0:
             return
-        for row in outbox.pending(after=after, limit=room, now=self._clock()):
+        rows = outbox.pending(after=after, limit=room, now=self._clock(), max_hold=self._max_hold_s)
+        for row in rows:
             if not self.connected.is_set() or self._stopping.is_set():
                 return
             with self._send_lock:
@@ -240,7 +244,8 @@ class MqttLink:
                         self._inflight[info.mid] = row.row_id
             if success is not None:
                 self._settle(outbox, row.row_id, success)
-        self._wake.set()  # more may wait: look again once acks make room
+        if len(rows) == room:
+            self._wake.set()  # the batch was full: more may wait (acks, new rows and the 0.5 s poll wake it too)
 
     def _handle_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any

@@ -22,6 +22,7 @@ from edge.privacy.consent import ConsentStore
 from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.publish.outbox import OUTBOX_NAME
 from edge.publish.payloads import coarse_time
+from edge.publish.settings import DifferentialPrivacySettings
 from edge.schemas import schema_errors
 
 SCORES = [12.37, 17.91, 21.52, 8.06, 15.44, 19.73]
@@ -388,7 +389,7 @@ def test_health_counters_that_move_with_a_face_refresh_once_per_coarse_period(
             assert reporter.health({"windows_scored": windows, "frames_per_s": fps})
             assert subscriber.wait_for(lambda _, n=count: len(subscriber.on("health")) == n)  # type: ignore[misc]
         metrics = [m.json()["metrics"] for m in subscriber.on("health")]
-        assert [m["windows_scored"] for m in metrics] == [3, 3, 14]  # held within a period
+        assert [m["windows_scored"] for m in metrics] == [3, 3, 9]  # as at the end of the previous period
         assert [m["frames_per_s"] for m in metrics] == [29.0, 30.0, 31.0]  # live: says nothing about a face
     finally:
         reporter.stop(timeout=2)
@@ -406,3 +407,58 @@ def test_a_full_state_directory_keeps_summaries_in_memory_until_it_has_room(tmp_
     assert reporter.submit([]) == 40 - queued  # retried, in order
     assert reporter.outbox.stats()["messages"] == 40 and not reporter._unstored
     reporter.stop(timeout=0)
+
+
+def test_the_drain_waits_for_work_instead_of_spinning(mqtt_broker: Broker, topic_prefix: str, tmp_path: Path) -> None:
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
+    calls = 0
+    pending = reporter.outbox.pending
+
+    def counted(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return pending(**kwargs)
+
+    reporter.outbox.pending = counted  # type: ignore[method-assign]
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        time.sleep(2.0)  # an empty outbox: the drain should look about every 0.5 s, not hundreds of thousands
+        assert calls < 20, calls
+        assert reporter.submit([session_summary(SCORES)]) == 1 and reporter.wait_drained(10)  # and still works
+    finally:
+        reporter.stop(timeout=2)
+
+
+def test_a_summary_retried_after_a_full_disk_pays_its_privacy_budget_once(tmp_path: Path) -> None:
+    dp = DifferentialPrivacySettings(enabled=True, daily_epsilon=2.0, epsilon_per_summary=0.5)
+    privacy = PrivacySettings(consent="granted", dp=dp, hold_until_period_end=False)
+    reporter = Reporter(MqttSettings(enabled=False), privacy, tmp_path / "s", IDENTITY)
+    db = reporter.outbox._db
+    assert db is not None
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")  # SQLITE_FULL
+    big = [session_summary(SCORES, start=T0 + 100 * i) for i in range(2)]
+    reporter.submit(big)
+    for _ in range(3):
+        reporter.submit([])  # retries while the disk is still full
+    assert reporter._gate.budget_remaining() == pytest.approx(2.0 - 2 * 0.5)  # two releases, paid once each
+    db.execute("PRAGMA max_page_count = 1073741823")
+    reporter.submit([])
+    assert reporter.outbox.stats()["messages"] == 2
+    reporter.stop(timeout=0)
+
+
+def test_a_summary_held_far_beyond_its_period_is_due_after_the_clock_stepped_back(
+    mqtt_broker: Broker, topic_prefix: str, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    clock = Clock(T0 + 86400)  # a day ahead: the summary is held until then ...
+    settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port, topic_prefix=topic_prefix)
+    reporter = Reporter(settings, PrivacySettings(consent="granted"), tmp_path / "state", IDENTITY, clock=clock)
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        assert reporter.submit([session_summary(SCORES, start=T0 + 86400)]) == 1
+        clock.now = T0  # ... and the clock is corrected a day back: a hold longer than one period cannot be real
+        assert subscriber.wait_for(lambda _: len(subscriber.on("summary")) == 1)
+    finally:
+        reporter.stop(timeout=2)
