@@ -198,27 +198,40 @@ class Daemon:
         self.stop_event.wait(IDLE_WAIT_S)
 
     def _shutdown(self) -> None:
-        """Each step runs even when an earlier one fails: the outbox is closed and ``offline`` published."""
-        self._stop_capture()
+        """Release the camera, score the windows in flight, flush the aggregates into the outbox, stop the reporter
+        (``offline``), close the pipeline and the backend: each step runs even when an earlier one failed."""
+        steps = (self._stop_capture, self._score_in_flight, self._flush_and_stop_reporter, self._close_models)
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("stopping: %s failed; going on with the next step", step.__name__)
+
+    def _score_in_flight(self) -> None:
         self.notifier.stopping("flushing aggregates into the outbox")
         self._set_activity("stopping")
         try:
             self._aggregate(self.scorer.ready(wait=True))
-        except Exception:  # a failing backend must not keep the aggregates from the outbox
-            log.exception("scoring the last windows failed; they are left out")
-        self.scorer.close()
-        try:
-            if self.reporter is not None:
-                try:
-                    if self.reporter.consent.granted:  # paused too: what was aggregated before the pause is kept
-                        self._submit(self.aggregator.close(self._now()))
-                finally:
-                    connected = self.reporter.connected.wait(CONNECT_GRACE_S)  # a failure at start: say offline
-                    drained = self.reporter.stop(timeout=STOP_TIMEOUT_S if connected else 0.1)
-                    log.info("stopped: %s; outbox %s", self.summary_line(), "drained" if drained else "kept for later")
         finally:
+            self.scorer.close()
+
+    def _flush_and_stop_reporter(self) -> None:
+        if self.reporter is None:
+            return
+        try:
+            if self.reporter.consent.granted:  # paused too: what was aggregated before the pause is kept
+                self._submit(self.aggregator.close(self._now()))
+        finally:
+            # a failure right at start-up: give the connection being made a moment, to say offline
+            connected = self.config.mqtt.enabled and self.reporter.connected.wait(CONNECT_GRACE_S)
+            drained = self.reporter.stop(timeout=STOP_TIMEOUT_S if connected else 0.1)
+            log.info("stopped: %s; outbox %s", self.summary_line(), self.reporter.outbox_state(drained))
+
+    def _close_models(self) -> None:
+        try:
             if self.pipeline is not None:
                 self.pipeline.close()
+        finally:
             self.backend.close()
 
     # -- capture -------------------------------------------------------------------------------------------------

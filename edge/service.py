@@ -42,10 +42,15 @@ def forbid_core_dumps() -> None:
     """No core dump of this process: its memory holds camera frames. A zero core limit, and on Linux the
     process marked not dumpable (which also covers a core pattern piped to systemd-coredump or apport)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-            log.warning("could not mark the process not dumpable (errno %d)", ctypes.get_errno())
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        failed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0
+    except (OSError, AttributeError) as error:  # e.g. a statically linked Python: the zero core limit stays
+        log.warning("could not mark the process not dumpable (%s); core dumps stay off by RLIMIT_CORE", error)
+        return
+    if failed:
+        log.warning("could not mark the process not dumpable (errno %d)", ctypes.get_errno())
 
 
 def make_state_dir(state_dir: Path) -> None:

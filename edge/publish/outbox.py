@@ -13,6 +13,7 @@ Every drop is logged as a warning with its counts and counted in ``dropped``.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -105,23 +106,40 @@ class Outbox:
                     fix="free space in the state directory's file system or check that it is writable",
                 ) from error
 
-    def pending(self, *, after: int = 0, limit: int = 100, now: float | None = None) -> list[OutboxRow]:
-        """Up to ``limit`` rows with ``row_id > after``, oldest first, stopping at the first row not due at ``now``
-        (all rows when ``now`` is None; none once closed, e.g. during an erase)."""
+    def pending(
+        self, *, after: int = 0, limit: int = 100, now: float | None = None, max_hold: float = math.inf
+    ) -> list[OutboxRow]:
+        """Up to ``limit`` rows with ``row_id > after``, oldest first, up to the first row still held at ``now``
+        (all rows when ``now`` is None; none once closed, e.g. during an erase).
+
+        A row held for longer than ``max_hold`` from ``now`` can only come from a clock stepped back: it is due.
+        """
         with self._lock:
             if self._db is None:
                 return []
+            first_held = self._first_held(self._db, now, max_hold)
             rows = self._db.execute(
-                "SELECT id, message_id, topic, payload, qos, kind, not_before FROM messages WHERE id > ? "
+                "SELECT id, message_id, topic, payload, qos, kind FROM messages WHERE id > ? AND id < ? "
                 "ORDER BY id LIMIT ?",
-                (after, limit),
+                (after, first_held, limit),
             ).fetchall()
-        due = []
-        for row in rows:
-            if now is not None and row[6] > now:
-                break
-            due.append(OutboxRow(row[0], row[1], row[2], bytes(row[3]), row[4], row[5]))
-        return due
+        return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
+
+    def due(self, now: float, max_hold: float = math.inf) -> int:
+        """How many messages may leave at ``now``: those before the first one still held."""
+        with self._locked() as db:
+            first_held = self._first_held(db, now, max_hold)
+            return int(db.execute("SELECT COUNT(*) FROM messages WHERE id < ?", (first_held,)).fetchone()[0])
+
+    @staticmethod
+    def _first_held(db: sqlite3.Connection, now: float | None, max_hold: float) -> float:
+        """The id of the oldest row still held at ``now`` (infinity when none is)."""
+        if now is None:
+            return math.inf
+        row = db.execute(
+            "SELECT MIN(id) FROM messages WHERE not_before > ? AND not_before <= ?", (now, now + max_hold)
+        ).fetchone()
+        return math.inf if row[0] is None else float(row[0])
 
     def ack(self, row_id: int) -> None:
         """Delete a row the broker acknowledged (ignored once closed: the row went with the erased outbox)."""
@@ -134,11 +152,6 @@ class Outbox:
         with self._locked() as db:
             count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
         return {"messages": int(count), "bytes": int(size), "dropped": self.dropped}
-
-    def due(self, now: float) -> int:
-        """How many messages may leave at ``now`` (the others wait for the end of their period)."""
-        with self._locked() as db:
-            return int(db.execute("SELECT COUNT(*) FROM messages WHERE not_before <= ?", (now,)).fetchone()[0])
 
     def close(self) -> None:
         """Checkpoint the WAL and close the database (idempotent)."""

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge.aggregate import Summary
 from edge.control import ControlCommand, ControlMessageError, parse_control
@@ -43,6 +42,7 @@ from edge.publish.payloads import (
     status_payload,
     summary_payload,
 )
+from edge.publish.presence import PeriodSnapshot
 from edge.publish.settings import MqttSettings, PrivacySettings
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,21 @@ MAX_UNSTORED = 1000
 """Summaries kept in memory while the state directory refuses writes; beyond that the oldest is lost."""
 PRESENCE_METRICS = frozenset(
     {"windows_scored", "windows_rejected", "windows_late", "summaries_queued", "summaries_refused", "inference_ms"}
-    | {"summaries_unstored", "summaries_lost"}
+    | {"summaries_unstored", "summaries_lost", "latency_ms", "cpu_percent", "frames_dropped"}
 )
-"""Health metrics that move only while a face is present: refreshed once per coarse period when summaries are held."""
+"""Health metrics that move when a face is present: held back to the previous coarse period when summaries are."""
+
+
+@dataclass(frozen=True)
+class GatedSummary:
+    """A summary through the privacy gate, encoded, waiting for the outbox to take it."""
+
+    message_id: str
+    payload: bytes
+    kind: str
+    not_before: float
+    epoch: int | None
+    windows_scored: int
 
 
 class Reporter:
@@ -82,11 +94,12 @@ class Reporter:
         self.consent: ConsentState = self._consent_store.apply_config(privacy.consent)
         self._gate = PrivacyGate(privacy, state_dir, clock)
         self.outbox = Outbox(state_dir, mqtt.outbox)
-        self._unstored: collections.deque[tuple[Summary, int | None]] = collections.deque()
+        self._unstored: collections.deque[GatedSummary] = collections.deque()
         self.summaries_lost = 0
+        self.waiting_at_stop = 0
+        """Summaries left in the outbox by :meth:`stop` (sent after the next start)."""
         """Summaries that could not be stored (disk full) before more than MAX_UNSTORED waited, or at stop."""
-        self._presence_period: int | None = None
-        self._presence_counters: dict[str, Any] = {}
+        self._presence = PeriodSnapshot(privacy.time_resolution_s, enabled=privacy.hold_until_period_end)
         self._activity: Activity = "starting"
         self._detail: str | None = None
         self._reply: ControlReply | None = None
@@ -101,6 +114,7 @@ class Reporter:
                 online=lambda: self._status("online"),
                 on_control=self._handle_control,
                 clock=clock,
+                max_hold_s=privacy.time_resolution_s,
             )
 
     @property
@@ -142,6 +156,7 @@ class Reporter:
         if self._link is not None:  # not under the lock: a control message may be waiting for it on paho's thread
             self._link.stop(offline, timeout)
         with self._lock:
+            self.waiting_at_stop = self.outbox.stats()["messages"]
             self.outbox.close()
         return drained
 
@@ -150,17 +165,40 @@ class Reporter:
 
         ``epoch`` is the value of :attr:`epoch` when the caller last discarded what it aggregated; summaries of
         an older epoch rest on data that an erase or a withdrawn consent has since forgotten, and are dropped.
-        A summary the state directory cannot take (disk full) waits in memory, at most ``MAX_UNSTORED`` of them,
-        and is tried again with the next summary or health report.
+        Each summary passes the gate once (a differential-privacy release is paid once). One the state directory
+        cannot take (disk full) waits in memory, at most ``MAX_UNSTORED`` of them, and is tried again with the
+        next summary or health report.
         """
         with self._lock:
             for summary in summaries:
+                ready = self._gated(summary, epoch)
+                if ready is None:
+                    continue
                 if len(self._unstored) >= MAX_UNSTORED:
                     self._unstored.popleft()
                     self.summaries_lost += 1
                     log.error("the oldest summary waiting for storage is lost (more than %d waited)", MAX_UNSTORED)
-                self._unstored.append((summary, epoch))
+                self._unstored.append(ready)
         return self._store_unstored()
+
+    def _gated(self, summary: Summary, epoch: int | None) -> GatedSummary | None:
+        """The summary's payload, when consent, epoch, k and the DP budget let it out; else None."""
+        if not self._may_publish(epoch):
+            return None
+        try:
+            score = self._gate.admit(summary)
+        except OSError as error:  # the budget ledger cannot be written: no release that is not paid for
+            self.summaries_lost += 1
+            log.error("a %s summary is withheld: the privacy budget ledger cannot be written (%s)", summary.kind, error)
+            return None
+        if score is None:
+            return None
+        resolution = self._privacy.time_resolution_s
+        payload = summary_payload(
+            summary, score, device=self.pseudonym, resolution_s=resolution, k=self._privacy.k_min_windows
+        )
+        hold = coarse_seconds(summary.end, resolution, round_up=True) if self._privacy.hold_until_period_end else 0.0
+        return GatedSummary(payload["message_id"], encode(payload), summary.kind, hold, epoch, summary.windows_scored)
 
     def _store_unstored(self) -> int:
         queued = 0
@@ -168,37 +206,22 @@ class Reporter:
             with self._lock:  # an erase on the MQTT thread may clear the queue meanwhile
                 if not self._unstored:
                     break
-                summary, epoch = self._unstored[0]
-                try:
-                    queued += self._store(summary, epoch)
-                except (OutboxWriteError, OSError) as error:
-                    log.error(
-                        "a %s summary cannot be stored yet (%s); %d wait in memory",
-                        summary.kind,
-                        error,
-                        len(self._unstored),
-                    )
-                    break
+                ready = self._unstored[0]
+                if self._may_publish(ready.epoch):  # an erase or a withdrawn consent since: it goes with them
+                    try:
+                        self.outbox.put(
+                            ready.message_id, self.topics.summary, ready.payload, kind=ready.kind,
+                            not_before=ready.not_before,
+                        )  # fmt: skip
+                    except OutboxWriteError as error:
+                        log.error("a summary cannot be stored yet (%s); %d wait in memory", error, len(self._unstored))
+                        break
+                    log.info("queued a %s summary (%d scored windows)", ready.kind, ready.windows_scored)
+                    queued += 1
                 self._unstored.popleft()
         if queued and self._link is not None:
             self._link.notify()
         return queued
-
-    def _store(self, summary: Summary, epoch: int | None) -> int:
-        """Gate one summary and put it in the outbox (held until its coarse end); 1 when queued, else 0."""
-        if not self._may_publish(epoch):
-            return 0
-        score = self._gate.admit(summary)
-        if score is None:
-            return 0
-        resolution = self._privacy.time_resolution_s
-        payload = summary_payload(
-            summary, score, device=self.pseudonym, resolution_s=resolution, k=self._privacy.k_min_windows
-        )
-        hold = coarse_seconds(summary.end, resolution, round_up=True) if self._privacy.hold_until_period_end else 0.0
-        self.outbox.put(payload["message_id"], self.topics.summary, encode(payload), kind=summary.kind, not_before=hold)
-        log.info("queued a %s summary (%d scored windows)", summary.kind, summary.windows_scored)
-        return 1
 
     def _may_publish(self, epoch: int | None) -> bool:
         """Summaries of consented processing leave while consent stands; a pause stops processing, not them."""
@@ -213,33 +236,33 @@ class Reporter:
     def health(self, metrics: Mapping[str, float], *, backend: str | None = None) -> bool:
         """Publish numeric health metrics (QoS 0, not stored); False when offline.
 
-        Also retries summaries waiting for storage. With ``hold_until_period_end`` the counters that move only
-        while a face is present (:data:`PRESENCE_METRICS`, the outbox, withheld summaries) are refreshed once per
-        ``time_resolution_s``, so health messages tell no more about presence than the summaries do.
+        Also retries summaries waiting for storage. With ``hold_until_period_end`` the figures that move with a
+        face present (:data:`PRESENCE_METRICS`, the outbox, withheld summaries, the remaining privacy budget) are
+        published as they stood at the end of the previous coarse period (:class:`PeriodSnapshot`).
         """
         self._store_unstored()
         if self._link is None:
             return False
         now = self._clock()
         live = {**metrics, "summaries_unstored": len(self._unstored), "summaries_lost": self.summaries_lost}
-        period = math.floor(now / self._privacy.time_resolution_s)
-        if not self._privacy.hold_until_period_end or period != self._presence_period:
-            self._presence_period = period
-            self._presence_counters = {
+        held = self._presence.update(
+            now,
+            {
                 "metrics": {name: value for name, value in live.items() if name in PRESENCE_METRICS},
                 "outbox": self._outbox_stats(),
                 "withheld": self._gate.withheld_summaries,
-            }
-        counters = self._presence_counters
+                "epsilon_remaining": self._gate.budget_remaining(),
+            },
+        )
         payload = health_payload(
-            {**live, **counters["metrics"]},
+            {**live, **held["metrics"]},
             device=self.pseudonym,
             model=self._identity,
             now=now,
             resolution_s=self._privacy.health_time_resolution_s,
             backend=backend,
-            outbox=counters["outbox"],
-            summaries_withheld=counters["withheld"],
+            outbox=held["outbox"],
+            summaries_withheld=held["withheld"],
         )
         return self._link.publish_health(encode(payload))
 
@@ -253,13 +276,20 @@ class Reporter:
         with self._lock:  # an erase on the MQTT thread swaps the outbox
             return self.outbox.stats()
 
+    def outbox_state(self, drained: bool) -> str:
+        """How :meth:`stop` left the outbox, for the log."""
+        waiting = self.waiting_at_stop
+        if drained:
+            return f"drained of what was due; {waiting} held until their period ends" if waiting else "drained"
+        return f"{waiting} kept for the next start"
+
     def wait_drained(self, timeout: float) -> bool:
         """Wait until every summary due now was acknowledged by the broker (or ``timeout`` passes); summaries held
         until the end of their period stay in the outbox for later."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                due = self.outbox.due(self._clock())
+                due = self.outbox.due(self._clock(), self._privacy.time_resolution_s)
             if due == 0:
                 return True
             if time.monotonic() >= deadline or self._link is None:
@@ -330,7 +360,7 @@ class Reporter:
             control=self._reply,
             k=self._privacy.k_min_windows,
             dp_enabled=self._privacy.dp.enabled,
-            epsilon_remaining=self._gate.budget_remaining(),
+            epsilon_remaining=self._presence.published("epsilon_remaining", self._gate.budget_remaining()),
             now=self._clock() if at else None,
             resolution_s=self._privacy.health_time_resolution_s,
         )

@@ -70,7 +70,10 @@ def test_a_row_not_due_holds_back_the_rows_after_it(tmp_path: Path) -> None:
     assert [r.message_id for r in outbox.pending(now=100.0)] == ["early"]
     assert [r.message_id for r in outbox.pending(now=900.0)] == ["early", "late", "after"]
     assert [r.message_id for r in outbox.pending()] == ["early", "late", "after"]  # no clock: everything
-    assert (outbox.due(50.0), outbox.due(100.0), outbox.due(900.0)) == (1, 2, 3)
+    assert (outbox.due(50.0), outbox.due(100.0), outbox.due(900.0)) == (0, 1, 3)  # what pending would give
+    # held for longer than max_hold: only a clock stepped back does that, so the row is due
+    assert [r.message_id for r in outbox.pending(now=850.0, max_hold=10.0)] == ["early", "late", "after"]
+    assert outbox.due(850.0, max_hold=10.0) == 3
     outbox.close()
 
 
