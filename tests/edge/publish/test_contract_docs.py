@@ -12,6 +12,7 @@ import yaml
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.aggregate import INVALID_SCORE, reason_key
+from edge.bundle import load_bundle
 from edge.control import parse_control
 from edge.face.config import FaceConfig
 from edge.face.quality import FRAME_REASONS, FrameQuality
@@ -69,10 +70,12 @@ def test_every_example_in_the_contract_and_asyncapi_validates_against_its_schema
     blocks = re.findall(r"```json\n(.*?)```", CONTRACT.read_text(), re.S)
     examples = [json.loads(block) for block in blocks]
     assert {example["schema"] for example in examples} >= {"expresso-edge/summary", "expresso-edge/status"}
+    demo = load_bundle(ROOT / "edge" / "assets" / "demo_bundle").identity
     for example in examples:
         name = example["schema"].removeprefix("expresso-edge/")
         assert schema_errors(example, name) == [], name
         assert example["disclaimer"] == NOT_A_DIAGNOSTIC_DEVICE
+        assert example["model"] == demo  # the examples show the bundled demo model: rebuilt, they follow
     for name, message in _asyncapi()["components"]["messages"].items():
         for example in message.get("examples", []):
             assert schema_errors(example["payload"], name) == [], (name, example["name"])
