@@ -46,6 +46,24 @@ def subscriber(mqtt_broker: Broker, topic_prefix: str) -> Iterator[Subscriber]:
     sub.close()
 
 
+KeptSession = tuple[Broker, Subscriber, Reporter]
+
+
+@pytest.fixture
+def kept_session(topic_prefix: str, tmp_path: Path) -> Iterator[KeptSession]:
+    """A broker with persistence, an integrator's persistent session on the summaries (both survive a restart of
+    the broker) and a started reporter."""
+    broker = Broker(tmp_path / "broker", persistence=True)
+    broker.start()
+    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v1/+/summary", session=True)
+    reporter = make_reporter(broker, topic_prefix, tmp_path / "state")
+    reporter.start()
+    yield broker, sub, reporter
+    reporter.stop(timeout=2)
+    sub.close()
+    broker.stop()
+
+
 def _ids(messages: list[Received]) -> list[str]:
     return [m.json()["message_id"] for m in messages]
 
@@ -110,27 +128,20 @@ def test_the_reason_the_broker_is_out_of_reach_is_known_until_it_connects(
         reporter.stop(timeout=0)
 
 
-def test_broker_outage_loses_nothing_and_duplicates_share_an_id(topic_prefix: str, tmp_path: Path) -> None:
-    broker = Broker(tmp_path / "broker", persistence=True)  # keeps the integrator's session across the restart
+def test_broker_outage_loses_nothing_and_duplicates_share_an_id(
+    kept_session: tuple[Broker, Subscriber, Reporter],
+) -> None:
+    broker, sub, reporter = kept_session
+    assert reporter.submit([session_summary(SCORES) for _ in range(3)]) == 3
+    assert reporter.wait_drained(10)
+    assert reporter.submit([session_summary(SCORES) for _ in range(5)]) == 5
+    broker.stop()  # while those five are in flight
+    assert reporter.submit([session_summary(SCORES) for _ in range(4)]) == 4  # broker down: queued on disk
+    assert reporter.outbox.stats()["messages"] >= 4
     broker.start()
-    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v1/+/summary", session=True)
-    reporter = make_reporter(broker, topic_prefix, tmp_path / "state")
-    try:
-        reporter.start()
-        assert reporter.submit([session_summary(SCORES) for _ in range(3)]) == 3
-        assert reporter.wait_drained(10)
-        assert reporter.submit([session_summary(SCORES) for _ in range(5)]) == 5
-        broker.stop()  # while those five are in flight
-        assert reporter.submit([session_summary(SCORES) for _ in range(4)]) == 4  # broker down: queued on disk
-        assert reporter.outbox.stats()["messages"] >= 4
-        broker.start()
-        assert sub.wait_for(lambda msgs: len(set(_ids(msgs))) == 12, timeout=20)
-        assert reporter.wait_drained(10)
-        assert len(set(_ids(sub.messages))) == 12  # every summary arrived; a redelivery carries the same message_id
-    finally:
-        reporter.stop(timeout=2)
-        sub.close()
-        broker.stop()
+    assert sub.wait_for(lambda msgs: len(set(_ids(msgs))) == 12, timeout=20)
+    assert reporter.wait_drained(10)
+    assert len(set(_ids(sub.messages))) == 12  # every summary arrived; a redelivery carries the same message_id
 
 
 def test_without_consent_nothing_is_published_until_a_control_message_grants_it(
@@ -238,13 +249,9 @@ def test_an_erase_that_cannot_delete_fails_closed_and_says_so(tmp_path: Path, mo
     reporter.stop(timeout=0)
 
 
-def test_an_erase_drops_what_paho_holds_for_a_resend(topic_prefix: str, tmp_path: Path) -> None:
-    broker = Broker(tmp_path / "broker", persistence=True)
-    broker.start()
-    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v1/+/summary", session=True)
-    reporter = make_reporter(broker, topic_prefix, tmp_path / "state")
+def test_an_erase_drops_what_paho_holds_for_a_resend(kept_session: KeptSession) -> None:
+    broker, sub, reporter = kept_session
     try:
-        reporter.start()
         assert reporter.connected.wait(10)
         client = reporter._link._client  # type: ignore[union-attr]
         process = broker._process
@@ -266,9 +273,6 @@ def test_an_erase_drops_what_paho_holds_for_a_resend(topic_prefix: str, tmp_path
     finally:
         if broker._process is process:  # still the stopped one: it cannot take a SIGTERM
             os.kill(process.pid, signal.SIGKILL)
-        reporter.stop(timeout=2)
-        sub.close()
-        broker.stop()
 
 
 def test_after_an_erase_with_summaries_in_flight_later_ones_still_leave_on_the_same_connection(
