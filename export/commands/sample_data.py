@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
+from edge.cli_support import add_json_flag, print_report
+from edge.errors import UsageError
 from export.synthetic.catalogue import SPLITS, clip_specs, write_split
 
 NAME = "sample-data"
@@ -25,13 +28,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same frames (default 0)")
     parser.add_argument("--seconds", type=float, help="clip length (default 12 s for demo, 10 s otherwise)")
     parser.add_argument("--fps", type=float, help="frame rate (default 15 for demo, 8 otherwise)")
+    add_json_flag(parser)
+
+
+def _render(report: dict[str, Any]) -> str:
+    return (
+        f"wrote {len(report['videos'])} videos ({report['bytes'] / 1e6:.1f} MB) and {report['labels']} "
+        f"in {report['seconds']:.0f} s"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Render the split and print where it went."""
+    if args.count < 1:
+        raise UsageError(f"--count {args.count} makes no videos", fix="pass --count 1 or more")
     specs = clip_specs(args.split, args.count, seed=args.seed, seconds=args.seconds, fps=args.fps)
     started = time.perf_counter()
     labels = write_split(specs, args.out)
-    size = sum(path.stat().st_size for path in args.out.glob("*.mp4"))
-    print(f"wrote {len(specs)} videos ({size / 1e6:.1f} MB) and {labels} in {time.perf_counter() - started:.0f} s")
+    videos = sorted(args.out.glob("*.mp4"))
+    report = {
+        "split": args.split,
+        "seed": args.seed,
+        "labels": str(labels),
+        "videos": [video.name for video in videos],
+        "bytes": sum(video.stat().st_size for video in videos),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    print_report(report, as_json=args.json, render=_render)
     return 0

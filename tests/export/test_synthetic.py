@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,13 +124,17 @@ def test_splits_share_no_identity_seed_or_lighting() -> None:
     assert scores[0] < 6.0 and scores[-1] > 57.0
 
 
-def test_sample_data_command_writes_videos_and_labels(tmp_path: Path) -> None:
+def test_sample_data_command_writes_videos_and_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = run_cli("python -m export", "", "export.commands",
                    ["sample-data", "--out", str(tmp_path), "--split", "heldout", "--count", "1", "--seconds", "0.5",
-                    "--fps", "4"])  # fmt: skip
+                    "--fps", "4", "--json"])  # fmt: skip
     assert code == 0
+    report = json.loads(capsys.readouterr().out)
     rows = list(csv.DictReader((tmp_path / "labels.csv").open()))
     assert len(rows) == 1 and tuple(rows[0]) == CSV_COLUMNS
+    assert report["videos"] == [rows[0]["video"]] and report["bytes"] == (tmp_path / rows[0]["video"]).stat().st_size
+    refused = ["sample-data", "--out", str(tmp_path / "none"), "--count", "0"]
+    assert run_cli("python -m export", "", "export.commands", refused) == 2 and not (tmp_path / "none").exists()
     capture = cv2.VideoCapture(str(tmp_path / rows[0]["video"]))
     frames = 0
     while True:
