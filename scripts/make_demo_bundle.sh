@@ -14,7 +14,7 @@
 #
 # Everything is seeded: the same seeds give the same frames and the same training batches. The MP4 bytes and the
 # trained weights may still differ slightly across machines (encoder builds, floating-point summation order).
-# Windows live in memory only. About 15 minutes on a 2-core CPU.
+# Windows live in memory only. About 7 minutes on a 2-core CPU.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
