@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from calibration.bench import add_int8_arguments, int8_section, render_int8_section
-from edge.backends import create, registry
+from edge.backends import create, registry, runnable
 from edge.bundle import Bundle, load_bundle
 from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
@@ -61,11 +61,13 @@ def settings(bundle: Bundle, backends: list[str] | None, precisions: list[str] |
     unknown = sorted(set(backends or []) - set(known))
     if unknown:
         raise UsageError(f"unknown backend {', '.join(unknown)}", fix=f"choose from: {', '.join(sorted(known))}")
-    pairs = []
-    for key, cls in sorted(known.items()):
-        if (backends and key not in backends) or not cls.probe()[0]:
-            continue
-        pairs += [(key, p) for p in cls.runnable_precisions(bundle) if not precisions or p in precisions]
+    pairs = [
+        (key, precision)
+        for key, (runnable_here, _) in runnable(bundle).items()
+        if not backends or key in backends
+        for precision in runnable_here
+        if not precisions or precision in precisions
+    ]
     if not pairs:
         raise UsageError(
             f"nothing to measure for bundle {bundle.root} with backend {backends or 'any'} and precision "
