@@ -96,9 +96,9 @@ class Reporter:
         self.outbox = Outbox(state_dir, mqtt.outbox)
         self._unstored: collections.deque[GatedSummary] = collections.deque()
         self.summaries_lost = 0
+        """Summaries that could not be stored (disk full) before more than MAX_UNSTORED waited, or at stop."""
         self.waiting_at_stop = 0
         """Summaries left in the outbox by :meth:`stop` (sent after the next start)."""
-        """Summaries that could not be stored (disk full) before more than MAX_UNSTORED waited, or at stop."""
         self._presence = PeriodSnapshot(privacy.time_resolution_s, enabled=privacy.hold_until_period_end)
         self._activity: Activity = "starting"
         self._detail: str | None = None
