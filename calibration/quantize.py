@@ -96,7 +96,6 @@ ONNXRUNTIME_CPU = Variant(
     op_types=None,
     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
 )
-VARIANTS = {variant.target: variant for variant in (TENSORRT, ONNXRUNTIME_CPU)}
 
 
 class BatchReader(CalibrationDataReader):

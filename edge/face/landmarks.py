@@ -22,7 +22,6 @@ import numpy.typing as npt
 
 from edge.face.config import FaceConfig
 
-N_LANDMARKS = 478
 # Outer and inner corners of each eye (subject's own right/left, as mediapipe names them).
 RIGHT_EYE_CORNERS = (33, 133)
 LEFT_EYE_CORNERS = (263, 362)
