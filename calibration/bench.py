@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from calibration.dataset import load_set
-from calibration.pipeline import fp32_model, run_scores
+from calibration.pipeline import cpu_session, fp32_model, run_scores
 from calibration.quantize import quantize_default
 from calibration.report import compare
 from edge.bundle import Bundle
@@ -38,12 +38,7 @@ NO_BASELINE = "quantize_static defaults baseline: not measured (it needs calibra
 
 def _baseline_latency(model: Path, batch: npt.NDArray[np.float32], runs: int, threads: int) -> float:
     """Median ms per window of a plain ONNX Runtime session (the baseline model is not in the bundle)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    session = cpu_session(model, threads)
     name = session.get_inputs()[0].name
     for _ in range(2):
         session.run(None, {name: batch})

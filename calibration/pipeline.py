@@ -62,12 +62,17 @@ def fp32_model(bundle: Bundle) -> Path:
     return bundle.path_of(artifact)
 
 
-def run_scores(model: Path, batches: Iterable[npt.NDArray[np.float32]], threads: int | None = None) -> npt.NDArray:
-    """Scores of ``model`` on ONNX Runtime's CPU for every window of ``batches``."""
+def cpu_session(model: Path, threads: int | None = None) -> onnxruntime.InferenceSession:
+    """A quiet ONNX Runtime CPU session of ``model`` with ``threads`` intra-op threads (default: every core)."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or (os.cpu_count() or 1)
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_scores(model: Path, batches: Iterable[npt.NDArray[np.float32]], threads: int | None = None) -> npt.NDArray:
+    """Scores of ``model`` on ONNX Runtime's CPU for every window of ``batches``."""
+    session = cpu_session(model, threads)
     name = session.get_inputs()[0].name
     scores = [np.asarray(session.run(None, {name: batch})[0]).reshape(len(batch)) for batch in batches]
     return np.concatenate(scores).astype(np.float64)
