@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 broker-dep:
 	@command -v mosquitto >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null 2>&1 || \
 		{ echo "installing mosquitto (Debian package)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; }
+	@command -v minisign >/dev/null 2>&1 || \
+		{ echo "installing minisign (Debian package; tests verify bundle signatures with it)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq minisign >/dev/null; }
 
 demo: $(STAMP) broker-dep
 	$(PY) -m edge demo

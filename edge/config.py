@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 from edge.errors import ConfigError
 from edge.face.config import FaceConfig
 from edge.publish.settings import AggregationSettings, MqttSettings, PrivacySettings
+from edge.trust.settings import TrustSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -141,6 +142,7 @@ class Config(_Section):
     aggregation: AggregationSettings = Field(default_factory=AggregationSettings, description="sessions, periods")
     privacy: PrivacySettings = Field(default_factory=PrivacySettings, description="consent, k, differential privacy")
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="broker connection, health interval")
+    trust: TrustSettings = Field(default_factory=TrustSettings, description="trusted keys, remote control policy")
 
 
 class InvalidConfigError(ConfigError):

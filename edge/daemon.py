@@ -57,7 +57,7 @@ class Daemon:
         self.stop_event = stop or threading.Event()
         self.notifier = notifier or Notifier()
         self.counters = Counters()
-        self.bundle: Bundle = load_bundle(config.model.bundle)
+        self.bundle: Bundle = load_bundle(config.model.bundle, config.trust.bundle_public_keys())
         threads = config.model.threads or max(1, (os.cpu_count() or 1) - 1)  # a core stays with the face pipeline
         self.backend: Backend = create(
             config.model.backend, self.bundle, precision=config.model.precision, threads=threads

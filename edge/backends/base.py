@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.bundle import Bundle
-from edge.errors import BackendUnavailableError, InputError
+from edge.errors import BackendUnavailableError, BundleError, ExpressoError, InputError
 
 
 class Backend(ABC):
@@ -30,7 +30,17 @@ class Backend(ABC):
         self.threads = threads
         self.precision = self._choose_precision(precision)
         self._closed = False
-        self._load()
+        try:
+            self._load()
+        except ExpressoError:
+            raise
+        except Exception as error:  # a model file that verifies but does not load is a bad bundle (exit 4), not a bug
+            raise BundleError(
+                f"backend {self.key!r} cannot load the {self.precision} model of bundle {bundle.root}: "
+                f"{type(error).__name__}: {str(error)[:300]}",
+                fix="the bundle's model file is damaged or was built for another runtime; re-export or rebuild it "
+                "(python -m export onnx / engine) and sign it again",
+            ) from error
 
     @classmethod
     def probe(cls) -> tuple[bool, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from edge.bundle.manifest import Artifact, InputSpec, OutputSpec, Tile
 from edge.errors import BundleError
 from edge.schemas import schema_errors
+from edge.trust.bundle_sig import SIGNATURE_NAME, verify_bundle
+from edge.trust.keys import PublicKey
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -86,7 +89,8 @@ class Bundle:
         return self.root / artifact.path
 
 
-def _read_manifest(root: Path) -> dict[str, Any]:
+def _read_manifest(root: Path, trusted: Sequence[PublicKey]) -> dict[str, Any]:
+    """The manifest; with ``trusted`` keys, its bytes are verified against the signature before being parsed."""
     if not root.is_dir():
         raise BundleError(
             f"model bundle {root} is not a directory", fix="pass the directory `python -m export onnx` wrote"
@@ -96,8 +100,11 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise BundleError(
             f"model bundle {root} has no {MANIFEST_NAME}", fix="re-export the bundle with `python -m export onnx`"
         )
+    data = path.read_bytes()
+    if trusted:
+        verify_bundle(root, trusted, data)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(
             f"{path} is not valid JSON: {exc}", fix="restore the bundle from its source or re-export it"
@@ -142,7 +149,8 @@ def verify_files(root: Path, manifest: dict[str, Any]) -> None:
                 f"{artifact.sha256[:16]}...",
                 fix="the bundle is corrupt or tampered with; replace it with a trusted copy",
             )
-    unlisted = sorted(p.name for p in root.iterdir() if p.name != MANIFEST_NAME and p.name not in listed)
+    own = {MANIFEST_NAME, SIGNATURE_NAME}
+    unlisted = sorted(p.name for p in root.iterdir() if p.name not in own and p.name not in listed)
     if unlisted:
         raise BundleError(
             f"bundle {root} holds files its manifest does not list: {', '.join(unlisted)}",
@@ -150,10 +158,11 @@ def verify_files(root: Path, manifest: dict[str, Any]) -> None:
         )
 
 
-def load_bundle(root: str | Path) -> Bundle:
-    """Read and verify a bundle: JSON Schema, format version, then every file's size and SHA-256."""
+def load_bundle(root: str | Path, trusted: Sequence[PublicKey] = ()) -> Bundle:
+    """Read and verify a bundle: with ``trusted`` keys its manifest's signature first, then JSON Schema, format
+    version and every file's size and SHA-256."""
     root = Path(root)
-    manifest = _read_manifest(root)
+    manifest = _read_manifest(root, trusted)
     check_format_version(manifest, root)
     problems = schema_errors(manifest, "manifest")
     if problems:

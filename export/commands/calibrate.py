@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from calibration.pipeline import MAX_DELTA_SHARE, REPORT_HTML, calibrate_bundle
 from calibration.quantize import METHODS
 from edge.bundle import load_bundle
 from edge.cli_support import add_json_flag, print_report
+from export.signing import add_key_option, after_rewrite, was_signed
 
 NAME = "calibrate"
 HELP = "quantize a bundle to INT8 (ONNX Runtime and TensorRT Q/DQ models, TensorRT table) from a calibration set"
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--holdout-fraction", type=float, default=0.25, help="share of windows held out to measure accuracy (0.25)"
     )
+    add_key_option(parser)
     add_json_flag(parser)
 
 
@@ -61,6 +64,7 @@ def _render(report: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Calibrate, gate, record in the manifest."""
     bundle = load_bundle(args.bundle)
+    signed_before = was_signed(args.bundle)
     outcome = calibrate_bundle(
         bundle,
         load_set(args.calib),
@@ -69,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         holdout_fraction=args.holdout_fraction,
     )
     print_report(outcome.report, as_json=args.json, render=_render)
+    signing = after_rewrite(args.bundle, args.key, args.signer, signed_before=signed_before)
+    if signing:
+        print(signing, file=sys.stderr)
     if not args.json:
         print(f"recorded in {outcome.bundle.root / 'manifest.json'}; report: {outcome.bundle.root / REPORT_HTML}")
     return 0

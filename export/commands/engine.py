@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from edge.bundle import load_bundle
 from edge.cli_support import add_json_flag, print_report
 from export.engine import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_MB, build_engine
+from export.signing import add_key_option, after_rewrite, was_signed
 
 NAME = "engine"
 HELP = "build a TensorRT engine for this GPU (int8 via Q/DQ on TensorRT >= 10, the calibration table on 8.x)"
@@ -28,11 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dla-core", type=int, help="build for this DLA core (Xavier, Orin), GPU fallback on")
     parser.add_argument("--workspace", type=int, default=DEFAULT_WORKSPACE_MB, help="builder workspace limit, MB")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="largest batch of windows")
+    add_key_option(parser)
     add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Build and record the engine."""
+    signed_before = was_signed(args.bundle)
     bundle = build_engine(
         load_bundle(args.bundle),
         args.precision,
@@ -48,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         **engine.record["built_for"],
     }
     print_report(report, as_json=args.json, render=_render)
+    signing = after_rewrite(args.bundle, args.key, args.signer, signed_before=signed_before)
+    if signing:
+        print(signing, file=sys.stderr)
     return 0
 
 

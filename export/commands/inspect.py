@@ -11,6 +11,8 @@ from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.backends import runnable
 from edge.bundle import Bundle, load_bundle
 from edge.cli_support import add_json_flag, print_report
+from edge.trust.bundle_sig import read_signer
+from edge.trust.keys import PublicKey, public_key_from_setting
 
 NAME = "inspect"
 HELP = "print a bundle's manifest summary, verify every file's SHA-256 and list the backends that can run it here"
@@ -23,6 +25,13 @@ EXAMPLES = """\
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``inspect``."""
     parser.add_argument("bundle", type=Path, help="bundle directory")
+    parser.add_argument(
+        "--trusted-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="public key (RW... line or .pub path) to check the signature against, as a device would (repeatable)",
+    )
     add_json_flag(parser)
 
 
@@ -34,7 +43,16 @@ def backends_for(bundle: Bundle) -> dict[str, dict[str, Any]]:
     }
 
 
-def inspect_report(bundle: Bundle) -> dict[str, Any]:
+def signature_report(bundle: Bundle, trusted: list[PublicKey]) -> dict[str, Any] | None:
+    """Who signed the manifest (None: unsigned) and whether it verifies against ``trusted``."""
+    signer = read_signer(bundle.root, trusted)
+    if signer is None:
+        return None
+    return {"key_id": signer.key_id, "signer": signer.name, "trusted_comment": signer.trusted_comment,
+            "verified": signer.trusted if trusted else None}  # fmt: skip
+
+
+def inspect_report(bundle: Bundle, trusted: list[PublicKey] | None = None) -> dict[str, Any]:
     """Everything ``inspect`` prints, for a bundle whose hashes already verified."""
     manifest = bundle.manifest
     return {
@@ -50,6 +68,7 @@ def inspect_report(bundle: Bundle) -> dict[str, Any]:
         "calibration": manifest.get("calibration"),
         "model_card": manifest["model_card"],
         "identity": bundle.identity,
+        "signature": signature_report(bundle, trusted or []),
         "backends": backends_for(bundle),
         "notice": NOT_A_DIAGNOSTIC_DEVICE,
     }
@@ -78,6 +97,7 @@ def render(report: dict[str, Any]) -> str:
         f"regions       {', '.join(report['regions'])}",
         f"output        {report['output']['name']} in {report['output']['units']} {report['output']['range']}",
     ]
+    lines.append(f"signature     {_signature_line(report['signature'])}")
     for artifact in report["artifacts"]:
         detail = " ".join(str(artifact[k]) for k in ("kind", "precision", "target") if artifact.get(k))
         lines.append(f"artifact      {artifact['path']} ({detail}) {artifact['bytes']:,} B sha256 ok")
@@ -93,7 +113,17 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _signature_line(signature: dict[str, Any] | None) -> str:
+    if signature is None:
+        return "none (a device with trust.bundle_keys refuses it: python -m export sign BUNDLE --key KEY)"
+    verdict = {True: "verified against the given key", False: "does NOT verify against the given keys"}
+    checked = verdict.get(signature["verified"], "not checked (pass --trusted-key)")
+    return f"by {signature['signer'] or 'unnamed'} with key {signature['key_id']}: {checked}"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Load (and so verify) the bundle, then print the report."""
-    print_report(inspect_report(load_bundle(args.bundle)), as_json=args.json, render=render)
+    """Load (and so verify; with --trusted-key, the signature too) the bundle, then print the report."""
+    trusted = [public_key_from_setting(str(value)) for value in args.trusted_key]
+    bundle = load_bundle(args.bundle, trusted)
+    print_report(inspect_report(bundle, trusted), as_json=args.json, render=render)
     return 0

@@ -1,0 +1,149 @@
+"""Signed bundles: real keys, real files, minisign itself as the independent verifier."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.backends import create
+from edge.bundle import load_bundle, write_manifest
+from edge.config import DEMO_BUNDLE, InvalidConfigError, load_config
+from edge.errors import BundleError, ConfigError
+from edge.trust.bundle_sig import SIGNATURE_NAME, read_signer, sign_bundle
+from edge.trust.keys import SecretKey, generate, read_secret, write_key_pair
+from export.signing import after_rewrite
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(DEMO_BUNDLE, tmp_path / "bundle"))
+
+
+@pytest.fixture
+def engineer(tmp_path: Path) -> tuple[SecretKey, Path, Path]:
+    key = generate()
+    secret, public = write_key_pair(key, tmp_path / "keys" / "engineer", role="engineer")
+    return key, secret, public
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_signed_bundle_loads_and_names_its_signer(bundle: Path, engineer: tuple[SecretKey, Path, Path]) -> None:
+    key, _, _ = engineer
+    sign_bundle(bundle, key, signer="A. Engineer")
+    loaded = load_bundle(bundle, [key.public])  # the signature file is the bundle's own, not "unlisted"
+    signer = read_signer(loaded.root, [key.public])
+    assert signer is not None and signer.trusted and signer.name == "A. Engineer"
+    assert signer.key_id == key.public.id_text
+
+
+def test_unsigned_or_foreign_signed_bundle_is_refused_with_the_reason(bundle: Path) -> None:
+    trusted, stranger = generate(), generate()
+    with pytest.raises(BundleError, match="not signed") as unsigned:
+        load_bundle(bundle, [trusted.public])
+    assert unsigned.value.exit_code == 4
+    sign_bundle(bundle, stranger, signer="someone else")
+    with pytest.raises(BundleError, match="does not trust"):
+        load_bundle(bundle, [trusted.public])
+    load_bundle(bundle)  # without configured keys only corruption is checked
+
+
+def test_a_manifest_field_no_hash_covers_cannot_be_changed_after_signing(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path]
+) -> None:
+    key, _, _ = engineer
+    sign_bundle(bundle, key, signer="eng")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["input"]["normalization"]["scale"] = 0.5 * manifest["input"]["normalization"]["scale"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    load_bundle(bundle)  # every file hash still matches: only the signature can tell
+    with pytest.raises(BundleError, match="does not verify"):
+        load_bundle(bundle, [key.public])
+
+
+def test_cli_refuses_a_tampered_bundle_with_exit_4_and_inspect_shows_the_signer(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path]
+) -> None:
+    _, secret, public = engineer
+    signed = _cli("export", "sign", str(bundle), "--key", str(secret), "--signer", "Lab Engineer")
+    assert signed.returncode == 0, signed.stderr
+    shown = _cli("export", "inspect", str(bundle), "--trusted-key", str(public), "--json")
+    assert shown.returncode == 0, shown.stderr
+    signature = json.loads(shown.stdout)["signature"]
+    assert signature["signer"] == "Lab Engineer" and signature["verified"] is True
+    text = (bundle / "manifest.json").read_text()
+    (bundle / "manifest.json").write_text(text.replace('"version"', '"version" ', 1))
+    refused = _cli("export", "inspect", str(bundle), "--trusted-key", str(public))
+    assert refused.returncode == 4
+    assert "does not verify" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.mark.skipif(shutil.which("minisign") is None, reason="minisign is not installed (make broker-dep)")
+def test_minisign_verifies_our_signature_and_we_verify_minisigns(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path], tmp_path: Path
+) -> None:
+    key, secret, public = engineer
+    sign_bundle(bundle, key, signer="eng")
+    ours = subprocess.run(
+        ["minisign", "-Vm", str(bundle / "manifest.json"), "-x", str(bundle / SIGNATURE_NAME), "-p", str(public)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ours.returncode == 0, ours.stderr
+    # minisign signs with our secret key file (its default prehashed "ED" algorithm); the loader accepts that
+    theirs = subprocess.run(
+        ["minisign", "-S", "-s", str(secret), "-m", str(bundle / "manifest.json"), "-x", str(bundle / SIGNATURE_NAME),
+         "-t", "signer:minisign"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert theirs.returncode == 0, theirs.stderr
+    load_bundle(bundle, [key.public])
+    assert read_signer(bundle, [key.public]).trusted  # type: ignore[union-attr]
+
+
+def test_secret_keys_others_can_read_are_refused(engineer: tuple[SecretKey, Path, Path]) -> None:
+    key, secret, _ = engineer
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert read_secret(secret).public.raw() == key.public.raw()
+    secret.chmod(0o640)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        read_secret(secret)
+
+
+def test_rewriting_the_manifest_drops_the_signature_and_resigns_with_a_key(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path]
+) -> None:
+    key, secret, _ = engineer
+    sign_bundle(bundle, key, signer="eng")
+    manifest = load_bundle(bundle).manifest
+    write_manifest(bundle, manifest)  # what calibrate and engine do
+    assert not (bundle / SIGNATURE_NAME).exists()
+    note = after_rewrite(bundle, None, None, signed_before=True)
+    assert note is not None and "re-sign" in note
+    after_rewrite(bundle, secret, "eng", signed_before=True)
+    load_bundle(bundle, [key.public])
+
+
+def test_a_rehashed_model_that_does_not_parse_is_a_bundle_error(bundle: Path) -> None:
+    manifest = load_bundle(bundle).manifest
+    for artifact in manifest["artifacts"]:
+        if artifact["kind"] == "onnx":
+            (bundle / artifact["path"]).write_bytes(b"not an onnx model")
+    loaded = write_manifest(bundle, manifest)  # hashes now match the junk
+    with pytest.raises(BundleError, match="cannot load") as refused:
+        create("onnxruntime", loaded, precision="fp32")
+    assert refused.value.exit_code == 4
+
+
+def test_trusted_keys_are_checked_when_the_configuration_loads(engineer: tuple[SecretKey, Path, Path]) -> None:
+    key, _, public = engineer
+    config = load_config(None, [f'trust.bundle_keys=["{key.public.encoded()}", "{public}"]'])
+    assert [k.id_text for k in config.trust.bundle_public_keys()] == [key.public.id_text] * 2
+    with pytest.raises(InvalidConfigError, match=r"trust\.bundle_keys.*not a minisign"):
+        load_config(None, ['trust.bundle_keys=["RWQnotakey"]'])
