@@ -43,6 +43,8 @@ STUCK_CALL_S = 30.0
 """A capture thread inside one OpenCV open or read for longer is stuck: the watchdog is no longer fed for it."""
 CONNECT_GRACE_S = 2.0
 """How long a stop waits for a broker connection still being made (e.g. a failure right at start-up)."""
+CONSENT_CHECK_S = 0.5
+"""How often the consent record is checked for a decision made on the device."""
 STOP_TIMEOUT_S = 5.0
 """How long a stop waits for the broker to acknowledge queued summaries (what is left stays in the outbox)."""
 
@@ -85,7 +87,9 @@ class Daemon:
             forbid_core_dumps()
             make_state_dir(state_dir)
             self.backend.warm_up()
-            self.reporter = Reporter(self.config.mqtt, self._privacy_settings(), state_dir, self.bundle.identity)
+            self.reporter = Reporter(
+                self.config.mqtt, self._privacy_settings(), state_dir, self.bundle.identity, trust=self.config.trust
+            )
             self.reporter.start()
             self.pipeline = FacePipeline(self.bundle.input, self.bundle.tiles, self.config.face.to_face_config())
             backend = self.backend.describe()
@@ -109,7 +113,11 @@ class Daemon:
     def _loop(self) -> None:
         assert self.reporter is not None
         next_health = time.monotonic() + self.config.mqtt.health_interval_s
+        next_consent_check = 0.0
         while not self.stop_event.is_set():
+            if time.monotonic() >= next_consent_check:  # a decision made on the device (python -m edge consent)
+                next_consent_check = time.monotonic() + CONSENT_CHECK_S
+                self.reporter.sync_local_consent()
             allowed = self.reporter.processing_allowed  # read before the epoch: an erase bumps the epoch first
             epoch = self.reporter.epoch
             if epoch != self._epoch:

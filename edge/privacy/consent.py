@@ -23,7 +23,7 @@ from edge.privacy.statefile import read_json, write_json_atomic
 log = logging.getLogger(__name__)
 
 CONSENT_NAME = "consent.json"
-ConsentSource = Literal["config", "control", "erase"]
+ConsentSource = Literal["config", "control", "erase", "local"]
 CORRUPT_SOURCE = "corrupt"
 _CONSENT_FIX = (
     'consent now counts as revoked; to grant it again send {"command": "consent", "granted": true} on the control '
@@ -35,8 +35,8 @@ _CONSENT_FIX = (
 class ConsentState:
     """The stored decision: ``granted`` is None while nobody decided; ``paused`` stops processing temporarily.
 
-    ``source`` says who decided: ``config``, ``control``, ``erase``, ``corrupt`` (the stored file could not be read
-    and was recorded as revoked) or None (nobody yet).
+    ``source`` says who decided: ``config``, ``control``, ``local`` (``python -m edge consent``), ``erase``,
+    ``corrupt`` (the stored file could not be read and was recorded as revoked) or None (nobody yet).
     """
 
     granted: bool | None
@@ -67,6 +67,13 @@ class ConsentStore:
         """The stored state (never decided and not paused when the file is absent)."""
         with self._lock:
             return self._load()
+
+    def stamp(self) -> int | None:
+        """The record's modification time (ns), None when absent: tells a running daemon that it changed."""
+        try:
+            return self._path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def apply_config(self, setting: Literal["required", "granted"]) -> ConsentState:
         """Record configured consent when no decision is stored yet; return the effective state."""

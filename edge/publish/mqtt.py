@@ -21,7 +21,10 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.errors import ConfigError
 from edge.publish.outbox import Outbox
@@ -29,7 +32,16 @@ from edge.publish.settings import MqttSettings, TlsSettings
 
 log = logging.getLogger(__name__)
 
-ControlHandler = Callable[[bytes, bool], None]
+
+@dataclass(frozen=True)
+class ReplyTo:
+    """Where an MQTT 5 request wants its reply: Response Topic and Correlation Data."""
+
+    topic: str
+    correlation: bytes | None
+
+
+ControlHandler = Callable[[bytes, bool, ReplyTo | None], None]
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,17 @@ class MqttLink:
         if self.connected.is_set():
             self._client.publish(self.topics.status, payload, qos=1, retain=True)
 
+    def publish_reply(self, reply_to: ReplyTo, payload: bytes) -> bool:
+        """A control reply to an MQTT 5 Response Topic (QoS 1, not retained), Correlation Data echoed; False when
+        offline or the topic cannot be published to (the broker's ACL may still drop it)."""
+        if not self.connected.is_set() or not reply_to.topic or any(c in reply_to.topic for c in "+#\0"):
+            return False
+        properties = Properties(PacketTypes.PUBLISH)
+        if reply_to.correlation is not None:
+            properties.CorrelationData = reply_to.correlation
+        info = self._client.publish(reply_to.topic, payload, qos=1, retain=False, properties=properties)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def publish_health(self, payload: bytes) -> bool:
         """QoS 0 health message; dropped (False) while offline."""
         if not self.connected.is_set():
@@ -277,7 +300,10 @@ class MqttLink:
         self._attempt = 0
         self.problem = ""
         log.info("connected to broker %s:%s", self._settings.host, self._settings.port)
-        client.subscribe(self.topics.control, qos=1)
+        if self._settings.protocol == "5":  # retain-as-published: a retained control message is seen as such live
+            client.subscribe(self.topics.control, options=SubscribeOptions(qos=1, retainAsPublished=True))
+        else:  # 3.1.1: the broker clears the retain flag on live delivery (docs/security.md)
+            client.subscribe(self.topics.control, qos=1)
         client.publish(self.topics.status, self._online(), qos=1, retain=True)
         self.connected.set()
         self._wake.set()
@@ -300,7 +326,10 @@ class MqttLink:
 
     def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if message.topic == self.topics.control:
-            self._on_control(bytes(message.payload), bool(message.retain))
+            properties = getattr(message, "properties", None)
+            topic = getattr(properties, "ResponseTopic", None) if properties is not None else None
+            reply_to = ReplyTo(topic, getattr(properties, "CorrelationData", None)) if topic else None
+            self._on_control(bytes(message.payload), bool(message.retain), reply_to)
 
     def _set_delay(self) -> None:
         delay = backoff_delay(self._attempt, self._settings.reconnect_min_s, self._settings.reconnect_max_s)

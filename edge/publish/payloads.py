@@ -44,8 +44,12 @@ class ControlReply:
 
     @classmethod
     def rejected_for(cls, error: ControlMessageError) -> ControlReply:
-        """The reply to a rejected message."""
-        return cls(False, None, error.request_id, str(error)[:300])
+        """The reply to a rejected message (naming its command when it parsed far enough)."""
+        return cls(False, error.command, error.request_id, str(error)[:300])
+
+    def fields(self) -> dict[str, Any]:
+        """The reply as the status's ``control`` object."""
+        return {"accepted": self.accepted, "command": self.command, "request_id": self.request_id, "error": self.error}
 
     @classmethod
     def failed_for(cls, command: ControlCommand, error: Exception) -> ControlReply:
@@ -161,18 +165,16 @@ def status_payload(
         "activity": activity,
         "detail": detail[:200] if detail else None,
         "privacy": {"k": k, "dp": dp_enabled, "epsilon_remaining_today": _rounded(epsilon_remaining, 4)},
-        "control": None
-        if control is None
-        else {
-            "accepted": control.accepted,
-            "command": control.command,
-            "request_id": control.request_id,
-            "error": control.error,
-        },
+        "control": None if control is None else control.fields(),
     }
     if now is not None:
         payload["at"] = coarse_time(now, resolution_s)
     return payload
+
+
+def control_reply_payload(reply: ControlReply, *, device: str) -> dict[str, Any]:
+    """The answer sent to an MQTT 5 Response Topic: the status's ``control`` object with schema and version."""
+    return {"schema": SCHEMA_PREFIX + "control-reply", "version": VERSION, "device": device, **reply.fields()}
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:

@@ -27,16 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.aggregate import Summary
-from edge.control import ControlCommand, ControlMessageError, parse_control
+from edge.control import ControlCommand, ControlMessageError
 from edge.privacy.consent import ConsentState, ConsentStore, erase
 from edge.privacy.pseudonym import device_pseudonym
 from edge.privacy.release import PrivacyGate
-from edge.publish.mqtt import MqttLink, Topics
+from edge.publish.control_intake import ControlIntake
+from edge.publish.mqtt import MqttLink, ReplyTo, Topics
 from edge.publish.outbox import Outbox, OutboxWriteError
 from edge.publish.payloads import (
     Activity,
     ControlReply,
     coarse_seconds,
+    control_reply_payload,
     encode,
     health_payload,
     status_payload,
@@ -44,6 +46,7 @@ from edge.publish.payloads import (
 )
 from edge.publish.presence import PeriodSnapshot
 from edge.publish.settings import MqttSettings, PrivacySettings
+from edge.trust.settings import TrustSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class Reporter:
         state_dir: Path,
         identity: Mapping[str, str],
         *,
+        trust: TrustSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._mqtt_settings = mqtt
@@ -91,7 +95,9 @@ class Reporter:
         self.pseudonym = device_pseudonym(state_dir)
         self.topics = Topics.for_device(mqtt.topic_prefix, self.pseudonym)
         self._consent_store = ConsentStore(state_dir)
+        self.control = ControlIntake(trust or TrustSettings(), device=self.pseudonym, state_dir=state_dir, clock=clock)
         self.consent: ConsentState = self._consent_store.apply_config(privacy.consent)
+        self._consent_stamp = self._consent_store.stamp()
         self._gate = PrivacyGate(privacy, state_dir, clock)
         self.outbox = Outbox(state_dir, mqtt.outbox)
         self._unstored: collections.deque[GatedSummary] = collections.deque()
@@ -109,7 +115,7 @@ class Reporter:
                 mqtt,
                 self.topics,
                 self.outbox,
-                client_id=mqtt.client_id or f"expresso-edge-{self.pseudonym}",
+                client_id=mqtt.client_id or self.pseudonym,  # = the topics' device segment: ACL %c patterns work
                 will=self._status("offline", at=False),
                 online=lambda: self._status("online"),
                 on_control=self._handle_control,
@@ -245,6 +251,7 @@ class Reporter:
             return False
         now = self._clock()
         live = {**metrics, "summaries_unstored": len(self._unstored), "summaries_lost": self.summaries_lost}
+        live.update(self.control.metrics())
         held = self._presence.update(
             now,
             {
@@ -296,19 +303,36 @@ class Reporter:
                 return False
             time.sleep(0.05)
 
-    def _handle_control(self, payload: bytes, retained: bool) -> None:
-        try:
-            command = parse_control(payload, retained=retained)
-        except ControlMessageError as error:
-            log.warning("rejected a control message: %s", error)
-            with self._lock:
-                self._reply = ControlReply.rejected_for(error)
-                self._publish_status()
+    def sync_local_consent(self) -> None:
+        """Take up a decision recorded on the device while running (``python -m edge consent``); a revoke moves
+        the epoch, so what was aggregated under the old consent is forgotten."""
+        stamp = self._consent_store.stamp()
+        if stamp == self._consent_stamp:
             return
-        self.apply_control(command)
+        with self._lock:
+            self._consent_stamp = stamp
+            state = self._consent_store.load()
+            if state == self.consent:
+                return
+            if self.consent.granted and not state.granted:
+                self.epoch += 1
+            self.consent = state
+            log.info("consent %s recorded on the device (%s)", state.label, state.source)
+            self._publish_status()
 
-    def apply_control(self, command: ControlCommand) -> None:
-        """Apply a validated command (as if it came on the control topic) and acknowledge it on status."""
+    def _handle_control(self, payload: bytes, retained: bool, reply_to: ReplyTo | None = None) -> None:
+        outcome = self.control.screen(payload, retained)
+        if isinstance(outcome, ControlMessageError):
+            with self._lock:
+                self._reply = ControlReply.rejected_for(outcome)
+                self._publish_status()
+                self._send_reply(reply_to)
+        elif outcome is not None:
+            self.apply_control(outcome, reply_to)
+
+    def apply_control(self, command: ControlCommand, reply_to: ReplyTo | None = None) -> None:
+        """Apply a validated, admitted command (as if it came on the control topic) and acknowledge it on status
+        (and to ``reply_to``, an MQTT 5 Response Topic)."""
         with self._lock:
             try:
                 self._apply(command)
@@ -317,6 +341,11 @@ class Reporter:
                 log.exception("control command %r failed", command.command)
                 self._reply = ControlReply.failed_for(command, error)
             self._publish_status()
+            self._send_reply(reply_to)
+
+    def _send_reply(self, reply_to: ReplyTo | None) -> None:
+        if reply_to is not None and self._link is not None and self._reply is not None:
+            self._link.publish_reply(reply_to, encode(control_reply_payload(self._reply, device=self.pseudonym)))
 
     def _apply(self, command: ControlCommand) -> None:
         if command.command in ("pause", "resume"):
@@ -340,6 +369,7 @@ class Reporter:
             self.outbox.delete_files()  # first: a later failure must not leave summaries from before the erase
             erase(self.state_dir)
         finally:  # even after a failed erase the daemon keeps a working (possibly still full) outbox
+            self.control.guard.authenticator.nonces.persist()  # an erased nonce list would let old messages replay
             self.outbox = Outbox(self.state_dir, self._mqtt_settings.outbox)
             if self._link is not None:
                 self._link.replace_outbox(self.outbox)

@@ -147,7 +147,9 @@ class MqttSettings(_Strict):
         pattern=r"^[^#+\s]+$",
         description="First topic levels; topics are <prefix>/v1/<pseudonym>/<status|summary|health|control>.",
     )
-    client_id: str | None = Field(None, description="MQTT client id; None = 'expresso-edge-<pseudonym>'.")
+    client_id: str | None = Field(
+        None, description="MQTT client id; None = the device pseudonym (the topics' device segment, for ACL %c)."
+    )
     username: str | None = Field(None, description="User name for broker authentication.")
     password: str | None = Field(None, description="Password (prefer password_file so it stays out of configs).")
     password_file: Path | None = Field(None, description="File whose first line is the password.")

@@ -11,10 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edge.control import Action
 from edge.trust.keys import KeyFileError, PublicKey, public_key_from_setting
 
 RemoteRule = Literal["refuse", "signed", "allow"]
-Action = Literal["pause", "resume", "grant", "revoke", "erase"]
 _RULE_HELP = "'refuse': never from the broker; 'signed': only with a valid operator signature; 'allow': any client "
 _ALLOW_NOTE = "(with trust.operator_keys set, 'allow' needs a signature too)"
 

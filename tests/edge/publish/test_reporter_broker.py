@@ -24,6 +24,7 @@ from edge.publish.outbox import OUTBOX_NAME
 from edge.publish.payloads import coarse_time
 from edge.publish.settings import DifferentialPrivacySettings
 from edge.schemas import schema_errors
+from edge.trust.settings import ControlPolicy, TrustSettings
 
 SCORES = [12.37, 17.91, 21.52, 8.06, 15.44, 19.73]
 
@@ -31,12 +32,20 @@ SCORES = [12.37, 17.91, 21.52, 8.06, 15.44, 19.73]
 Consent = Literal["required", "granted"]
 
 
-def make_reporter(broker: Broker, prefix: str, state: Path, *, consent: Consent = "granted", **mqtt: Any) -> Reporter:
+def make_reporter(
+    broker: Broker,
+    prefix: str,
+    state: Path,
+    *,
+    consent: Consent = "granted",
+    trust: TrustSettings | None = None,
+    **mqtt: Any,
+) -> Reporter:
     settings = MqttSettings(
         host=broker.host, port=broker.port, topic_prefix=prefix, keepalive_s=5, reconnect_min_s=1, reconnect_max_s=2,
         **mqtt,
     )  # fmt: skip
-    return Reporter(settings, PrivacySettings(consent=consent, k_min_windows=5), state, IDENTITY)
+    return Reporter(settings, PrivacySettings(consent=consent, k_min_windows=5), state, IDENTITY, trust=trust)
 
 
 @pytest.fixture
@@ -106,6 +115,7 @@ def test_summaries_reach_a_subscriber_and_every_payload_validates(
         "frames_dropped": 3.0,
         "summaries_unstored": 0.0,
         "summaries_lost": 0.0,
+        "control_suppressed": 0.0,  # junk control messages neither answered nor logged (throttled)
     }
     statuses = [m.json() for m in subscriber.on("status")]
     assert statuses[0]["state"] == "online" and statuses[-1]["activity"] == "stopping"
@@ -147,7 +157,8 @@ def test_broker_outage_loses_nothing_and_duplicates_share_an_id(
 def test_without_consent_nothing_is_published_until_a_control_message_grants_it(
     mqtt_broker: Broker, topic_prefix: str, subscriber: Subscriber, tmp_path: Path
 ) -> None:
-    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state", consent="required")
+    remote_grant = TrustSettings(control=ControlPolicy(grant="allow"))  # the default refuses a remote grant
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state", consent="required", trust=remote_grant)
     reporter.start()
     try:
         assert subscriber.wait_for(lambda _: bool(subscriber.on("status")))
