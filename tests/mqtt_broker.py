@@ -75,8 +75,9 @@ def make_tls_files(directory: Path, name: str = "test") -> TlsFiles:
 class Broker:
     """A Mosquitto process on 127.0.0.1:``port``; ``stop()`` and ``start()`` again keep the port.
 
-    Optional: ``persistence`` (sessions survive a restart), ``tls`` (a TLS-only listener) and ``users`` (name ->
-    password; anonymous clients are then refused).
+    Optional: ``persistence`` (sessions survive a restart), ``tls`` (a TLS-only listener), ``users`` (name ->
+    password; anonymous clients are then refused), ``acl`` (the text of a Mosquitto ``acl_file``) and ``options``
+    (more mosquitto.conf lines).
     """
 
     host = "127.0.0.1"
@@ -88,6 +89,8 @@ class Broker:
         persistence: bool = False,
         tls: TlsFiles | None = None,
         users: dict[str, str] | None = None,
+        acl: str | None = None,
+        options: tuple[str, ...] = (),
     ) -> None:
         binary = mosquitto_path()
         if binary is None:
@@ -99,6 +102,8 @@ class Broker:
         self._persistence = persistence
         self._tls = tls
         self._users = users
+        self._acl = acl
+        self._options = options
         self._process: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> Path:
@@ -112,6 +117,11 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {passwords}"]
         else:
             lines.append("allow_anonymous true")
+        if self._acl is not None:
+            acl_path = self.workdir / "acl"
+            acl_path.write_text(self._acl)
+            lines.append(f"acl_file {acl_path}")
+        lines += self._options
         if self._persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/"]
         else:

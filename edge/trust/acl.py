@@ -2,7 +2,9 @@
 
 Devices log in with user name = client id = pseudonym (the topics' device segment), so ``pattern`` lines with
 ``%u`` confine every device at once. The patterns key on ``%u``, which the password file vouches for, not on
-``%c``: a client picks its own client id, so a ``%c`` rule would let one device's credentials act as another.
+``%c``: a client picks its own client id, so a ``%c`` rule would let one device's credentials act as another, and
+a client reusing a device's client id takes its session over; ``use_username_as_clientid true`` in
+mosquitto.conf stops that (each integrator worker then needs a user name of its own: list them all).
 The integrator role reads every device's status, summary, health and replies, and writes control.
 """
 
@@ -14,19 +16,22 @@ INTEGRATOR_READS = ("status", "summary", "health", "reply/#")
 INTEGRATOR_WRITES = ("control",)
 
 
-def acl_text(prefix: str, integrator: str = "integrator") -> str:
-    """A whole Mosquitto ``acl_file`` for one topic prefix: the integrator user and the per-device patterns."""
+def acl_text(prefix: str, integrators: tuple[str, ...] = ("integrator",)) -> str:
+    """A whole Mosquitto ``acl_file`` for one topic prefix: the integrator users and the per-device patterns."""
     root = f"{prefix.rstrip('/')}/v1"
+    rights = [
+        *(f"topic read {root}/+/{suffix}" for suffix in INTEGRATOR_READS),
+        *(f"topic write {root}/+/{suffix}" for suffix in INTEGRATOR_WRITES),
+    ]
     lines = [
         "# expresso-edge broker ACL (docs/security.md). Devices: user name = client id = pseudonym",
         "# (python -m edge identity prints it). mosquitto.conf: allow_anonymous false, password_file, acl_file",
-        "# (systemd/mosquitto/mosquitto.conf.example). Rules key on %u, which the password vouches for, not %c.",
+        "# and use_username_as_clientid true (systemd/mosquitto/mosquitto.conf.example). Rules key on %u, which",
+        "# the password vouches for, never on %c (a client picks its own id).",
         "",
-        "# integrator role: reads every device's status, summary, health and replies; sends control",
-        f"user {integrator}",
-        *(f"topic read {root}/+/{suffix}" for suffix in INTEGRATOR_READS),
-        *(f"topic write {root}/+/{suffix}" for suffix in INTEGRATOR_WRITES),
-        "",
+        "# integrator role (one user per worker): reads every device's status, summary, health and replies;",
+        "# sends control",
+        *(line for name in integrators for line in (f"user {name}", *rights, "")),
         "# every device: its own topics only (%u: the authenticated user name)",
         *pattern_lines(prefix),
     ]
