@@ -9,10 +9,12 @@ guarded: an exception is logged and never stops the network thread.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import random
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.errors import ConfigError
+from edge.publish.broker_problems import ProblemKind, describe_connect_error, describe_refusal
 from edge.publish.outbox import Outbox
 from edge.publish.settings import MqttSettings, TlsSettings
 
@@ -134,6 +137,8 @@ class MqttLink:
         self.refused = 0
         self.problem = "not connected yet"
         """Why the link is down ('' while connected): for ``systemctl status`` and the log."""
+        self.failures: collections.Counter[ProblemKind] = collections.Counter()
+        """Failed connection attempts per kind (tls, auth, unreachable) since start, for health."""
         self._drainer: threading.Thread | None = None
         v5 = settings.protocol == "5"
         self._client = paho.Client(
@@ -294,8 +299,7 @@ class MqttLink:
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
         if reason.is_failure:
-            log.error("broker %s:%s refused the connection: %s", self._settings.host, self._settings.port, reason)
-            self.problem = f"broker refused the connection: {reason}"
+            self._failed(*describe_refusal(reason, self._where))
             return
         self._attempt = 0
         self.problem = ""
@@ -320,9 +324,20 @@ class MqttLink:
         self._set_delay()
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        log.warning("cannot reach broker %s:%s; retrying", self._settings.host, self._settings.port)
-        self.problem = "broker unreachable"
+        # paho calls this inside its ``except OSError`` around the connect: the exception is the one in flight
+        self._failed(*describe_connect_error(sys.exc_info()[1], self._where))
         self._set_delay()
+
+    @property
+    def _where(self) -> str:
+        return f"{self._settings.host}:{self._settings.port}"
+
+    def _failed(self, kind: ProblemKind, problem: str) -> None:
+        """Count a failed attempt; log it when the reason changed (retries of the same one are not repeated)."""
+        self.failures[kind] += 1
+        if problem != self.problem:
+            log.log(logging.WARNING if kind == "unreachable" else logging.ERROR, "%s; retrying", problem)
+        self.problem = problem
 
     def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if message.topic == self.topics.control:

@@ -252,6 +252,7 @@ class Reporter:
         now = self._clock()
         live = {**metrics, "summaries_unstored": len(self._unstored), "summaries_lost": self.summaries_lost}
         live.update(self.control.metrics())
+        live.update({f"broker_failures_{kind}": n for kind, n in self._link.failures.items()})
         held = self._presence.update(
             now,
             {
