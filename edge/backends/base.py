@@ -105,8 +105,18 @@ class Backend(ABC):
         return {}
 
     def warm_up(self) -> None:
-        """Run one inference so the first real window does not pay for lazy initialisation."""
-        self.infer(np.zeros(self.bundle.input.shape, dtype=np.float32))
+        """Run one inference so the first real window does not pay for lazy initialisation; a model that loads
+        but cannot run the manifest's input shape is a bad bundle (exit 4)."""
+        try:
+            self.infer(np.zeros(self.bundle.input.shape, dtype=np.float32))
+        except ExpressoError:
+            raise
+        except Exception as error:
+            raise BundleError(
+                f"the {self.precision} model of bundle {self.bundle.root} does not run the manifest's input "
+                f"{self.bundle.input.shape} on backend {self.key!r}: {type(error).__name__}: {str(error)[:300]}",
+                fix="the model file and the manifest do not belong together; re-export the bundle and sign it again",
+            ) from error
 
     def close(self) -> None:
         """Release the model and its buffers."""

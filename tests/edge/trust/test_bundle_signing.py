@@ -147,3 +147,12 @@ def test_trusted_keys_are_checked_when_the_configuration_loads(engineer: tuple[S
     assert [k.id_text for k in config.trust.bundle_public_keys()] == [key.public.id_text] * 2
     with pytest.raises(InvalidConfigError, match=r"trust\.bundle_keys.*not a minisign"):
         load_config(None, ['trust.bundle_keys=["RWQnotakey"]'])
+
+
+def test_a_model_that_does_not_run_the_manifests_input_is_a_bundle_error(bundle: Path) -> None:
+    manifest = load_bundle(bundle).manifest
+    manifest["input"]["frames"] = manifest["input"]["frames"] // 2  # the model still wants the original length
+    backend = create("onnxruntime", write_manifest(bundle, manifest), precision="fp32")
+    with pytest.raises(BundleError, match="does not run the manifest's input") as refused:
+        backend.warm_up()
+    assert refused.value.exit_code == 4
