@@ -274,7 +274,7 @@ def test_without_consent_nothing_is_processed_until_consent_arrives(
 ) -> None:
     config = sections(tmp_path, media["bundle"], media["face"], mqtt_broker.port, topic_prefix)
     config["privacy"]["consent"] = "required"
-    config["trust"] = {"control": {"grant": "allow"}}  # this operator lets consent be granted remotely
+    config["trust.control"] = {"grant": "allow"}  # this operator lets consent be granted remotely
     daemon = make_daemon(tmp_path, config)
     with running(daemon) as result:
         assert subscriber.wait_for(status_with(activity="waiting_for_consent"))
@@ -392,7 +392,7 @@ def test_erase_forgets_what_was_aggregated_and_stops_processing(
     config["camera"]["realtime"] = True
     config["aggregation"]["session_gap_s"] = 30.0
     config["privacy"]["k_min_windows"] = 1
-    config["trust"] = {"control": {"grant": "allow"}}  # consent is granted again remotely below
+    config["trust.control"] = {"grant": "allow"}  # consent is granted again remotely below
     daemon = make_daemon(tmp_path, config)
     with running(daemon) as result:
         assert wait_until(lambda: daemon.counters.windows_scored >= 2)
