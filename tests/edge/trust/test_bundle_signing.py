@@ -156,3 +156,16 @@ def test_a_model_that_does_not_run_the_manifests_input_is_a_bundle_error(bundle:
     with pytest.raises(BundleError, match="does not run the manifest's input") as refused:
         backend.warm_up()
     assert refused.value.exit_code == 4
+
+
+def test_the_daemon_refuses_an_unsigned_bundle_when_keys_are_configured(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path]
+) -> None:
+    from edge.daemon import Daemon
+
+    key, _, _ = engineer
+    config = load_config(None, [f"model.bundle={bundle}", f'trust.bundle_keys=["{key.public.encoded()}"]'])
+    with pytest.raises(BundleError, match="not signed"):
+        Daemon(config)  # before any camera, backend or broker is touched
+    sign_bundle(bundle, key, signer="eng")
+    Daemon(config).backend.close()

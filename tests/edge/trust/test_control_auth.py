@@ -126,3 +126,28 @@ def test_the_throttle_answers_a_burst_then_counts_the_rest() -> None:
     assert throttle.suppressed == 7 and throttle.take_unreported() == 7 and throttle.take_unreported() == 0
     now[0] = 1.0  # one token back per second
     assert throttle.allow() and not throttle.allow()
+
+
+def test_a_signed_erase_cannot_be_replayed_after_it_wiped_the_state_directory(
+    tmp_path: Path, operator: SecretKey
+) -> None:
+    from summary_factory import IDENTITY
+
+    from edge.control import ControlCommand
+    from edge.publish import MqttSettings, PrivacySettings, Reporter
+
+    def device() -> Reporter:
+        trust = TrustSettings(operator_keys=[operator.public.encoded()])
+        return Reporter(MqttSettings(enabled=False), PrivacySettings(consent="granted"), tmp_path, IDENTITY,
+                        trust=trust)  # fmt: skip
+
+    reporter = device()
+    signed = sign_control({"command": "erase"}, private_key=operator, key_id=operator.public.id_text,
+                          device=reporter.pseudonym, ttl_s=600)  # fmt: skip
+    payload = json.dumps(signed).encode()
+    command = reporter.control.screen(payload, False)
+    assert isinstance(command, ControlCommand)
+    reporter.apply_control(command)
+    assert reporter.consent.granted is False and (tmp_path / NONCES_NAME).is_file()  # kept through the erase
+    replayed = device().control.screen(payload, False)  # after a restart, too
+    assert isinstance(replayed, ControlMessageError) and replayed.reason == "replay"
