@@ -151,3 +151,22 @@ def test_a_signed_erase_cannot_be_replayed_after_it_wiped_the_state_directory(
     assert reporter.consent.granted is False and (tmp_path / NONCES_NAME).is_file()  # kept through the erase
     replayed = device().control.screen(payload, False)  # after a restart, too
     assert isinstance(replayed, ControlMessageError) and replayed.reason == "replay"
+
+
+def test_the_operator_command_prints_a_message_the_device_accepts(tmp_path: Path, operator: SecretKey) -> None:
+    import subprocess
+    import sys
+
+    from edge.trust.keys import write_key_pair
+
+    secret, _ = write_key_pair(operator, tmp_path / "operator", role="operator")
+    command = [sys.executable, "-m", "edge", "sign-control", "revoke", "--key", str(secret), "--device", DEVICE]
+    printed = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert printed.returncode == 0, printed.stderr
+    message = parse_control(printed.stdout.strip().encode())
+    assert message.action == "revoke" and message.request_id is not None
+    authenticator = ControlAuthenticator([operator.public], device=DEVICE, state_dir=tmp_path / "state",
+                                         max_clock_skew_s=60, max_validity_s=3600)  # fmt: skip
+    assert authenticator.verify(message.message) == operator.public.id_text
+    wrong = subprocess.run([*command[:-1], "not-a-device"], capture_output=True, text=True, timeout=60, check=False)
+    assert wrong.returncode == 2 and "is not a pseudonym" in wrong.stderr
