@@ -27,7 +27,7 @@ from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.bundle import MANIFEST_NAME, Bundle, InputSpec, Tile, load_bundle, write_manifest
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, default_input_section, default_regions_section
-from export.arch_fit import infer_architecture, load_with_suggestion
+from export.arch_fit import fit_of, infer_architecture, load_with_suggestion
 from export.checkpoint import CheckpointError, CheckpointInfo, KeyRename, RawCheckpoint, read_checkpoint
 from export.dataset import default_spec
 from export.degenerate import (
@@ -235,7 +235,12 @@ class OutputCheckSource:
 
 
 def check_output(
-    model: nn.Module, spec: InputSpec, tiles: tuple[Tile, ...], head: str, source: OutputCheckSource
+    model: nn.Module,
+    spec: InputSpec,
+    tiles: tuple[Tile, ...],
+    head: str,
+    source: OutputCheckSource,
+    random_layers: tuple[str, ...] = (),
 ) -> OutputCheck | None:
     """Score the model on real windows and refuse it when degenerate (unless allowed); None when none to use."""
     found = source.windows(spec, tiles)
@@ -244,7 +249,7 @@ def check_output(
         return None
     windows, where = found
     check = check_scores(model_scores(model, windows, spec), 0.0, BDI_MAX, where)
-    refuse_if_degenerate(check, head, allow=source.allow_degenerate)
+    refuse_if_degenerate(check, head, allow=source.allow_degenerate, random_layers=random_layers)
     if check.verdict != "ok":
         log.warning("exporting a degenerate model as --allow-degenerate asks: %s", check.describe())
     return check
@@ -253,9 +258,13 @@ def check_output(
 def resolve_architecture(
     arch: str | None, raw: RawCheckpoint | None, options: dict[str, Any]
 ) -> tuple[str | None, dict[str, Any], str | None]:
-    """``arch`` as given or recorded, else inferred from the checkpoint's keys and shapes (with width options)."""
-    if arch is not None or raw is None or raw.hints.get("architecture") is not None:
+    """``arch`` as given or recorded, else inferred from the checkpoint's keys and shapes; width options not given
+    (nor recorded) are read off the shapes too. Returns (architecture, options, how it was inferred)."""
+    if raw is None or raw.hints.get("architecture") is not None:
         return arch, options, None
+    if arch is not None:
+        shapes = {k: tuple(v.shape) for k, v in raw.tensors.items()}
+        return arch, {**fit_of(get_architecture(arch), shapes).options, **options}, None
     fit = infer_architecture(raw.tensors)
     if fit is None:
         return None, options, None  # the default; a misfit is refused naming any architecture that fits better
@@ -305,7 +314,8 @@ def export_bundle(
     if loaded is None:
         log.warning(RANDOM_WEIGHTS_WARNING)
     else:
-        output_check = check_output(model, spec, tiles, resolved["head"], check or OutputCheckSource())
+        source = check or OutputCheckSource()
+        output_check = check_output(model, spec, tiles, resolved["head"], source, loaded.reinitialised)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied to devices

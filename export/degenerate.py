@@ -128,8 +128,13 @@ def check_scores(scores: npt.ArrayLike, low: float, high: float, source: str) ->
     return OutputCheck(source, int(values.size), *figures, at_floor, at_ceiling, verdict)
 
 
-def likely_cause(check: OutputCheck, head: str) -> str:
+def likely_cause(check: OutputCheck, head: str, random_layers: Sequence[str] = ()) -> str:
     """What usually makes a model fail this way, and the flag that fixes it."""
+    if random_layers:
+        return (
+            f"{', '.join(random_layers)} hold random weights (re-initialised: another shape in the checkpoint): "
+            "fine-tune first, e.g. python -m export train --init CHECKPOINT"
+        )
     if check.verdict == "pinned_ceiling" and head == "sigmoid":
         return (
             "a linear head trained on raw scores exported with a sigmoid head saturates at the top: pass --head linear"
@@ -158,12 +163,12 @@ def model_scores(model: nn.Module, windows: npt.NDArray[np.uint8], spec: InputSp
     return np.concatenate(out)
 
 
-def refuse_if_degenerate(check: OutputCheck, head: str, *, allow: bool) -> None:
+def refuse_if_degenerate(check: OutputCheck, head: str, *, allow: bool, random_layers: Sequence[str] = ()) -> None:
     """Raise :class:`DegenerateModelError` for a verdict other than ``ok`` unless ``allow``."""
     if check.verdict == "ok" or allow:
         return
     raise DegenerateModelError(
         f"refusing a degenerate model ({check.verdict.replace('_', ' ')}): {check.describe()}; likely cause: "
-        f"{likely_cause(check, head)}",
+        f"{likely_cause(check, head, random_layers)}",
         fix="fix the export options above, or pass --allow-degenerate to export anyway (the manifest records it)",
     )
