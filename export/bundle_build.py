@@ -187,7 +187,7 @@ def check_destination(out: Path, *, force: bool) -> None:
     )
 
 
-def _move_into_place(staging: Path, out: Path) -> None:
+def move_into_place(staging: Path, out: Path) -> None:
     if out.is_dir() and (out / MANIFEST_NAME).is_file():
         shutil.rmtree(out)
     elif out.is_dir():
@@ -343,7 +343,7 @@ def export_bundle(
         if isinstance(metrics, dict) and _is_json(metrics):
             manifest["model_card"]["metrics"] = metrics
         write_manifest(staging, manifest)
-        _move_into_place(staging, out)
+        move_into_place(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -135,6 +135,11 @@ def likely_cause(check: OutputCheck, head: str, random_layers: Sequence[str] = (
             f"{', '.join(random_layers)} hold random weights (re-initialised: another shape in the checkpoint): "
             "fine-tune first, e.g. python -m export train --init CHECKPOINT"
         )
+    if head not in ("sigmoid", "linear"):  # an imported graph: its head is what it is
+        return (
+            "the model may predict another scale or standardised scores, or expect another input normalisation "
+            "(--scale, --mean, --std), frame size or layout than given"
+        )
     if check.verdict == "pinned_ceiling" and head == "sigmoid":
         return (
             "a linear head trained on raw scores exported with a sigmoid head saturates at the top: pass --head linear"
