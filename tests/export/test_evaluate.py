@@ -97,3 +97,12 @@ def test_evaluate_runs_the_device_pipeline_on_a_sample_video_and_writes_the_repo
     scored = [float(row["score"]) for row in rows if row["passed"] == "yes"]
     assert np.mean(scored) == pytest.approx(55.4 + report["model_metrics"]["bias"], abs=1e-3)  # video = window mean
     assert stat.S_IMODE((out / "windows_clip_002_score55.4.csv").stat().st_mode) == 0o600
+
+
+def test_per_window_csv_needs_out_and_a_video_of_the_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["evaluate", str(BUNDLE), "--labels", str(SAMPLES / "labels.csv"), "--per-window-csv"]
+    assert run_cli("python -m export", "", "export.commands", [*argv, "clip_000_score04.3.mp4"]) == 2
+    assert "--per-window-csv needs --out" in capsys.readouterr().err
+    code = run_cli("python -m export", "", "export.commands", [*argv, "other.mp4", "--out", str(tmp_path)])
+    assert code == 2 and "clip_000_score04.3.mp4" in capsys.readouterr().err  # the names it could be, at once
+    assert not any(tmp_path.iterdir())
