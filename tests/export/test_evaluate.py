@@ -74,7 +74,6 @@ def test_without_a_recorded_training_mean_the_baseline_is_the_labels_mean_and_sa
     assert report["beats_baseline"] is False  # a constant model equal to the baseline does not beat it
 
 
-@pytest.mark.slow
 def test_evaluate_runs_the_device_pipeline_on_a_sample_video_and_writes_the_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
