@@ -19,26 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-from torch import nn
-
 from edge import NOT_A_DIAGNOSTIC_DEVICE
-from edge.bundle import MANIFEST_NAME, Bundle, InputSpec, Tile, load_bundle, write_manifest
+from edge.bundle import MANIFEST_NAME, Bundle, load_bundle, write_manifest
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, default_input_section, default_regions_section
 from export.arch_fit import fit_of, infer_architecture, load_with_suggestion
 from export.checkpoint import CheckpointError, CheckpointInfo, KeyRename, RawCheckpoint, read_checkpoint
 from export.dataset import default_spec
-from export.degenerate import (
-    OutputCheck,
-    calibration_windows,
-    check_scores,
-    default_videos,
-    model_scores,
-    refuse_if_degenerate,
-    video_windows,
-)
+from export.degenerate import OutputCheck, OutputCheckSource, check_output, torch_scorer
 from export.macs import macs_of_onnx
 from export.onnx_export import DEFAULT_OPSET, OUTPUT_NAME, Verification, onnx_from_model, verify_onnx
 from export.zoo import BDI_MAX, DEFAULT_ARCHITECTURE, Architecture, get_architecture
@@ -216,45 +204,6 @@ def resolve_settings(
     )
 
 
-@dataclass(frozen=True)
-class OutputCheckSource:
-    """Where the degenerate-model check takes its real windows: videos (default: the samples) or a calibration set."""
-
-    videos: tuple[Path, ...] | None = None
-    calibration_set: Path | None = None
-    allow_degenerate: bool = False
-
-    def windows(self, spec: InputSpec, tiles: tuple[Tile, ...]) -> tuple[npt.NDArray[np.uint8], str] | None:
-        """(uint8 windows, description), or None when there is nothing to check on."""
-        if self.calibration_set is not None:
-            return calibration_windows(self.calibration_set, spec, tiles), f"calibration set {self.calibration_set}"
-        videos = list(self.videos) if self.videos is not None else default_videos()
-        if not videos:
-            return None
-        return video_windows(spec, tiles, videos), f"{len(videos)} videos, e.g. {videos[0].name}"
-
-
-def check_output(
-    model: nn.Module,
-    spec: InputSpec,
-    tiles: tuple[Tile, ...],
-    head: str,
-    source: OutputCheckSource,
-    random_layers: tuple[str, ...] = (),
-) -> OutputCheck | None:
-    """Score the model on real windows and refuse it when degenerate (unless allowed); None when none to use."""
-    found = source.windows(spec, tiles)
-    if found is None:
-        log.warning("no real windows to check the model's outputs on: pass --check-videos or --check-calib")
-        return None
-    windows, where = found
-    check = check_scores(model_scores(model, windows, spec), 0.0, BDI_MAX, where)
-    refuse_if_degenerate(check, head, allow=source.allow_degenerate, random_layers=random_layers)
-    if check.verdict != "ok":
-        log.warning("exporting a degenerate model as --allow-degenerate asks: %s", check.describe())
-    return check
-
-
 def resolve_architecture(
     arch: str | None, raw: RawCheckpoint | None, options: dict[str, Any]
 ) -> tuple[str | None, dict[str, Any], str | None]:
@@ -315,7 +264,9 @@ def export_bundle(
         log.warning(RANDOM_WEIGHTS_WARNING)
     else:
         source = check or OutputCheckSource()
-        output_check = check_output(model, spec, tiles, resolved["head"], source, loaded.reinitialised)
+        output_check = check_output(
+            torch_scorer(model, spec), spec, tiles, resolved["head"], source, loaded.reinitialised
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied to devices

@@ -10,7 +10,8 @@ figures and the likely cause; ``allow`` exports anyway and the manifest says so.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from torch import nn
 from edge.bundle import InputSpec, Tile
 from edge.errors import BundleError, InputError
 from edge.preprocess import batch_windows
+from export.zoo import BDI_MAX
+
+log = logging.getLogger(__name__)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 WINDOWS_PER_VIDEO = 4
@@ -177,3 +181,51 @@ def refuse_if_degenerate(check: OutputCheck, head: str, *, allow: bool, random_l
         f"{likely_cause(check, head, random_layers)}",
         fix="fix the export options above, or pass --allow-degenerate to export anyway (the manifest records it)",
     )
+
+
+@dataclass(frozen=True)
+class OutputCheckSource:
+    """Where the degenerate-model check takes its real windows: videos (default: the samples) or a calibration set."""
+
+    videos: tuple[Path, ...] | None = None
+    calibration_set: Path | None = None
+    allow_degenerate: bool = False
+
+    def windows(self, spec: InputSpec, tiles: tuple[Tile, ...]) -> tuple[npt.NDArray[np.uint8], str] | None:
+        """(uint8 windows, description), or None when there is nothing to check on."""
+        if self.calibration_set is not None:
+            return calibration_windows(self.calibration_set, spec, tiles), f"calibration set {self.calibration_set}"
+        videos = list(self.videos) if self.videos is not None else default_videos()
+        if not videos:
+            return None
+        return video_windows(spec, tiles, videos), f"{len(videos)} videos, e.g. {videos[0].name}"
+
+
+Scorer = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.floating]]
+"""A model's scores for a stack of uint8 windows (PyTorch for a checkpoint, ONNX Runtime for an imported file)."""
+
+
+def torch_scorer(model: nn.Module, spec: InputSpec) -> Scorer:
+    """:func:`model_scores` of ``model`` as a :data:`Scorer`."""
+    return lambda windows: model_scores(model, windows, spec)
+
+
+def check_output(
+    scorer: Scorer,
+    spec: InputSpec,
+    tiles: tuple[Tile, ...],
+    head: str,
+    source: OutputCheckSource,
+    random_layers: tuple[str, ...] = (),
+) -> OutputCheck | None:
+    """Score the model on real windows and refuse it when degenerate (unless allowed); None when none to use."""
+    found = source.windows(spec, tiles)
+    if found is None:
+        log.warning("no real windows to check the model's outputs on: pass --check-videos or --check-calib")
+        return None
+    windows, where = found
+    check = check_scores(scorer(windows), 0.0, BDI_MAX, where)
+    refuse_if_degenerate(check, head, allow=source.allow_degenerate, random_layers=random_layers)
+    if check.verdict != "ok":
+        log.warning("exporting a degenerate model as --allow-degenerate asks: %s", check.describe())
+    return check

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 
 from edge.bundle import Bundle, InputSpec, Tile, load_bundle, sha256_of, write_manifest
@@ -47,8 +48,8 @@ from edge.layout import (
     default_input_section,
     default_regions_section,
 )
-from export.bundle_build import MODEL_FILE, OutputCheckSource, check_destination, model_card, move_into_place
-from export.degenerate import OutputCheck, check_scores, refuse_if_degenerate
+from export.bundle_build import MODEL_FILE, check_destination, model_card, move_into_place
+from export.degenerate import OutputCheck, OutputCheckSource, Scorer, check_output
 from export.macs import macs_of_onnx
 from export.onnx_export import random_windows
 
@@ -169,19 +170,16 @@ def runs_in_onnxruntime(path: Path, input_spec: InputSpec) -> str:
     return str(session.get_outputs()[0].name)
 
 
-def output_check(path: Path, spec: InputSpec, tiles: tuple[Tile, ...], source: OutputCheckSource) -> OutputCheck | None:
-    """The degenerate-model check of :mod:`export.degenerate`, run in ONNX Runtime."""
+def onnxruntime_scorer(path: Path, spec: InputSpec) -> Scorer:
+    """Scores of the ONNX file at ``path`` on ONNX Runtime's CPU, normalised as the device normalises."""
     from calibration.pipeline import run_scores
     from edge.preprocess import batch_windows
 
-    found = source.windows(spec, tiles)
-    if found is None:
-        return None
-    windows, where = found
-    batches = (batch_windows(list(windows[i : i + 8]), spec) for i in range(0, len(windows), 8))
-    check = check_scores(run_scores(path, batches), 0.0, 63.0, where)
-    refuse_if_degenerate(check, HEAD, allow=source.allow_degenerate)
-    return check
+    def score(windows: npt.NDArray[np.uint8]) -> npt.NDArray[np.floating]:
+        batches = (batch_windows(list(windows[i : i + 8]), spec) for i in range(0, len(windows), 8))
+        return run_scores(path, batches)
+
+    return score
 
 
 @dataclass(frozen=True)
@@ -219,7 +217,7 @@ def import_onnx(
     regions = {"tiles": list(spec.tiles)} if spec.tiles is not None else default_regions_section(input_spec.height)
     output_name = runs_in_onnxruntime(path, input_spec)
     tiles = tuple(Tile(**tile) for tile in regions["tiles"])
-    checked = output_check(path, input_spec, tiles, check or OutputCheckSource())
+    checked = check_output(onnxruntime_scorer(path, input_spec), input_spec, tiles, HEAD, check or OutputCheckSource())
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     card = model_card(random_weights=False, training_data=training_data)
     provenance = (

@@ -8,7 +8,7 @@ from typing import Any
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.cli_support import add_json_flag, print_report
-from export.bundle_build import OutputCheckSource
+from export.degenerate import OutputCheckSource
 from export.import_onnx import IntakeSpec, import_onnx, tiles_option
 
 NAME = "import-onnx"

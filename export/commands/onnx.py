@@ -19,11 +19,11 @@ from export.bundle_build import (
     EXPORT_STEPS,
     RANDOM_WEIGHTS_WARNING,
     ExportResult,
-    OutputCheckSource,
     export_bundle,
     random_layers_warning,
 )
 from export.checkpoint import CheckpointError, KeyRename
+from export.degenerate import OutputCheckSource
 from export.onnx_export import DEFAULT_OPSET, max_opset
 from export.zoo import DEFAULT_ARCHITECTURE, HEADS, architectures
 

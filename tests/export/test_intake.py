@@ -12,9 +12,9 @@ from torchvision_spec import torchvision_state_dict
 
 from edge.bundle import load_bundle
 from export.arch_fit import infer_architecture, rank_fits
-from export.bundle_build import OutputCheckSource, export_bundle
+from export.bundle_build import export_bundle
 from export.checkpoint import CheckpointError, KeyRename, read_checkpoint
-from export.degenerate import DegenerateModelError, check_scores
+from export.degenerate import DegenerateModelError, OutputCheckSource, check_scores
 from export.zoo import get_architecture
 
 TSM = get_architecture("expresso-tsm")
