@@ -61,7 +61,12 @@ else:  # pragma: no cover - Python 3.10
 ARCHITECTURE = "imported-onnx"
 HEAD = "onnx"
 """What the degenerate check's likely-cause text calls a head it cannot change."""
-_KEYS = {"layout", "frames", "size", "sample_fps", "window_stride", "normalization", "tiles"}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "layout": str, "frames": int, "size": int, "sample_fps": (int, float), "window_stride": int,
+    "normalization": dict, "tiles": list,
+}  # fmt: skip
+_KEYS = set(_TYPES)
+_NORMALIZATION_KEYS = {"scale", "mean", "std"}
 
 
 class OnnxIntakeError(BundleError):
@@ -89,9 +94,21 @@ class IntakeSpec:
             raise ConfigError(
                 f"intake file {path}: {exc}", fix="fix the TOML (python -m export import-onnx --help)"
             ) from exc
-        unknown = sorted(set(data) - _KEYS)
+        unknown = sorted(set(data) - _KEYS) + sorted(
+            f"normalization.{k}" for k in set(data.get("normalization") or {}) - _NORMALIZATION_KEYS
+        )
         if unknown:
             raise ConfigError(f"intake file {path}: unknown key(s) {', '.join(unknown)}", fix=f"use {sorted(_KEYS)}")
+        wrong = [
+            f"{key} = {data[key]!r}"
+            for key, kind in _TYPES.items()
+            if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool))
+        ]
+        if wrong:
+            raise ConfigError(
+                f"intake file {path}: wrong type for {', '.join(wrong)}",
+                fix="layout is text, frames/size/window_stride integers, sample_fps a number",
+            )
         tiles = data.get("tiles")
         return cls(
             data.get("layout"), data.get("frames"), data.get("size"), data.get("sample_fps"),

@@ -97,6 +97,9 @@ def test_intake_file_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[
     intake.write_text("colour = 'BGR'\n")
     assert export_cli("import-onnx", str(model), "--intake", str(intake), "--out", str(tmp_path / "e")) == 3
     assert "unknown key(s) colour" in capsys.readouterr().err
+    intake.write_text('frames = "16"\n')
+    assert export_cli("import-onnx", str(model), "--intake", str(intake), "--out", str(tmp_path / "e")) == 3
+    assert "wrong type for frames = '16'" in capsys.readouterr().err
     broken = tmp_path / "broken.onnx"
     proto = onnx.load(str(model))
     proto.graph.node[0].input[0] = "nowhere"
