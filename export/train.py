@@ -33,7 +33,8 @@ from tqdm import tqdm
 from edge.bundle.manifest import InputSpec
 from edge.errors import UsageError
 from edge.preprocess import batch_windows
-from export.checkpoint import CheckpointInfo, load_checkpoint
+from export.arch_fit import load_with_suggestion
+from export.checkpoint import CheckpointInfo, read_checkpoint
 from export.dataset import WindowSet
 from export.zoo import BDI_MAX, get_architecture
 
@@ -108,7 +109,9 @@ def start_model(config: TrainConfig) -> tuple[nn.Module, CheckpointInfo | None]:
     seed_everything(config.seed)
     architecture = get_architecture(config.architecture)
     model = architecture.build(config.frames, config.size, config.options)
-    return model, load_checkpoint(model, config.init, architecture) if config.init is not None else None
+    if config.init is None:
+        return model, None
+    return model, load_with_suggestion(model, read_checkpoint(config.init), architecture)
 
 
 def init_record(info: CheckpointInfo | None) -> dict[str, Any] | None:

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torchvision_spec import torchvision_state_dict
 
 from edge.bundle import sha256_of
 from edge.cli_support import run_cli
 from edge.errors import InputError, UsageError
 from export import train as export_train
+from export.checkpoint import CheckpointError
 from export.commands.train import parse_options, split_videos
 from export.dataset import LabelledVideo, WindowSet, default_spec, read_labels
 from export.synthetic import clip_specs, write_split
@@ -252,3 +254,10 @@ def test_device_selection() -> None:
             select_device("cuda")
     with pytest.raises(UsageError, match="not a torch device"):
         select_device("gpu0")
+
+
+def test_an_init_checkpoint_of_another_architecture_is_refused_naming_the_one_it_fits(tmp_path: Path) -> None:
+    path = tmp_path / "r3d_18.pth"
+    torch.save(torchvision_state_dict("r3d_18"), path)
+    with pytest.raises(CheckpointError, match=r"fit r3d_18 \(102/102 keys\) better .*pass --arch r3d_18"):
+        start_model(TrainConfig(out=tmp_path / "run", options=TINY, size=SIZE, init=path))
