@@ -28,6 +28,7 @@ def linear_head_checkpoint(path: Path, level: float = 30.0) -> torch.nn.Module:
     model = TSM.build(FRAMES, SIZE, {**OPTIONS, "head": "linear"})
     with torch.no_grad():
         model.fc.bias.fill_(level)
+        model.fc.weight.mul_(10.0)  # a trained head spreads its scores; a fresh one's tiny weights would not
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
     return model
 
