@@ -14,7 +14,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from edge.errors import ExpressoError
 
@@ -33,9 +33,33 @@ def _command_modules(package: str, argv: Sequence[str]) -> list[ModuleType]:
     return [importlib.import_module(f"{package}.{name}") for name in names]
 
 
+def print_error(prog: str, message: str, *, fix: str | None, exit_code: int, as_json: bool) -> None:
+    """An error as one line on stderr and, for ``--json`` runs, as one JSON object on stdout for scripts."""
+    line = f"{message} (fix: {fix})" if fix else message
+    print(f"{prog}: error: {line}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"message": message, "fix": fix, "exit_code": exit_code}}))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that, for a ``--json`` command line, also prints its usage errors as JSON on stdout."""
+
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
+
+    def error(self, message: str) -> NoReturn:
+        if not self.json_errors:
+            super().error(message)
+        self.print_usage(sys.stderr)
+        print_error(self.prog, message, fix=f"see {self.prog} --help", exit_code=2, as_json=True)
+        self.exit(2)
+
+
 def build_parser(prog: str, description: str, package: str, argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """An argument parser with a subcommand per module of ``package`` (only the one ``argv`` names, if any)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    json_errors = "--json" in argv
+    parser = _Parser(prog=prog, description=description, json_errors=json_errors)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _command_modules(package, argv):
@@ -45,6 +69,7 @@ def build_parser(prog: str, description: str, package: str, argv: Sequence[str] 
             description=module.HELP,
             epilog="examples:\n" + module.EXAMPLES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            json_errors=json_errors,
         )
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
@@ -60,16 +85,16 @@ def configure_logging(verbosity: int) -> None:
 def run_cli(prog: str, description: str, package: str, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen subcommand and turn project errors into one line and an exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(prog, description, package, arguments)
-    args = parser.parse_args(arguments)
+    args = build_parser(prog, description, package, arguments).parse_args(arguments)
     configure_logging(args.verbose)
+    as_json = bool(getattr(args, "json", False))
     try:
         return int(args.handler(args))
     except ExpressoError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print_error(prog, exc.message, fix=exc.fix, exit_code=exc.exit_code, as_json=as_json)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        print_error(prog, "interrupted", fix=None, exit_code=130, as_json=as_json)
         return 130
 
 

@@ -2,6 +2,10 @@
 
 ``export_bundle`` is the whole chain behind ``python -m export onnx``. It builds in a hidden staging directory
 beside ``out`` and moves it into place only when every step passed, so a failed export leaves nothing behind.
+Without ``--arch`` (and without a training checkpoint's record of it) the architecture and its width options are
+inferred from the checkpoint's keys and shapes. A checkpoint's model is scored on real windows before export and
+refused when degenerate (:mod:`export.degenerate`). Layers left at random initialisation are listed in the
+manifest (``model.weights.random_layers``, ``["*"]`` for an all-random model) and in the model card.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
-from edge.bundle import MANIFEST_NAME, Bundle, InputSpec, load_bundle, write_manifest
+from edge.bundle import MANIFEST_NAME, Bundle, load_bundle, write_manifest
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, default_input_section, default_regions_section
-from export.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_checkpoint
+from export.arch_fit import fit_of, infer_architecture, load_with_suggestion
+from export.checkpoint import CheckpointError, CheckpointInfo, KeyRename, RawCheckpoint, read_checkpoint
+from export.dataset import default_spec
+from export.degenerate import OutputCheck, OutputCheckSource, check_output, torch_scorer
 from export.macs import macs_of_onnx
 from export.onnx_export import DEFAULT_OPSET, OUTPUT_NAME, Verification, onnx_from_model, verify_onnx
 from export.zoo import BDI_MAX, DEFAULT_ARCHITECTURE, Architecture, get_architecture
@@ -52,6 +59,9 @@ class ExportResult:
     bundle: Bundle
     verification: Verification
     checkpoint: CheckpointInfo | None
+    output_check: OutputCheck | None = None
+    inferred: str | None = None
+    """How the architecture was inferred from the checkpoint (None: given or recorded)."""
 
 
 def weights_section(checkpoint: CheckpointInfo | None) -> dict[str, Any]:
@@ -62,8 +72,11 @@ def weights_section(checkpoint: CheckpointInfo | None) -> dict[str, Any]:
             "checkpoint_sha256": None,
             "checkpoint_format": None,
             "note": RANDOM_WEIGHTS_WARNING,
+            "random_layers": ["*"],
         }
     note = f"loaded from {checkpoint.path.name}"
+    if checkpoint.renamed:
+        note += f" (keys renamed by {', '.join(checkpoint.renamed)})"
     if checkpoint.prefix:
         note += f" (key prefix {checkpoint.prefix!r} stripped)"
     if checkpoint.reinitialised:
@@ -73,16 +86,29 @@ def weights_section(checkpoint: CheckpointInfo | None) -> dict[str, Any]:
         "checkpoint_sha256": checkpoint.sha256,
         "checkpoint_format": checkpoint.format,
         "note": note,
+        "random_layers": list(checkpoint.reinitialised),
     }
 
 
-def model_card(*, random_weights: bool, training_data: str | None) -> dict[str, Any]:
+def random_layers_warning(layers: tuple[str, ...]) -> str:
+    """The model card's line for layers a checkpoint left at random initialisation."""
+    return (
+        f"RANDOM LAYERS: {', '.join(layers)} did not come from the checkpoint (another shape) and hold random "
+        "initial weights: its scores are meaningless until the model is fine-tuned"
+    )
+
+
+def model_card(
+    *, random_weights: bool, training_data: str | None, random_layers: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The manifest's ``model_card``: intended use, training data, limitations, not a diagnostic device."""
     if random_weights:
         data = "none: " + RANDOM_WEIGHTS_WARNING
     else:
         data = training_data or "not recorded; re-export with --training-data describing the checkpoint's data"
-    limitations = ([RANDOM_WEIGHTS_WARNING] if random_weights else []) + list(LIMITATIONS)
+    warnings = [RANDOM_WEIGHTS_WARNING] if random_weights else []
+    warnings += [random_layers_warning(random_layers)] if random_layers else []
+    limitations = warnings + list(LIMITATIONS)
     return {
         "intended_use": "Research and screening aid: estimate depression-related facial behaviour on the BDI-II "
         "scale (0-63), aggregated over sessions, on the device. " + NOT_A_DIAGNOSTIC_DEVICE,
@@ -121,7 +147,11 @@ def build_manifest(
         "output": {"name": OUTPUT_NAME, "units": "BDI-II", "range": [0, BDI_MAX]},
         "artifacts": [{"path": MODEL_FILE, "kind": "onnx", "precision": "fp32", "target": "any", "opset": opset}],
         "calibration": None,
-        "model_card": model_card(random_weights=checkpoint is None, training_data=training_data),
+        "model_card": model_card(
+            random_weights=checkpoint is None,
+            training_data=training_data,
+            random_layers=checkpoint.reinitialised if checkpoint else (),
+        ),
     }
 
 
@@ -145,7 +175,7 @@ def check_destination(out: Path, *, force: bool) -> None:
     )
 
 
-def _move_into_place(staging: Path, out: Path) -> None:
+def move_into_place(staging: Path, out: Path) -> None:
     if out.is_dir() and (out / MANIFEST_NAME).is_file():
         shutil.rmtree(out)
     elif out.is_dir():
@@ -174,6 +204,23 @@ def resolve_settings(
     )
 
 
+def resolve_architecture(
+    arch: str | None, raw: RawCheckpoint | None, options: dict[str, Any]
+) -> tuple[str | None, dict[str, Any], str | None]:
+    """``arch`` as given or recorded, else inferred from the checkpoint's keys and shapes; width options not given
+    (nor recorded) are read off the shapes too. Returns (architecture, options, how it was inferred)."""
+    if raw is None or raw.hints.get("architecture") is not None:
+        return arch, options, None
+    if arch is not None:
+        shapes = {k: tuple(v.shape) for k, v in raw.tensors.items()}
+        return arch, {**fit_of(get_architecture(arch), shapes).options, **options}, None
+    fit = infer_architecture(raw.tensors)
+    if fit is None:
+        return None, options, None  # the default; a misfit is refused naming any architecture that fits better
+    log.info("architecture inferred from the checkpoint's keys and shapes: %s", fit.describe())
+    return fit.architecture, {**fit.options, **options}, f"inferred from the checkpoint: {fit.describe()}"
+
+
 def export_bundle(
     arch: str | None,
     out: str | Path,
@@ -188,30 +235,42 @@ def export_bundle(
     force: bool = False,
     verify_windows: int = 8,
     on_step: Callable[[str], None] | None = None,
+    renames: tuple[KeyRename, ...] = (),
+    head: str | None = None,
+    check: OutputCheckSource | None = None,
 ) -> ExportResult:
     """Build architecture ``arch`` (weights from ``checkpoint`` or random), export, verify and write a bundle.
 
-    ``None`` for ``arch``, ``frames``, ``size`` takes what the checkpoint records, else the defaults; ``options``
-    override the checkpoint's. ``on_step`` is called with each name of ``EXPORT_STEPS`` as it starts.
+    ``None`` for ``arch``, ``frames``, ``size`` takes what the checkpoint records (or, for ``arch``, what its keys
+    and shapes fit), else the defaults; ``options`` override the checkpoint's and ``head`` overrides both.
+    ``renames`` fix the checkpoint's key names; ``check`` says where the degenerate-model check finds real windows
+    (default: the sample videos). ``on_step`` is called with each name of ``EXPORT_STEPS`` as it starts.
     """
     step = on_step or (lambda _name: None)
     out = Path(out)
     check_destination(out, force=force)
-    raw = read_checkpoint(checkpoint) if checkpoint is not None else None
+    raw = read_checkpoint(checkpoint, renames) if checkpoint is not None else None
+    arch, options, inferred = resolve_architecture(arch, raw, dict(options or {}))
     arch, frames, size, options = resolve_settings(arch, frames, size, options, raw.hints if raw else {})
     architecture = get_architecture(arch)
-    resolved = architecture.options(options)
+    resolved = architecture.options({**options, **({"head": head} if head else {})})
     step(EXPORT_STEPS[0])
     model = architecture.build(frames, size, resolved)
     step(EXPORT_STEPS[1])
-    loaded = load_checkpoint(model, raw, architecture) if raw is not None else None
+    loaded = load_with_suggestion(model, raw, architecture) if raw is not None else None
+    spec, tiles = default_spec(architecture.layout, frames=frames, size=size)
+    output_check = None
     if loaded is None:
         log.warning(RANDOM_WEIGHTS_WARNING)
+    else:
+        source = check or OutputCheckSource()
+        output_check = check_output(
+            torch_scorer(model, spec), spec, tiles, resolved["head"], source, loaded.reinitialised
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied to devices
     try:
-        spec = InputSpec.from_manifest(default_input_section(layout=architecture.layout, frames=frames, size=size))
         step(EXPORT_STEPS[2])
         onnx_path = onnx_from_model(model, spec, staging / MODEL_FILE, opset=opset)
         step(EXPORT_STEPS[3])
@@ -229,12 +288,14 @@ def export_bundle(
             opset=opset,
             training_data=training_data,
         )
+        if output_check is not None:
+            manifest["model"]["output_check"] = output_check.as_dict()
         metrics = raw.hints.get("metrics") if raw else None
         if isinstance(metrics, dict) and _is_json(metrics):
             manifest["model_card"]["metrics"] = metrics
         write_manifest(staging, manifest)
-        _move_into_place(staging, out)
+        move_into_place(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return ExportResult(load_bundle(out), verification, loaded)
+    return ExportResult(load_bundle(out), verification, loaded, output_check, inferred)

@@ -4,7 +4,10 @@ Keys may carry a prefix (``model.``, ``net.``, ``module.``...): the prefix under
 model is stripped, and keys outside it (other parts of a Lightning module) are ignored with a log line. A
 regression head whose shape differs (torchvision's 400-class Kinetics ``fc``) is re-initialised, loudly;
 anything else that does not match is refused with the missing, unexpected and mis-shaped keys.
-Checkpoints are read with ``weights_only=True``: a file that would need arbitrary code to unpickle is refused.
+Checkpoints are read with ``weights_only=True``: a file that would need arbitrary code to unpickle is refused
+in one line naming the pickled classes (PyTorch's own message, with its terminal escapes, is not passed on); an
+ONNX file passed as a checkpoint is told apart and pointed to ``import-onnx``. ``KeyRename`` rules (``OLD=NEW``
+for a prefix, ``re:PATTERN=REPLACEMENT`` for a regular expression) fix a near-miss key layout on the way in.
 A checkpoint written by ``python -m export train`` also records how to rebuild its model (architecture,
 options, frames, size) and its metrics: these come back as ``hints``.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +32,8 @@ from export.zoo import Architecture
 log = logging.getLogger(__name__)
 _SHOWN = 8
 HINT_KEYS = ("architecture", "options", "frames", "size", "metrics")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_PICKLED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 class CheckpointError(BundleError):
@@ -43,6 +49,8 @@ class RawCheckpoint:
     tensors: dict[str, torch.Tensor]
     format: str
     hints: dict[str, Any]
+    renamed: tuple[str, ...] = ()
+    """The key-renaming rules applied, as given."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,94 @@ class CheckpointInfo:
     prefix: str
     reinitialised: tuple[str, ...]
     ignored: tuple[str, ...]
+    renamed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeyRename:
+    """One key-renaming rule: a literal prefix ``old`` replaced by ``new``, or a regular expression substitution."""
+
+    old: str
+    new: str
+    regex: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> KeyRename:
+        """``OLD=NEW`` (prefix) or ``re:PATTERN=REPLACEMENT``; a malformed rule is refused with an example."""
+        regex = text.startswith("re:")
+        old, sep, new = text.removeprefix("re:").partition("=")
+        if not sep or not old:
+            raise CheckpointError(
+                f"--rename-keys {text!r} is not OLD=NEW", fix="write e.g. --rename-keys fc.1.=fc. or 're:^net\\.=' "
+            )
+        if regex:
+            try:
+                re.compile(old)
+            except re.error as exc:
+                raise CheckpointError(f"--rename-keys {text!r}: bad regular expression: {exc}", fix="fix it") from exc
+        return cls(old, new, regex)
+
+    def apply(self, key: str) -> str:
+        """``key`` after this rule."""
+        if self.regex:
+            return re.sub(self.old, self.new, key)
+        return self.new + key[len(self.old) :] if key.startswith(self.old) else key
+
+    def __str__(self) -> str:
+        return f"{'re:' if self.regex else ''}{self.old}={self.new}"
+
+
+def rename_keys(tensors: dict[str, torch.Tensor], rules: tuple[KeyRename, ...], where: Path) -> dict[str, torch.Tensor]:
+    """``tensors`` with every rule applied to every key in turn; a rule matching nothing or a collision is refused."""
+    renamed = dict(tensors)
+    for rule in rules:
+        new = {rule.apply(key): value for key, value in renamed.items()}
+        if len(new) < len(renamed):
+            raise CheckpointError(
+                f"--rename-keys {rule} maps two keys of {where} onto one", fix="make the rule more specific"
+            )
+        if new.keys() == renamed.keys():
+            raise CheckpointError(
+                f"--rename-keys {rule} matches no key of {where} (keys: {', '.join(sorted(renamed)[:4])}, ...)",
+                fix="write OLD as the start of the keys to rename, or use re:PATTERN=REPLACEMENT",
+            )
+        renamed = new
+    return renamed
+
+
+def _is_onnx(path: Path) -> bool:
+    if path.suffix.lower() == ".onnx":
+        return True
+    try:
+        import onnx
+
+        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+    except Exception:  # anything onnx cannot parse is simply not ONNX
+        return False
+
+
+def _unreadable(path: Path, exc: Exception) -> CheckpointError:
+    """One clean line for a file ``torch.load(weights_only=True)`` refused: ONNX, pickled objects, or else."""
+    if _is_onnx(path):
+        return CheckpointError(
+            f"{path} is an ONNX model, not a PyTorch checkpoint",
+            fix=f"make a bundle of it with: python -m export import-onnx {path} --out BUNDLE",
+        )
+    text = _ANSI.sub("", str(exc))
+    classes = sorted(set(_PICKLED_GLOBAL.findall(text)))
+    if classes:
+        return CheckpointError(
+            f"checkpoint {path} cannot be read as tensors only: it pickles Python objects ({', '.join(classes)}) "
+            "that only full unpickling, which can run any code in the file, could rebuild",
+            fix="in a Python session you trust, keep just the weights: torch.save(torch.load(PATH, "
+            "weights_only=False)['state_dict'], 'weights.pt') (for a model object: "
+            "torch.save(model.state_dict(), PATH)), and pass that file",
+        )
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return CheckpointError(
+        f"checkpoint {path} cannot be read as tensors only: {first_line[:200]}",
+        fix="save just the weights, e.g. torch.save(model.state_dict(), PATH), and pass that file",
+    )
 
 
 def _read(path: Path) -> Any:
@@ -63,11 +159,7 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read as tensors only: {first_line}",
-            fix="save just the weights, e.g. torch.save(model.state_dict(), PATH), and pass that file",
-        ) from exc
+        raise _unreadable(path, exc) from exc
 
 
 def unwrap(checkpoint: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
@@ -142,15 +234,16 @@ def match_state_dict(
     return merged, prefix, reinitialised, ignored
 
 
-def read_checkpoint(path: str | Path) -> RawCheckpoint:
-    """Read a checkpoint's tensors, format and hints (tensors only: nothing is unpickled beyond them)."""
+def read_checkpoint(path: str | Path, renames: tuple[KeyRename, ...] = ()) -> RawCheckpoint:
+    """Read a checkpoint's tensors (keys renamed by ``renames``), format and hints (nothing unpickled beyond them)."""
     path = Path(path)
     content = _read(path)
     tensors, kind = unwrap(content, path)
+    tensors = rename_keys(tensors, renames, path)
     hints = {k: content[k] for k in HINT_KEYS if isinstance(content, dict) and k in content}
     if kind == "lightning" and isinstance(content.get("format"), str):
         kind = content["format"]  # a checkpoint that names its own format (python -m export train does)
-    return RawCheckpoint(path, sha256_of(path), tensors, kind, hints)
+    return RawCheckpoint(path, sha256_of(path), tensors, kind, hints, tuple(map(str, renames)))
 
 
 def load_checkpoint(
@@ -172,4 +265,4 @@ def load_checkpoint(
         )
     if kind == "state_dict" and architecture.torchvision and not prefix:
         kind = "torchvision"
-    return CheckpointInfo(path, raw.sha256, kind, prefix, reinitialised, ignored)
+    return CheckpointInfo(path, raw.sha256, kind, prefix, reinitialised, ignored, raw.renamed)

@@ -9,8 +9,9 @@ are cut by :func:`edge.face.windows_from_video` exactly as the device cuts them,
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,9 @@ class WindowSet:
     video_index: npt.NDArray[np.int64]
     videos: tuple[LabelledVideo, ...]
     rejected: int  # windows the quality gate refused
+    starts: npt.NDArray[np.float64] | None = None  # (N,) start of each window in its video, seconds
+    rejections: tuple[tuple[int, float, str], ...] = field(default_factory=tuple)
+    """(video index, start in seconds, reason) of every window the quality gate refused."""
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -96,6 +100,11 @@ class WindowSet:
     def group_values(self, column: str) -> list[str]:
         """The value of grouping ``column`` for every window."""
         return [self.videos[i].groups[column] for i in self.video_index]
+
+    @property
+    def rejected_by_reason(self) -> dict[str, int]:
+        """How many windows the quality gate refused, by reason, most frequent first."""
+        return dict(Counter(reason for _, _, reason in self.rejections).most_common())
 
     @property
     def group_columns(self) -> list[str]:
@@ -112,19 +121,21 @@ def build_window_set(
     kept: list[npt.NDArray[np.uint8]] = []
     scores: list[float] = []
     owners: list[int] = []
-    rejected = 0
+    starts: list[float] = []
+    rejections: list[tuple[int, float, str]] = []
     with FacePipeline(spec, tuple(tiles)) as pipeline:
         for index, video in enumerate(tqdm(videos, desc=desc, unit="video")):
             for window in windows_from_video(video.path, spec, tuple(tiles), pipeline=pipeline):
                 if not window.quality.passed:
-                    rejected += 1
+                    rejections.append((index, window.start, window.quality.reject_reason or "unspecified"))
                     continue
                 kept.append(window.frames)
+                starts.append(window.start)
                 scores.append(video.score)
                 owners.append(index)
     if not kept:
         raise InputError(
-            f"none of {len(videos)} videos gave a window that passed the quality gate ({rejected} rejected)",
+            f"none of {len(videos)} videos gave a window that passed the quality gate ({len(rejections)} rejected)",
             fix="check the videos show one frontal, well-lit face for at least one window length",
         )
     return WindowSet(
@@ -132,5 +143,7 @@ def build_window_set(
         scores=np.asarray(scores, dtype=np.float32),
         video_index=np.asarray(owners, dtype=np.int64),
         videos=tuple(videos),
-        rejected=rejected,
+        rejected=len(rejections),
+        starts=np.asarray(starts, dtype=np.float64),
+        rejections=tuple(rejections),
     )

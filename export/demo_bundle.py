@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
-from edge.backends import create
 from edge.bundle import Bundle, load_bundle, write_manifest
 from edge.errors import ExpressoError, UsageError
-from edge.preprocess import batch_windows
 from export.bundle_build import export_bundle
 from export.dataset import build_window_set, read_labels
+from export.evaluate import score_windows
 from export.train import error_report
 
 DEMO_NOTICE = (
@@ -38,18 +37,13 @@ TRAINING_DATA = (
     "landmark-driven warps whose smiles, eyelid droop, blink length, brows, gaze and head motion follow a latent "
     "BDI-II label (table in export/synthetic/README.md). No real person's behaviour and no clinical data."
 )
-_BATCH = 16
 
 
 def evaluate_bundle(bundle: Bundle, labels: Path, train_mean: float) -> dict[str, Any]:
     """Errors of the bundle's FP32 ONNX on the windows of ``labels`` videos, beside the train-mean baseline."""
     data = build_window_set(read_labels(labels), bundle.input, bundle.tiles, desc="held-out windows")
-    with create("onnxruntime", bundle, precision="fp32") as backend:
-        scores = [
-            backend.infer(batch_windows(list(data.windows[start : start + _BATCH]), bundle.input))
-            for start in range(0, len(data), _BATCH)
-        ]
-    report = error_report(np.concatenate(scores), data, train_mean)
+    scores, _ = score_windows(bundle, data)
+    report = error_report(scores.astype(np.float32), data, train_mean)
     return {**report, "rejected_windows": data.rejected, "backend": "onnxruntime fp32"}
 
 

@@ -7,6 +7,10 @@ predicting the training mean): unequal error across groups is a known failing of
 Training starts from random weights or, with ``TrainConfig.init``, from a checkpoint :mod:`export.checkpoint` reads
 (plain state_dict, Lightning, torchvision/Kinetics weights; a head of another shape is re-initialised); its file
 name and SHA-256 go into every checkpoint and the report, so a bundle's provenance says where training started.
+Every epoch also appends a line to ``metrics.jsonl`` and rewrites ``last.pt`` (weights, optimiser, schedule and
+random-generator states), from which ``resume`` carries on exactly where the run stopped; ``patience`` stops a
+run whose validation MAE has not improved for that many epochs. A run whose best model does not beat the constant
+baseline (the training mean) is flagged in the report and the log. Training uses a CUDA GPU when torch sees one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import logging
 import math
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +31,18 @@ from torch import nn
 from tqdm import tqdm
 
 from edge.bundle.manifest import InputSpec
+from edge.errors import UsageError
 from edge.preprocess import batch_windows
-from export.checkpoint import CheckpointInfo, load_checkpoint
+from export.arch_fit import load_with_suggestion
+from export.checkpoint import CheckpointInfo, read_checkpoint
 from export.dataset import WindowSet
 from export.zoo import BDI_MAX, get_architecture
 
 LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "expresso-edge-checkpoint"
+RESUME_FILE = "last.pt"
+METRICS_LOG = "metrics.jsonl"
+_MUST_MATCH_TO_RESUME = ("architecture", "options", "frames", "size", "epochs", "batch_size", "learning_rate")
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,28 @@ class TrainConfig:
     seed: int = 0
     init: Path | None = None
     """Checkpoint to fine-tune from (None: random initialisation)."""
+    patience: int | None = None
+    """Stop after this many epochs without a better validation MAE (None: run every epoch)."""
+    resume: bool = False
+    """Carry on from ``out/last.pt`` of an interrupted run with the same settings."""
+    device: str = "auto"
+    """``auto`` (a CUDA GPU when torch sees one, else the CPU), ``cpu`` or ``cuda[:N]``."""
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """The torch device to train on; asking for CUDA where torch sees none is refused."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as exc:
+        raise UsageError(f"--device {requested!r} is not a torch device", fix="pass auto, cpu or cuda[:N]") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {requested}: torch {torch.__version__} sees no CUDA GPU here",
+            fix="pass --device auto or cpu, or install a CUDA build of torch",
+        )
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -77,7 +109,9 @@ def start_model(config: TrainConfig) -> tuple[nn.Module, CheckpointInfo | None]:
     seed_everything(config.seed)
     architecture = get_architecture(config.architecture)
     model = architecture.build(config.frames, config.size, config.options)
-    return model, load_checkpoint(model, config.init, architecture) if config.init is not None else None
+    if config.init is None:
+        return model, None
+    return model, load_with_suggestion(model, read_checkpoint(config.init), architecture)
 
 
 def init_record(info: CheckpointInfo | None) -> dict[str, Any] | None:
@@ -93,14 +127,16 @@ def init_record(info: CheckpointInfo | None) -> dict[str, Any] | None:
     }
 
 
-def predict(model: nn.Module, data: WindowSet, spec: InputSpec, batch_size: int = 32) -> npt.NDArray[np.float32]:
+def predict(
+    model: nn.Module, data: WindowSet, spec: InputSpec, batch_size: int = 32, device: torch.device | None = None
+) -> npt.NDArray[np.float32]:
     """The model's severity for every window of ``data``."""
     model.eval()
     out = []
     with torch.inference_mode():
         for start in range(0, len(data), batch_size):
-            batch = batch_windows(list(data.windows[start : start + batch_size]), spec)
-            out.append(model(torch.from_numpy(batch)).numpy())
+            batch = torch.from_numpy(batch_windows(list(data.windows[start : start + batch_size]), spec))
+            out.append(model(batch.to(device or "cpu")).cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 
 
@@ -183,6 +219,7 @@ def train_epoch(
     generator: torch.Generator,
     rng: np.random.Generator,
     epoch: int,
+    device: torch.device | None = None,
 ) -> float:
     """One pass over ``data`` in a seeded random order; returns the mean training MAE (BDI points)."""
     model.train()
@@ -192,8 +229,8 @@ def train_epoch(
     for start in bar:
         index = np.sort(order[start : start + config.batch_size])
         windows = augment(data.windows[index], rng) if config.augment else data.windows[index]
-        inputs = torch.from_numpy(batch_windows(list(windows), spec))
-        target = torch.from_numpy(data.scores[index])
+        inputs = torch.from_numpy(batch_windows(list(windows), spec)).to(device or "cpu")
+        target = torch.from_numpy(data.scores[index]).to(device or "cpu")
         prediction = model(inputs)
         loss = nn.functional.mse_loss(prediction / BDI_MAX, target / BDI_MAX)
         optimizer.zero_grad(set_to_none=True)
@@ -204,6 +241,27 @@ def train_epoch(
         seen += len(index)
         bar.set_postfix(mae=f"{total / seen:.2f}")
     return total / max(seen, 1)
+
+
+def save_resume_state(path: Path, state: dict[str, Any]) -> None:
+    """Write ``last.pt`` atomically (a crash mid-write leaves the previous one)."""
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def load_resume_state(config: TrainConfig) -> dict[str, Any]:
+    """The state an interrupted run left in ``out/last.pt``; refused when missing or from other settings."""
+    path = config.out / RESUME_FILE
+    if not path.is_file():
+        raise UsageError(f"--resume: {path} does not exist", fix="drop --resume to start afresh, or fix --out")
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    mine = json.loads(json.dumps(asdict(config), default=str))
+    changed = [key for key in _MUST_MATCH_TO_RESUME if state["config"].get(key) != mine[key]]
+    if changed:
+        then = ", ".join(f"{key}={state['config'].get(key)!r}" for key in changed)
+        raise UsageError(f"--resume: {path} was written with {then}", fix="resume with the same settings")
+    return state
 
 
 def train(
@@ -220,35 +278,79 @@ def train(
     """
     model, loaded = start if start is not None else start_model(config)
     init = init_record(loaded)
+    device = select_device(config.device)
     seed_everything(config.seed)  # again: whatever ran since the model was built must not shift training's draws
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = config.epochs * math.ceil(len(train_set) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=steps, pct_start=0.15)
     train_mean = float(train_set.scores.mean())
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
-    for epoch in range(1, config.epochs + 1):
-        train_mae = train_epoch(model, optimizer, scheduler, train_set, spec, config, generator, rng, epoch)
-        report = error_report(predict(model, val_set, spec), val_set, train_mean)
-        row = {"epoch": epoch, "train_mae": train_mae, "val_mae": report["mae"], "val_rmse": report["rmse"]}
+    first, stale = 1, 0
+    if config.resume:
+        state = load_resume_state(config)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        rng.bit_generator.state = state["rng"]
+        history, best, stale, first = state["history"], state["best"], state["stale"], state["epoch"] + 1
+        LOG.info("resuming %s after epoch %d", config.out, state["epoch"])
+    else:
+        (config.out / METRICS_LOG).unlink(missing_ok=True)  # a fresh run starts a fresh log
+    stopped_early = None
+    plain_config = json.loads(json.dumps(asdict(config), default=str))  # paths as text: readable as weights only
+    for epoch in range(first, config.epochs + 1):
+        started = time.perf_counter()
+        train_mae = train_epoch(model, optimizer, scheduler, train_set, spec, config, generator, rng, epoch, device)
+        report = error_report(predict(model, val_set, spec, device=device), val_set, train_mean)
+        row = {"epoch": epoch, "train_mae": train_mae, "val_mae": report["mae"], "val_rmse": report["rmse"],
+               "baseline_mae": report["baseline_mae"], "train_mean": train_mean}  # fmt: skip
         history.append(row)
         LOG.info("epoch %d: train MAE %.2f, val MAE %.2f, RMSE %.2f", epoch, train_mae, report["mae"], report["rmse"])
         save_checkpoint(config.out / f"epoch_{epoch:03d}.pt", model, config, epoch, row, init)
+        stale += 1
         if best is None or report["mae"] < best["mae"]:
-            best = {**report, "epoch": epoch}
+            best, stale = {**report, "epoch": epoch}, 0
             save_checkpoint(config.out / "best.pt", model, config, epoch, row, init)
-    assert best is not None
+        log_row = {**row, "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started,
+                   "device": str(device)}  # fmt: skip
+        with (config.out / METRICS_LOG).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(log_row) + "\n")
+        save_resume_state(config.out / RESUME_FILE, {
+            "config": plain_config, "epoch": epoch, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(), "rng": rng.bit_generator.state,
+            "history": history, "best": best, "stale": stale,
+        })  # fmt: skip
+        if config.patience is not None and stale >= config.patience:
+            stopped_early = epoch
+            LOG.info("stopping after epoch %d: no better validation MAE for %d epochs", epoch, stale)
+            break
+    if best is None:
+        raise UsageError(f"--resume: {config.out} already ran all {config.epochs} epochs", fix="raise --epochs")
+    beats = bool(best["mae"] < best["baseline_mae"])
+    if not beats:
+        LOG.warning(
+            "the best model (val MAE %.2f) does NOT beat always predicting the training mean %.1f (MAE %.2f)",
+            best["mae"], train_mean, best["baseline_mae"],
+        )  # fmt: skip
     result = {
         "config": {**asdict(config), "out": str(config.out), "init": str(config.init) if config.init else None},
         "init": init,
+        "device": str(device),
         "train": {"windows": len(train_set), "videos": len(train_set.videos), "rejected": train_set.rejected},
         "history": history,
         "best_epoch": best["epoch"],
+        "stopped_early": stopped_early,
+        "beats_baseline": beats,
         "validation": best,
         "checkpoint": str(config.out / "best.pt"),
+        "metrics_log": str(config.out / METRICS_LOG),
     }
     (config.out / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

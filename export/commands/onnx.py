@@ -15,9 +15,17 @@ from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, SUPPORTED_FRAMES
-from export.bundle_build import EXPORT_STEPS, RANDOM_WEIGHTS_WARNING, ExportResult, export_bundle
+from export.bundle_build import (
+    EXPORT_STEPS,
+    RANDOM_WEIGHTS_WARNING,
+    ExportResult,
+    export_bundle,
+    random_layers_warning,
+)
+from export.checkpoint import CheckpointError, KeyRename
+from export.degenerate import OutputCheckSource
 from export.onnx_export import DEFAULT_OPSET, max_opset
-from export.zoo import DEFAULT_ARCHITECTURE, architectures
+from export.zoo import DEFAULT_ARCHITECTURE, HEADS, architectures
 
 NAME = "onnx"
 HELP = "export a zoo architecture, with random weights or a checkpoint, to a verified FP32 ONNX model bundle"
@@ -26,6 +34,7 @@ EXAMPLES = """\
   python -m export onnx --arch expresso-tsm --checkpoint runs/best.ckpt --out bundles/tsm-v1
   python -m export onnx --arch r2plus1d_18 --checkpoint r2plus1d_18-91a641e6.pth --frames 16 --out bundles/r21d
   python -m export onnx --option widths=[48,96,160] --frames 32 --out bundles/tsm-small --json
+  python -m export onnx --checkpoint lightning.ckpt --head linear --rename-keys fc.1.=fc. --out bundles/mine
 """
 
 
@@ -39,6 +48,13 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _rename(text: str) -> KeyRename:
+    try:
+        return KeyRename.parse(text)
+    except CheckpointError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``onnx``."""
     known = architectures()
@@ -46,9 +62,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arch",
         choices=list(known),
-        help=f"architecture (default: the checkpoint's, else {DEFAULT_ARCHITECTURE}); {listing}",
+        help=f"architecture (default: the one the checkpoint records or its keys and shapes fit, else "
+        f"{DEFAULT_ARCHITECTURE}); {listing}",
     )
     parser.add_argument("--checkpoint", type=Path, help="state_dict, Lightning checkpoint or torchvision weights")
+    parser.add_argument(
+        "--head",
+        choices=HEADS,
+        help="output head: sigmoid (bounded to the range; the zoo's) or linear (a plain regression on raw scores, "
+        "clipped to the range); default: the checkpoint's record, else sigmoid",
+    )
+    parser.add_argument(
+        "--rename-keys",
+        dest="renames",
+        type=_rename,
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename checkpoint keys starting with OLD to start with NEW, or re:PATTERN=REPLACEMENT (repeatable)",
+    )
+    check = parser.add_mutually_exclusive_group()
+    check.add_argument(
+        "--check-videos",
+        type=Path,
+        nargs="+",
+        metavar="VIDEO",
+        help="videos whose windows the degenerate-model check scores (default: the repository's samples/*.mp4)",
+    )
+    check.add_argument("--check-calib", type=Path, metavar="SET", help="a calibration set for that check instead")
+    parser.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="export even if scores on real windows are constant or pinned to an end (recorded in the manifest)",
+    )
     parser.add_argument(
         "--frames",
         type=int,
@@ -88,8 +134,10 @@ def report_of(result: ExportResult) -> dict[str, Any]:
         "name": model["name"],
         "architecture": model["architecture"],
         "architecture_options": model.get("architecture_options", {}),
+        "architecture_inferred": result.inferred,
         "weights": model["weights"],
         "random_weights": model["weights"]["source"] == "random",
+        "output_check": result.output_check.as_dict() if result.output_check else None,
         "parameters": model["parameters"],
         "macs_per_window": model["macs_per_window"],
         "input": {k: manifest["input"][k] for k in ("layout", "frames", "channels", "height", "width")},
@@ -114,6 +162,16 @@ def render(report: dict[str, Any]) -> str:
     lines = []
     if report["random_weights"]:
         lines.append(f"WARNING: {RANDOM_WEIGHTS_WARNING}")
+    elif report["weights"].get("random_layers"):
+        lines.append(f"WARNING: {random_layers_warning(tuple(report['weights']['random_layers']))}")
+    if report["architecture_inferred"]:
+        lines.append(f"architecture {report['architecture_inferred']}")
+    output = report["output_check"]
+    if output is not None:
+        lines.append(
+            f"outputs      {output['verdict']}: {output['windows']} real windows scored {output['low']:.3g} to "
+            f"{output['high']:.3g} (std {output['std']:.3g})"
+        )
     lines += [
         f"bundle       {report['bundle']}",
         f"model        {report['name']} ({report['architecture']} {json.dumps(report['architecture_options'])})",
@@ -158,6 +216,11 @@ def run(args: argparse.Namespace) -> int:
             training_data=args.training_data,
             force=args.force,
             on_step=advance,
+            renames=tuple(args.renames),
+            head=args.head,
+            check=OutputCheckSource(
+                tuple(args.check_videos) if args.check_videos else None, args.check_calib, args.allow_degenerate
+            ),
         )
     print_report(report_of(result), as_json=args.json, render=render)
     return 0

@@ -13,7 +13,7 @@ from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, SUPPORTED_FRAMES
 from export.dataset import LabelledVideo, build_window_set, default_spec, read_labels
-from export.train import TrainConfig, start_model, train
+from export.train import TrainConfig, select_device, start_model, train
 from export.zoo import DEFAULT_ARCHITECTURE, get_architecture
 
 NAME = "train"
@@ -21,6 +21,8 @@ HELP = "fine-tune a zoo architecture on windows of labelled videos (CSV: video, 
 EXAMPLES = """\
   python -m export train --labels samples/labels.csv --out runs/demo --epochs 2
   python -m export train --arch r2plus1d_18 --init r2plus1d_18-91a641e6.pth --labels labels.csv --out runs/r21d
+  python -m export train --labels labels.csv --out runs/r2 --epochs 30 --patience 5 --device auto
+  python -m export train --labels labels.csv --out runs/r2 --epochs 30 --patience 5 --resume   # after a crash
   python -m export train --labels train/labels.csv --val-labels heldout/labels.csv --out runs/r1 \\
       --size 64 --option stem=16 --option 'widths=[24,48,96]' --group-columns skin_tone,lighting --json
 """
@@ -51,6 +53,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                         help="architecture option, e.g. stem=16 or 'widths=[24,48,96]' (repeatable)")  # fmt: skip
     parser.add_argument("--no-augment", action="store_true", help="no photometric jitter of training windows")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        metavar="N",
+        help="stop after N epochs without a better validation MAE (default: run every epoch)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="carry on from --out/last.pt of an interrupted run with the same settings"
+    )
+    parser.add_argument("--device", default="auto",
+                        help="auto (a CUDA GPU when torch sees one, else the CPU), cpu or cuda[:N]")  # fmt: skip
     add_json_flag(parser)
 
 
@@ -96,11 +109,15 @@ def _render(report: dict[str, Any]) -> str:
     for column, groups in val["by_group"].items():
         parts = ", ".join(f"{name} {g['mae']:.2f} (n={g['windows']})" for name, g in groups.items())
         lines.append(f"  MAE by {column}: {parts}; gap {val['group_mae_gap'][column]:.2f}")
+    if report["stopped_early"]:
+        lines.append(f"stopped early after epoch {report['stopped_early']} (--patience)")
+    if not report["beats_baseline"]:
+        lines.append("WARNING: the best model does NOT beat always predicting the training mean")
     init = report["init"]
     lines.append(
         f"started from {init['file']} (sha256 {init['sha256'][:12]}...)" if init else "started from random weights"
     )
-    lines.append(f"checkpoint: {report['checkpoint']}")
+    lines.append(f"checkpoint: {report['checkpoint']} (on {report['device']}; per-epoch log {report['metrics_log']})")
     return "\n".join(lines)
 
 
@@ -113,6 +130,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}", fix=f"pass {flag} 1 or more")
+    if args.patience is not None and args.patience < 1:
+        raise UsageError(f"--patience must be at least 1, got {args.patience}", fix="pass --patience 3, say")
     if not args.lr > 0.0:
         raise UsageError(f"--lr must be positive, got {args.lr}", fix="pass e.g. --lr 2e-3")
 
@@ -125,8 +144,9 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         out=args.out, architecture=args.arch, options=options, frames=args.frames, size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, augment=not args.no_augment,
-        seed=args.seed, init=args.init,
+        seed=args.seed, init=args.init, patience=args.patience, resume=args.resume, device=args.device,
     )  # fmt: skip
+    select_device(args.device)  # a GPU asked for where there is none fails now, before any video is read
     start = start_model(config)  # a wrong --init fails here, before minutes of window cutting
     groups = [c for c in args.group_columns.split(",") if c] if args.group_columns else None
     videos = read_labels(args.labels, groups)

@@ -2,6 +2,9 @@
 
 An architecture's builder takes the window length ``frames``, the square frame side ``size`` and its own keyword
 options and returns an ``nn.Module`` mapping a batch of windows in its layout to BDI-II severities ``(N,)``.
+Every architecture has the option ``head``: ``sigmoid`` (a scaled sigmoid bounds the output to the range, what the
+zoo trains) or ``linear`` (a plain regression, as most researchers train with MSE on raw scores; clipped to the
+range in eval mode, hence in the exported model, and left free in training so its gradients never vanish).
 (Knowing ``size`` lets a model reshape with constant shapes, so its ONNX graph has no shape arithmetic.)
 """
 
@@ -19,15 +22,22 @@ from torch import nn
 from edge.errors import UsageError
 
 Builder = Callable[..., nn.Module]
+OptionsFromShapes = Callable[[dict[str, tuple[int, ...]]], dict[str, Any]]
 
 DEFAULT_ARCHITECTURE = "expresso-tsm"
 BDI_MAX = 63.0
 """Top of the BDI-II scale; every head maps its logit into [0, BDI_MAX]."""
 
 
-def bdi_from_logit(logit: torch.Tensor) -> torch.Tensor:
-    """Bounded regression head: ``(N, 1)`` logits to ``(N,)`` severities in [0, 63] via a scaled sigmoid."""
-    return (torch.sigmoid(logit) * BDI_MAX).flatten()
+HEADS = ("sigmoid", "linear")
+DEFAULT_HEAD = "sigmoid"
+
+
+def score_head(logit: torch.Tensor, head: str, *, training: bool) -> torch.Tensor:
+    """``(N, 1)`` head outputs to ``(N,)`` severities: a scaled sigmoid, or linear and clipped to [0, 63] in eval."""
+    if head == "sigmoid":
+        return (torch.sigmoid(logit) * BDI_MAX).flatten()
+    return logit.flatten() if training else logit.flatten().clamp(0.0, BDI_MAX)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class Architecture:
     """Smallest input height/width the architecture's strides allow."""
     torchvision: bool = False
     """Whether its state_dict keys and shapes follow ``torchvision.models.video`` (Kinetics checkpoints load)."""
+    options_from_shapes: OptionsFromShapes | None = None
+    """Reads width/depth options off a state_dict's key shapes (for ``--arch`` inference); None: defaults only."""
 
     def options(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The defaults with ``overrides`` applied; unknown option names are refused with the valid ones."""
@@ -55,6 +67,8 @@ class Architecture:
             raise UsageError(
                 f"architecture {self.name!r} has no option {', '.join(unknown)}", fix=f"use one of: {valid}"
             )
+        if overrides.get("head", DEFAULT_HEAD) not in HEADS:
+            raise UsageError(f"unknown head {overrides['head']!r}", fix=f"pass --head {' or --head '.join(HEADS)}")
         return {**self.defaults, **overrides}
 
     def build(self, frames: int, size: int, options: dict[str, Any] | None = None) -> nn.Module:
@@ -82,6 +96,7 @@ def register(
     head_keys: tuple[str, ...] = (),
     min_size: int = 16,
     torchvision: bool = False,
+    options_from_shapes: OptionsFromShapes | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering ``builder(frames=..., size=..., **options)`` as architecture ``name``."""
     if layout not in ("NTCHW", "NCTHW"):
@@ -91,8 +106,9 @@ def register(
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} is registered twice")
         _REGISTRY[name] = Architecture(
-            name, layout, builder, description, dict(defaults or {}), head_keys, min_size, torchvision
-        )
+            name, layout, builder, description, {**(defaults or {}), "head": DEFAULT_HEAD}, head_keys, min_size,
+            torchvision, options_from_shapes,
+        )  # fmt: skip
         return builder
 
     return decorate

@@ -7,19 +7,20 @@ reorder time-major (row ``t*N + n``). Every residual block then shifts ``1/shift
 frame forward and as many one frame back (Lin et al., "TSM: Temporal Shift Module for Efficient Video
 Understanding") by slicing ``N`` rows, an operation ONNX Runtime keeps in its NHWC INT8 layout, where a
 reshape to 5D would force transposes around every block. Edges repeat the first/last frame (no zero padding),
-so the graph needs no batch-dependent constants. Frames are averaged after global pooling; a scaled sigmoid
-bounds the output to BDI-II 0-63.
+so the graph needs no batch-dependent constants. Frames are averaged after global pooling; the head (option
+``head``) maps to BDI-II 0-63.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from edge.errors import UsageError
-from export.zoo import bdi_from_logit, register
+from export.zoo import register, score_head
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -106,9 +107,11 @@ class ExpressoTSM(nn.Module):
         widths: Sequence[int],
         blocks: Sequence[int],
         shift_div: int,
+        head: str = "sigmoid",
     ) -> None:
         super().__init__()
         check_options(stem, stem_stride, widths, blocks, shift_div)
+        self.head = head
         self.frames = frames
         self.input_shape = (-1, 3, size, size)
         stem_conv = conv_bn(3, stem, 3, stride=2) if stem_stride == 2 else patchify(stem, stem_stride)
@@ -142,7 +145,31 @@ class ExpressoTSM(nn.Module):
             x = block(x, windows)
         x = self.pool(x)  # (T*N, C, 1, 1)
         x = self.time_pool(x.reshape(1, 1, self.frames, -1))  # (1, 1, 1, N*C): mean over frames
-        return bdi_from_logit(self.fc(x.reshape(-1, self.channels)))
+        return score_head(self.fc(x.reshape(-1, self.channels)), self.head, training=self.training)
+
+
+def options_from_shapes(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Stem width and stride, stage widths and blocks per stage, read off a state_dict's shapes (``{}`` if unsure).
+
+    Consecutive blocks of one width count as one stage, the way the builder lays them out.
+    """
+    stem = shapes.get("stem.0.0.weight")
+    if stem is None or len(stem) != 4:
+        return {}
+    options: dict[str, Any] = {"stem": stem[0], "stem_stride": 2 if stem[-1] == 3 else stem[-1]}
+    widths: list[int] = []
+    blocks: list[int] = []
+    index = 0
+    while (shape := shapes.get(f"stages.{index}.conv1.0.weight")) is not None:
+        if widths and widths[-1] == shape[0] and f"stages.{index}.shortcut.0.weight" not in shapes:
+            blocks[-1] += 1
+        else:
+            widths.append(shape[0])
+            blocks.append(1)
+        index += 1
+    if widths:
+        options.update(widths=widths, blocks=blocks)
+    return options
 
 
 @register(
@@ -151,9 +178,17 @@ class ExpressoTSM(nn.Module):
     description="edge-efficient temporal-shift ResNet (Conv2d/BN/ReLU/slice/concat/pool/Gemm only), INT8-friendly",
     defaults={"stem": 32, "stem_stride": 4, "widths": [64, 128, 160], "blocks": [1, 1, 1], "shift_div": 8},
     head_keys=("fc.weight", "fc.bias"),
+    options_from_shapes=options_from_shapes,
 )
 def build(
-    frames: int, size: int, stem: int, stem_stride: int, widths: list[int], blocks: list[int], shift_div: int
+    frames: int,
+    size: int,
+    stem: int,
+    stem_stride: int,
+    widths: list[int],
+    blocks: list[int],
+    shift_div: int,
+    head: str,
 ) -> nn.Module:
-    """expresso-tsm for windows of ``frames`` frames of ``size`` pixels; width and depth come from the options."""
-    return ExpressoTSM(frames, size, stem, stem_stride, widths, blocks, shift_div)
+    """expresso-tsm for windows of ``frames`` frames of ``size`` pixels; width, depth and head from the options."""
+    return ExpressoTSM(frames, size, stem, stem_stride, widths, blocks, shift_div, head)

@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from export.zoo import bdi_from_logit
+from export.zoo import score_head
 
 HEAD_KEYS = ("fc.weight", "fc.bias")
 STAGE_PLANES = (64, 128, 256, 512)
@@ -130,9 +130,14 @@ class VideoResNet(nn.Module):
     """ResNet-18-shaped video network on ``(N, 3, T, H, W)`` windows returning BDI-II severities ``(N,)``."""
 
     def __init__(
-        self, stem: type[nn.Module], conv_makers: Sequence[ConvBuilder], layers: Sequence[int] = (2, 2, 2, 2)
+        self,
+        stem: type[nn.Module],
+        conv_makers: Sequence[ConvBuilder],
+        layers: Sequence[int] = (2, 2, 2, 2),
+        head: str = "sigmoid",
     ) -> None:
         super().__init__()
+        self.head = head
         self.inplanes = 64
         self.stem = stem()
         self.layer1 = self._make_layer(conv_makers[0], STAGE_PLANES[0], layers[0], stride=1)
@@ -170,7 +175,7 @@ class VideoResNet(nn.Module):
         """Severities ``(N,)`` in [0, 63] for windows ``(N, 3, T, H, W)``."""
         x = self.stem(frames)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return bdi_from_logit(self.fc(self.avgpool(x).flatten(1)))
+        return score_head(self.fc(self.avgpool(x).flatten(1)), self.head, training=self.training)
 
 
 def reset_head(fc: nn.Linear) -> None:

@@ -103,6 +103,7 @@ def test_bundle_records_model_weights_input_output_and_card(exported_bundle_dir:
         "checkpoint_sha256": None,
         "checkpoint_format": None,
         "note": RANDOM_WEIGHTS_WARNING,
+        "random_layers": ["*"],
     }
     assert model["macs_per_window"] == macs_of_onnx(exported_bundle_dir / MODEL_FILE) > 0
     assert (bundle.input.layout, bundle.input.shape) == ("NTCHW", (1, 4, 3, 32, 32))

@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torchvision_spec import torchvision_state_dict
 
 from edge.bundle import sha256_of
 from edge.cli_support import run_cli
 from edge.errors import InputError, UsageError
+from export import train as export_train
+from export.checkpoint import CheckpointError
 from export.commands.train import parse_options, split_videos
 from export.dataset import LabelledVideo, WindowSet, default_spec, read_labels
 from export.synthetic import clip_specs, write_split
@@ -23,6 +26,7 @@ from export.train import (
     augment,
     error_report,
     seed_everything,
+    select_device,
     start_model,
     train,
 )
@@ -193,3 +197,67 @@ def test_impossible_train_options_are_refused_before_any_video_is_read(
 ) -> None:
     assert _run_train_cli(tmp_path, flag, value) == 2  # the labels CSV does not exist: it was never read
     assert message in capsys.readouterr().err
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one_and_logs_every_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
+    data, val = tiny_set(4, 0, ("a",)), tiny_set(3, 1, ("a",))
+    whole = TrainConfig(out=tmp_path / "whole", options=TINY, size=SIZE, epochs=2, batch_size=2, seed=5, device="cpu")
+    train(whole, data, val, spec)
+    cut = replace(whole, out=tmp_path / "cut")
+    real_epoch = export_train.train_epoch
+
+    def crash_in_epoch_2(*args: object) -> float:
+        if args[-2] == 2:  # the epoch argument
+            raise KeyboardInterrupt
+        return real_epoch(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(export_train, "train_epoch", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, data, val, spec)
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["epoch"] == 1
+    with pytest.raises(UsageError, match="epochs=2"):
+        train(replace(cut, epochs=3, resume=True), data, val, spec)  # other settings: refused, not mixed
+    report = train(replace(cut, resume=True), data, val, spec)
+    assert [row["epoch"] for row in report["history"]] == [1, 2]
+    ours = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
+    theirs = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+    log = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [1, 2] and all(row["device"] == "cpu" for row in log)
+    assert {"train_mae", "val_mae", "baseline_mae", "lr", "seconds"} <= set(log[0])
+
+
+def test_patience_stops_early_and_a_model_worse_than_the_baseline_is_flagged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
+    data = tiny_set(4, 0, ("a",))
+    # a model that always says 63: validation MAE never improves after epoch 1, and the mean beats it
+    monkeypatch.setattr(export_train, "predict", lambda model, d, *a, **k: np.full(len(d), 63.0, dtype=np.float32))
+    config = TrainConfig(out=tmp_path / "run", options=TINY, size=SIZE, epochs=6, batch_size=2, seed=1, patience=2)
+    report = train(config, data, data, spec)
+    assert report["stopped_early"] == 3 and [row["epoch"] for row in report["history"]] == [1, 2, 3]
+    assert report["best_epoch"] == 1 and report["beats_baseline"] is False
+    assert "does NOT beat" in caplog.text
+    assert report["history"][0]["train_mean"] == pytest.approx(float(data.scores.mean()))
+
+
+def test_device_selection() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert select_device("auto").type == expected and select_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="sees no CUDA GPU"):
+            select_device("cuda")
+    with pytest.raises(UsageError, match="not a torch device"):
+        select_device("gpu0")
+
+
+def test_an_init_checkpoint_of_another_architecture_is_refused_naming_the_one_it_fits(tmp_path: Path) -> None:
+    path = tmp_path / "r3d_18.pth"
+    torch.save(torchvision_state_dict("r3d_18"), path)
+    with pytest.raises(CheckpointError, match=r"fit r3d_18 \(102/102 keys\) better .*pass --arch r3d_18"):
+        start_model(TrainConfig(out=tmp_path / "run", options=TINY, size=SIZE, init=path))
