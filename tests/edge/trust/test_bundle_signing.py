@@ -169,3 +169,23 @@ def test_the_daemon_refuses_an_unsigned_bundle_when_keys_are_configured(
         Daemon(config)  # before any camera, backend or broker is touched
     sign_bundle(bundle, key, signer="eng")
     Daemon(config).backend.close()
+
+
+def _unreadable(path: Path) -> None:
+    """Make ``path`` a regular file whose read fails with an OSError, also for root (who ignores chmod 000)."""
+    path.unlink(missing_ok=True)
+    path.symlink_to("/proc/self/mem")  # a regular file that answers every read at offset 0 with EIO
+
+
+@pytest.mark.parametrize("name", ["manifest.json", SIGNATURE_NAME])
+def test_a_bundle_file_the_daemon_cannot_read_is_refused_with_exit_4(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path], name: str
+) -> None:
+    key, _, public = engineer
+    sign_bundle(bundle, key, signer="eng")
+    _unreadable(bundle / name)
+    with pytest.raises(BundleError, match="cannot read") as refused:
+        load_bundle(bundle, [key.public])
+    assert refused.value.exit_code == 4 and "readable by the daemon's user" in refused.value.fix
+    shown = _cli("export", "inspect", str(bundle), "--trusted-key", str(public))
+    assert shown.returncode == 4 and "Traceback" not in shown.stderr, shown.stderr
