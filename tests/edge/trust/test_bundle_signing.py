@@ -189,3 +189,18 @@ def test_a_bundle_file_the_daemon_cannot_read_is_refused_with_exit_4(
     assert refused.value.exit_code == 4 and "readable by the daemon's user" in refused.value.fix
     shown = _cli("export", "inspect", str(bundle), "--trusted-key", str(public))
     assert shown.returncode == 4 and "Traceback" not in shown.stderr, shown.stderr
+
+
+def test_check_config_refuses_the_bundle_run_would_refuse(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path], tmp_path: Path
+) -> None:
+    key, secret, public = engineer
+    config = tmp_path / "edge.toml"
+    config.write_text(f'[model]\nbundle = "{bundle}"\n[trust]\nbundle_keys = ["{public}"]\n')
+    unsigned = _cli("edge", "check-config", str(config), "--json")
+    assert unsigned.returncode == 4 and "Traceback" not in unsigned.stderr, unsigned.stderr
+    report = json.loads(unsigned.stdout)
+    assert report["valid"] is False and "not signed" in report["problems"][0]
+    assert _cli("export", "sign", str(bundle), "--key", str(secret)).returncode == 0
+    signed = _cli("edge", "check-config", str(config))
+    assert signed.returncode == 0 and f"signed by key {key.public.id_text}" in signed.stdout, signed.stdout
