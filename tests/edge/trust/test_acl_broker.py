@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +58,8 @@ def test_devices_reach_only_their_own_topics_and_the_integrator_reads_and_contro
     device.start()  # the default client id is the pseudonym too
     intruder = AclClient(broker.port, b, "pw-b", client_id=a)  # B's credentials, A's client id: no takeover
     try:
+        for suffix in ("status", "summary", "health", "reply/#"):  # granted, but the ACL filters each delivery
+            assert intruder.subscribe(f"{PREFIX}/v1/+/{suffix}")
         assert device.connected.wait(10) and integrator.wait_for(f"{root_a}/status")
         assert device.submit([session_summary([12.0, 14.0, 13.0, 15.0, 16.0, 11.0])]) == 1
         assert integrator.wait_for(f"{root_a}/summary")  # a device publishes its own summary; the integrator reads
@@ -69,7 +73,7 @@ def test_devices_reach_only_their_own_topics_and_the_integrator_reads_and_contro
         assert integrator.publish(f"{root_a}/control", json.dumps({"command": "pause", "request_id": "i-1"}).encode())
         assert integrator.publish(f"{root_b}/control", b'{"command": "pause"}')
         assert intruder.wait_for(f"{root_b}/control")  # delivered after A's: had A's reached B, it would be here
-        assert all(topic != f"{root_a}/control" for topic, _ in intruder.messages)
+        assert not [topic for topic, _ in intruder.messages if topic.startswith(root_a)]  # read nothing of A's
         assert wait_until(lambda: device.consent.paused, 10) and device.epoch == 0
         assert device.connected.is_set() and device.broker_problem == ""  # never kicked off by the intruder
     finally:
@@ -85,3 +89,32 @@ def test_wrong_credentials_are_refused_at_connect(fleet: tuple[Broker, dict[str,
         assert client.connect_reason.is_failure and "authori" in str(client.connect_reason).lower()
     finally:
         client.close()
+
+
+def test_the_acl_lines_identity_prints_for_one_device_work_in_mosquitto(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text(f'[device]\nstate_dir = "{tmp_path / "state"}"\n[mqtt]\ntopic_prefix = "{PREFIX}"\n')
+    shown = subprocess.run([sys.executable, "-m", "edge", "identity", "--config", str(config), "--json"],
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    device, root = report["pseudonym"], report["topic_root"]
+    other = f"{PREFIX}/v1/{'0' * 20}"
+    acl = "\n".join(["user integrator", f"topic write {PREFIX}/v1/+/control", *report["acl_device_lines"]]) + "\n"
+    broker = Broker(tmp_path / "broker", users={device: "pw", "integrator": "pw-i"}, acl=acl)
+    broker.start()
+    client = AclClient(broker.port, device, "pw", client_id=report["client_id"])
+    integrator = AclClient(broker.port, "integrator", "pw-i")
+    try:
+        assert not client.connect_reason.is_failure
+        for suffix in ("status", "summary", "health", "reply/x"):
+            assert client.publish(f"{root}/{suffix}"), suffix
+            assert not client.publish(f"{other}/{suffix}"), suffix
+        assert not client.publish(f"{root}/control")
+        assert client.subscribe(f"{root}/control") and client.subscribe(f"{other}/control")
+        assert integrator.publish(f"{other}/control") and integrator.publish(f"{root}/control")
+        assert client.wait_for(f"{root}/control") and not client.wait_for(f"{other}/control", 0.5)
+    finally:
+        client.close()
+        integrator.close()
+        broker.stop()
