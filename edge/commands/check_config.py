@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         return error.exit_code
     if args.json:
         effective = config.model_dump(mode="json")
+        if effective["mqtt"].get("password") is not None:  # a secret: never echoed into a terminal or a CI log
+            effective["mqtt"]["password"] = "(set, not shown)"
         print(json.dumps({"file": str(args.file), "valid": True, "problems": [], "config": effective}, indent=2))
     else:
         signer = read_signer(bundle.root, trusted) if trusted else None
