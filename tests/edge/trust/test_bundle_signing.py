@@ -204,3 +204,13 @@ def test_check_config_refuses_the_bundle_run_would_refuse(
     assert _cli("export", "sign", str(bundle), "--key", str(secret)).returncode == 0
     signed = _cli("edge", "check-config", str(config))
     assert signed.returncode == 0 and f"signed by key {key.public.id_text}" in signed.stdout, signed.stdout
+
+
+def test_a_secret_key_in_the_device_configuration_is_refused_without_echoing_it(
+    engineer: tuple[SecretKey, Path, Path],
+) -> None:
+    _, secret, _ = engineer  # e.g. a tab completion that picked engineer.key instead of engineer.pub
+    line = secret.read_text().splitlines()[-1]
+    with pytest.raises(InvalidConfigError, match="SECRET key") as refused:
+        load_config(None, [f'trust.bundle_keys=["{secret}"]'])
+    assert line[:12] not in str(refused.value) and "never be on a device" in str(refused.value)
