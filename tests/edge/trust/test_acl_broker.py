@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 from acl_client import AclClient
-from mqtt_broker import Broker, mosquitto_path
+from mqtt_broker import Broker, free_port, make_tls_files, mosquitto_path
+from paho.mqtt.enums import CallbackAPIVersion
 from polling import wait_until
 from summary_factory import IDENTITY, session_summary
 
@@ -19,6 +26,7 @@ from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.trust.acl import acl_text
 
 TEMPLATE = Path(__file__).parents[3] / "systemd" / "mosquitto" / "acl.template"
+CONF_EXAMPLE = TEMPLATE.with_name("mosquitto.conf.example")
 PREFIX = "expresso"
 
 
@@ -118,3 +126,44 @@ def test_the_acl_lines_identity_prints_for_one_device_work_in_mosquitto(tmp_path
         client.close()
         integrator.close()
         broker.stop()
+
+
+def test_the_example_mosquitto_conf_starts_mosquitto_and_lets_a_device_in_over_tls(tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path / "certs")
+    passwd, port, device = tmp_path / "passwd", free_port(), device_pseudonym(tmp_path / "state")
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), device, "pw"], check=True, capture_output=True)
+    paths = {"/etc/mosquitto/passwd": passwd, "/etc/mosquitto/acl": TEMPLATE, "listener 8883": f"listener {port}",
+             "/etc/mosquitto/certs/ca.pem": tls.ca, "/etc/mosquitto/certs/broker.pem": tls.server_cert,
+             "/etc/mosquitto/certs/broker.key": tls.server_key}  # fmt: skip
+    text = CONF_EXAMPLE.read_text()
+    for old, new in paths.items():
+        assert old in text, old
+        text = text.replace(old, str(new))
+    (tmp_path / "mosquitto.conf").write_text(f"{text}user {getpass.getuser()}\n")  # as root it would switch user
+    broker = subprocess.Popen([str(mosquitto_path()), "-c", str(tmp_path / "mosquitto.conf")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    connected, reasons = threading.Event(), []
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device, protocol=paho.MQTTv5)
+    client.username_pw_set(device, "pw")
+    client.tls_set(ca_certs=str(tls.ca), cert_reqs=ssl.CERT_REQUIRED)
+
+    def on_connect(client: paho.Client, userdata: object, flags: object, reason: Any, properties: object) -> None:
+        reasons.append(reason)
+        connected.set()
+
+    client.on_connect = on_connect
+    try:
+        assert wait_until(lambda: broker.poll() is not None or _listening(port), 10)
+        assert broker.poll() is None, broker.communicate()[0]  # Mosquitto read the example and is running
+        client.connect("localhost", port)
+        client.loop_start()
+        assert connected.wait(10) and not reasons[0].is_failure, reasons
+    finally:
+        client.loop_stop()
+        broker.terminate()
+        broker.communicate(timeout=10)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
