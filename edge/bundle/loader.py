@@ -162,13 +162,19 @@ def load_bundle(root: str | Path, trusted: Sequence[PublicKey] = ()) -> Bundle:
     """Read and verify a bundle: with ``trusted`` keys its manifest's signature first, then JSON Schema, format
     version and every file's size and SHA-256."""
     root = Path(root)
-    manifest = _read_manifest(root, trusted)
-    check_format_version(manifest, root)
-    problems = schema_errors(manifest, "manifest")
-    if problems:
+    try:
+        manifest = _read_manifest(root, trusted)
+        check_format_version(manifest, root)
+        problems = schema_errors(manifest, "manifest")
+        if problems:
+            raise BundleError(
+                f"bundle {root}: manifest.json breaks the manifest schema: " + "; ".join(problems[:5]),
+                fix="re-export the bundle; hand edits to manifest.json are not supported",
+            )
+        verify_files(root, manifest)
+    except OSError as error:  # e.g. a file copied as root with mode 0600: a bad bundle (exit 4), not a crash
         raise BundleError(
-            f"bundle {root}: manifest.json breaks the manifest schema: " + "; ".join(problems[:5]),
-            fix="re-export the bundle; hand edits to manifest.json are not supported",
-        )
-    verify_files(root, manifest)
+            f"cannot read bundle {root}: {error}",
+            fix="make every bundle file readable by the daemon's user (chmod -R a+rX BUNDLE) or copy it again",
+        ) from error
     return Bundle(root=root, manifest=manifest)

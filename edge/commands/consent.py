@@ -8,10 +8,10 @@ service's user (the record is handed to the owner of the state directory).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
+from edge.cli_support import add_json_flag, print_report
 from edge.commands.run import DEFAULT_CONFIG, add_overrides
 from edge.config import load_config
 from edge.privacy.consent import CONSENT_NAME, ConsentStore
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("decision", choices=("grant", "revoke", "show"), help="what to record (or show)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"TOML file (default {DEFAULT_CONFIG})")
     add_overrides(parser)
-    parser.add_argument("--json", action="store_true", help="print the resulting state as JSON")
+    add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,11 +43,13 @@ def run(args: argparse.Namespace) -> int:
         state = store.record(args.decision == "grant", "local")
         _hand_to_owner(state_dir)
     report = {"consent": state.label, "paused": state.paused, "source": state.source, "state_dir": str(state_dir)}
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"consent {state.label} (source {state.source}, paused {state.paused}) in {state_dir}")
+    print_report(report, as_json=args.json, render=_render)
     return 0
+
+
+def _render(report: dict[str, object]) -> str:
+    where = report["state_dir"]
+    return f"consent {report['consent']} (source {report['source']}, paused {report['paused']}) in {where}"
 
 
 def _hand_to_owner(state_dir: Path) -> None:

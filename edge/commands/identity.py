@@ -9,6 +9,7 @@ daemon ever ran.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from edge.cli_support import add_json_flag, print_report
@@ -28,14 +29,12 @@ EXAMPLES = """\
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--config, overrides, --json."""
-    from pathlib import Path
-
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"TOML file (default {DEFAULT_CONFIG})")
     add_overrides(parser)
     add_json_flag(parser)
 
 
-def identity_report(config_path: Any, overrides: list[str]) -> dict[str, Any]:
+def identity_report(config_path: Path | None, overrides: list[str]) -> dict[str, Any]:
     """Everything ``identity`` prints."""
     config = load_config(config_path, overrides)
     mqtt = config.mqtt

@@ -26,8 +26,9 @@ CONSENT_NAME = "consent.json"
 ConsentSource = Literal["config", "control", "erase", "local"]
 CORRUPT_SOURCE = "corrupt"
 _CONSENT_FIX = (
-    'consent now counts as revoked; to grant it again send {"command": "consent", "granted": true} on the control '
-    'topic (deleting the file would let privacy.consent = "granted" re-grant it)'
+    "consent now counts as revoked; to grant it again, on the device: python -m edge consent --config FILE grant "
+    '(or {"command": "consent", "granted": true} on the control topic where trust.control.grant allows it; '
+    'deleting the file would let privacy.consent = "granted" re-grant it)'
 )
 
 

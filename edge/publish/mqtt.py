@@ -62,6 +62,12 @@ class Topics:
         base = f"{prefix.rstrip('/')}/v1/{pseudonym}"
         return cls(f"{base}/status", f"{base}/summary", f"{base}/health", f"{base}/control")
 
+    def is_reply_topic(self, topic: str) -> bool:
+        """Whether an MQTT 5 Response Topic lies in ``<prefix>/v1/<pseudonym>/reply/...``, the only place a reply
+        goes: a requester must not make the device publish on its summary or status, or on another device's."""
+        reply = self.control.rsplit("/", 1)[0] + "/reply/"
+        return topic.startswith(reply) and len(topic) > len(reply) and not any(c in topic for c in "+#\0")
+
 
 def build_ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     """A client context verifying the broker's certificate and host name (TLS 1.2+), with optional client cert."""
@@ -202,8 +208,12 @@ class MqttLink:
 
     def publish_reply(self, reply_to: ReplyTo, payload: bytes) -> bool:
         """A control reply to an MQTT 5 Response Topic (QoS 1, not retained), Correlation Data echoed; False when
-        offline or the topic cannot be published to (the broker's ACL may still drop it)."""
-        if not self.connected.is_set() or not reply_to.topic or any(c in reply_to.topic for c in "+#\0"):
+        offline or the topic is not under this device's ``reply/`` (the broker's ACL may still drop it)."""
+        if not self.connected.is_set():
+            return False
+        if not self.topics.is_reply_topic(reply_to.topic):
+            root = self.topics.control.rsplit("/", 1)[0]
+            log.debug("no reply to Response Topic %r: only %s/reply/... is answered", reply_to.topic, root)
             return False
         properties = Properties(PacketTypes.PUBLISH)
         if reply_to.correlation is not None:

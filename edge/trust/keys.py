@@ -103,6 +103,11 @@ def parse_public(text: str, *, origin: str = "public key") -> PublicKey:
         raw = base64.b64decode(line, validate=True)
     except (binascii.Error, ValueError):
         raw = b""
+    if len(raw) == _SECRET_LEN and raw[:2] == ALGORITHM:  # named without a byte of it
+        raise KeyFileError(
+            f"{origin} is a SECRET key, which must never be on a device",
+            fix="remove it from this machine if it is a device, and give the RW... line of the matching .pub file",
+        )
     if len(raw) != _PUBLIC_LEN or raw[:2] != ALGORITHM:
         raise KeyFileError(
             f"{origin} {line[:60]!r} is not a minisign Ed25519 public key",

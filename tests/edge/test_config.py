@@ -155,3 +155,10 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert report["valid"] is False and report["problems"][0].startswith("bad.toml: mqtt.port: must be 1-65535")
     assert main(["check-config", str(good), "--json", "--set", "mqtt.host=broker.lan"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["mqtt"]["host"] == "broker.lan"
+
+
+def test_check_config_never_prints_the_broker_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "c.toml", {"mqtt": {"username": "edge", "password": "hunter2-secret"}})
+    assert main(["check-config", str(config), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2-secret" not in out and json.loads(out)["config"]["mqtt"]["password"] == "(set, not shown)"

@@ -364,6 +364,27 @@ def test_dead_broker_keeps_processing_and_the_outbox_holds_summaries(
     assert len(outbox_ids(tmp_path / "state")) == 2  # the session and the (partial) rolling period
 
 
+def test_refused_credentials_are_named_in_the_systemd_status_apart_from_an_unreachable_broker(
+    media: dict[str, Any], topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = Broker(tmp_path / "broker", users={"edge": "right"})
+    broker.start()
+    (tmp_path / "password").write_text("wrong\n")
+    config = sections(tmp_path, media["bundle"], media["faceless"], broker.port, topic_prefix)
+    config["mqtt"].update(username="edge", password_file=str(tmp_path / "password"), health_interval_s=0.1)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+    try:
+        assert make_daemon(tmp_path, config).run() == 0
+    finally:
+        notify.close()
+        broker.stop()
+    statuses = [line for line in notify.lines() if line.startswith("STATUS=") and "MQTT: " in line]
+    statuses = [line for line in statuses if "not connected yet" not in line]  # before the first attempt ended
+    assert statuses and all("MQTT: authentication: " in line for line in statuses), statuses
+    assert not any("unreachable" in line for line in statuses)
+
+
 def test_tampered_bundle_is_refused_before_anything_starts(media: dict[str, Any], tmp_path: Path) -> None:
     bundle = Path(shutil.copytree(media["bundle"].root, tmp_path / "bundle"))
     with (bundle / "model.onnx").open("ab") as handle:

@@ -94,6 +94,7 @@ def test_a_corrupt_consent_file_stays_revoked_even_with_consent_granted_in_confi
     assert not state.processing_allowed
     assert [r.levelname for r in caplog.records if "consent record unreadable" in r.message] == ["ERROR"]
     assert '"command": "consent"' in caplog.text and "delete it" not in caplog.text
+    assert "python -m edge consent --config FILE grant" in caplog.text  # remote grants are refused by default
     assert json.loads((tmp_path / CONSENT_NAME).read_text()) == {"granted": False, "paused": False, "source": "corrupt"}
     assert ConsentStore(tmp_path).apply_config("granted").label == "revoked"  # a restart does not re-grant it
     assert ConsentStore(tmp_path).record(True, "control").processing_allowed  # a control message does

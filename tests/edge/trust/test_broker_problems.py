@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
+from acl_client import AclClient
 from mqtt_broker import Broker, TlsFiles, free_port
 from polling import wait_until
 from summary_factory import IDENTITY
@@ -74,4 +76,30 @@ def test_bad_credentials_and_an_unreachable_broker_are_told_apart(tmp_path: Path
     finally:
         refused.stop(timeout=0)
         nobody.stop(timeout=0)
+        broker.stop()
+
+
+def test_health_counts_refused_attempts_once_the_broker_lets_the_device_in(tmp_path: Path) -> None:
+    users = {"edge": "old", "watcher": "w"}  # the Broker keeps this dict: edited below, used at the next start
+    broker = Broker(tmp_path / "broker", users=users)
+    broker.start()
+    password = tmp_path / "password"
+    password.write_text("new\n")
+    reporter = _problem(tmp_path / "a", broker.port, username="edge", password_file=str(password))
+    try:
+        assert wait_until(lambda: reporter.broker_problem.startswith("authentication:"), 10)
+        broker.stop()
+        users["edge"] = "new"  # the operator fixes the broker's password file
+        broker.start()
+        assert reporter.connected.wait(10)
+        watcher = AclClient(broker.port, "watcher", "w")
+        try:
+            assert watcher.subscribe("#")
+            assert wait_until(lambda: reporter.health({}) and any(t.endswith("/health") for t, _ in watcher.messages))
+            health = next(json.loads(p) for t, p in watcher.messages if t.endswith("/health"))
+        finally:
+            watcher.close()
+        assert health["metrics"]["broker_failures_auth"] >= 1 and "broker_failures_tls" not in health["metrics"]
+    finally:
+        reporter.stop(timeout=0)
         broker.stop()

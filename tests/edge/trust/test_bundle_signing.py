@@ -169,3 +169,48 @@ def test_the_daemon_refuses_an_unsigned_bundle_when_keys_are_configured(
         Daemon(config)  # before any camera, backend or broker is touched
     sign_bundle(bundle, key, signer="eng")
     Daemon(config).backend.close()
+
+
+def _unreadable(path: Path) -> None:
+    """Make ``path`` a regular file whose read fails with an OSError, also for root (who ignores chmod 000)."""
+    path.unlink(missing_ok=True)
+    path.symlink_to("/proc/self/mem")  # a regular file that answers every read at offset 0 with EIO
+
+
+@pytest.mark.parametrize("name", ["manifest.json", SIGNATURE_NAME])
+def test_a_bundle_file_the_daemon_cannot_read_is_refused_with_exit_4(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path], name: str
+) -> None:
+    key, _, public = engineer
+    sign_bundle(bundle, key, signer="eng")
+    _unreadable(bundle / name)
+    with pytest.raises(BundleError, match="cannot read") as refused:
+        load_bundle(bundle, [key.public])
+    assert refused.value.exit_code == 4 and "readable by the daemon's user" in refused.value.fix
+    shown = _cli("export", "inspect", str(bundle), "--trusted-key", str(public))
+    assert shown.returncode == 4 and "Traceback" not in shown.stderr, shown.stderr
+
+
+def test_check_config_refuses_the_bundle_run_would_refuse(
+    bundle: Path, engineer: tuple[SecretKey, Path, Path], tmp_path: Path
+) -> None:
+    key, secret, public = engineer
+    config = tmp_path / "edge.toml"
+    config.write_text(f'[model]\nbundle = "{bundle}"\n[trust]\nbundle_keys = ["{public}"]\n')
+    unsigned = _cli("edge", "check-config", str(config), "--json")
+    assert unsigned.returncode == 4 and "Traceback" not in unsigned.stderr, unsigned.stderr
+    report = json.loads(unsigned.stdout)
+    assert report["valid"] is False and "not signed" in report["problems"][0]
+    assert _cli("export", "sign", str(bundle), "--key", str(secret)).returncode == 0
+    signed = _cli("edge", "check-config", str(config))
+    assert signed.returncode == 0 and f"signed by key {key.public.id_text}" in signed.stdout, signed.stdout
+
+
+def test_a_secret_key_in_the_device_configuration_is_refused_without_echoing_it(
+    engineer: tuple[SecretKey, Path, Path],
+) -> None:
+    _, secret, _ = engineer  # e.g. a tab completion that picked engineer.key instead of engineer.pub
+    line = secret.read_text().splitlines()[-1]
+    with pytest.raises(InvalidConfigError, match="SECRET key") as refused:
+        load_config(None, [f'trust.bundle_keys=["{secret}"]'])
+    assert line[:12] not in str(refused.value) and "never be on a device" in str(refused.value)

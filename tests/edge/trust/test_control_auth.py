@@ -170,3 +170,11 @@ def test_the_operator_command_prints_a_message_the_device_accepts(tmp_path: Path
     assert authenticator.verify(message.message) == operator.public.id_text
     wrong = subprocess.run([*command[:-1], "not-a-device"], capture_output=True, text=True, timeout=60, check=False)
     assert wrong.returncode == 2 and "is not a pseudonym" in wrong.stderr
+
+
+def test_a_device_clock_behind_by_less_than_the_allowed_skew_still_accepts(operator: SecretKey, tmp_path: Path) -> None:
+    ahead = _signed(operator, {"command": "pause"}, now=NOW + 50)  # the operator's clock runs 50 s ahead (skew 60)
+    assert _authenticator(operator, tmp_path).verify(ahead) == operator.public.id_text
+    with pytest.raises(ControlAuthError) as refused:
+        _authenticator(operator, tmp_path / "b").verify(_signed(operator, {"command": "pause"}, now=NOW + 70))
+    assert refused.value.reason == "not_yet_valid" and "in the future" in refused.value.message

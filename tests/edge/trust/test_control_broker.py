@@ -80,6 +80,31 @@ def test_a_remote_grant_is_refused_by_default_and_the_mqtt5_reply_names_it(
         reporter.stop(timeout=2)
 
 
+def test_a_response_topic_outside_the_devices_reply_subtree_gets_no_reply(
+    mqtt_broker: Broker, topic_prefix: str, client: AclClient, tmp_path: Path
+) -> None:
+    reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state")
+    control = _started(reporter, client)
+    try:
+        root = f"{topic_prefix}/v1/{reporter.pseudonym}"
+        # the device may write its own summary: a reply there would be a device-authenticated forged summary
+        for index, topic in enumerate((f"{root}/summary", f"{topic_prefix}/v1/{'0' * 20}/status", f"{root}/replyx")):
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = topic
+            assert client.publish(control, f'{{"command": "pause", "request_id": "t-{index}"}}'.encode(),
+                                  properties=properties)  # fmt: skip
+            assert wait_until(lambda: _reply(client, f"t-{index}") is not None, 10)  # noqa: B023
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = f"{root}/reply/ok"
+        assert client.publish(control, b'{"command": "resume", "request_id": "t-ok"}', properties=properties)
+        assert wait_until(lambda: any(m.topic == f"{root}/reply/ok" for m in client.received), 10)
+        published = {m.topic for m in client.received}
+        assert f"{root}/summary" not in published and f"{root}/replyx" not in published
+        assert f"{topic_prefix}/v1/{'0' * 20}/status" not in published
+    finally:
+        reporter.stop(timeout=2)
+
+
 def test_with_operator_keys_unsigned_is_refused_signed_applies_and_a_replay_is_refused(
     mqtt_broker: Broker, topic_prefix: str, client: AclClient, tmp_path: Path
 ) -> None:
