@@ -63,7 +63,7 @@ class ControlCommand:
 
 def parse_control(payload: bytes, *, retained: bool = False) -> ControlCommand:
     """Validate one control message; raises :class:`ControlMessageError` naming what is wrong."""
-    fix = 'publish JSON like {"command": "pause"} or {"command": "consent", "granted": true} (not retained)'
+    fix = 'publish JSON like {"command": "pause"} or {"command": "consent", "granted": false} (not retained)'
     if len(payload) > MAX_CONTROL_BYTES:
         raise ControlMessageError(f"control message of {len(payload)} bytes exceeds {MAX_CONTROL_BYTES}", fix=fix)
     try:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.control import Action
 from edge.trust.keys import KeyFileError, PublicKey, public_key_from_setting
 
 RemoteRule = Literal["refuse", "signed", "allow"]
-_RULE_HELP = "'refuse': never from the broker; 'signed': only with a valid operator signature; 'allow': any client "
+_RULE_HELP = (
+    "'refuse': never from the broker; 'signed': only with a valid operator signature (needs trust.operator_keys); "
+    "'allow': any client "
+)
 _ALLOW_NOTE = "(with trust.operator_keys set, 'allow' needs a signature too)"
 
 
@@ -72,6 +75,16 @@ class TrustSettings(_Strict):
             except KeyFileError as error:  # pydantic reports it under the key, with the value
                 raise ValueError(f"{error.message}; {error.fix}") from error
         return values
+
+    @model_validator(mode="after")
+    def _signed_needs_keys(self) -> TrustSettings:
+        signed = [action for action in ControlPolicy.model_fields if self.control.rule(action) == "signed"]  # type: ignore[arg-type]
+        if signed and not self.operator_keys:
+            raise ValueError(
+                f"control.{signed[0]} = 'signed' needs trust.operator_keys, or no remote message could ever do it "
+                "(fix: list the operator's public key in trust.operator_keys, or choose 'refuse' or 'allow')"
+            )
+        return self
 
     def bundle_public_keys(self) -> list[PublicKey]:
         """The trusted bundle keys, parsed."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from edge.control import ControlMessageError, RejectionThrottle, parse_control
 from edge.trust.control_auth import NONCES_NAME, ControlAuthenticator, ControlAuthError, sign_control
@@ -112,11 +113,17 @@ def test_with_operator_keys_every_remote_command_must_be_signed(tmp_path: Path, 
     assert guard.admit(parse_control(json.dumps(signed).encode())) == operator.public.id_text
 
 
-def test_a_signed_rule_needs_a_signature_without_keys_configured_too(tmp_path: Path, operator: SecretKey) -> None:
-    guard = _guard(tmp_path, control=ControlPolicy(erase="signed"))
-    with pytest.raises(ControlMessageError, match=r"trust\.control\.erase = 'signed'"):
+def test_a_signed_rule_without_operator_keys_is_a_configuration_error(tmp_path: Path) -> None:
+    # accepted before, it refused every remote erase forever with no hint in check-config
+    with pytest.raises(ValidationError, match=r"control\.erase = 'signed' needs trust\.operator_keys"):
+        TrustSettings(control=ControlPolicy(erase="signed"))
+
+
+def test_a_signed_rule_with_operator_keys_needs_a_signature(tmp_path: Path, operator: SecretKey) -> None:
+    guard = _guard(tmp_path, operator_keys=[operator.public.encoded()], control=ControlPolicy(erase="signed"))
+    with pytest.raises(ControlMessageError, match=r"not signed \(rule trust\.control\.erase = 'signed'\)"):
         guard.admit(parse_control(b'{"command": "erase"}'))
-    assert guard.admit(parse_control(b'{"command": "pause"}')) is None
+    assert guard.admit(parse_control(json.dumps(_signed(operator, {"command": "erase"})).encode()))
 
 
 def test_the_throttle_answers_a_burst_then_counts_the_rest() -> None:
