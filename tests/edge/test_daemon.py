@@ -390,7 +390,7 @@ def test_erase_forgets_what_was_aggregated_and_stops_processing(
     config = sections(tmp_path, media["bundle"], media["face"], mqtt_broker.port, topic_prefix)
     config["camera"]["realtime"] = True
     config["aggregation"]["session_gap_s"] = 30.0
-    config["privacy"]["k_min_windows"] = 1
+    config["privacy"]["k_min_windows"] = 2  # the least a summary may rest on
     daemon = make_daemon(tmp_path, config)
     with running(daemon) as result:
         assert wait_until(lambda: daemon.counters.windows_scored >= 2)
@@ -414,7 +414,7 @@ def test_a_stop_while_paused_still_flushes_what_was_aggregated_before_the_pause(
     config = sections(tmp_path, media["bundle"], media["face"], mqtt_broker.port, topic_prefix)
     config["camera"]["realtime"] = True
     config["aggregation"]["session_gap_s"] = 30.0  # the session stays open until the stop closes it
-    config["privacy"]["k_min_windows"] = 1
+    config["privacy"]["k_min_windows"] = 2  # the least a summary may rest on
     daemon = make_daemon(tmp_path, config)
     with running(daemon) as result:
         assert wait_until(lambda: daemon.counters.windows_scored >= 2)
