@@ -122,7 +122,9 @@ class FaceSettings(_Section):
     max_brightness: float = Field(
         _FACE.max_brightness, ge=0, le=255, description="brightest mean grey level of the face"
     )
-    min_blur: float = Field(_FACE.min_blur, ge=0, le=100_000, description="least Laplacian variance of the face (sharpness)")
+    min_blur: float = Field(
+        _FACE.min_blur, ge=0, le=100_000, description="least Laplacian variance of the face (sharpness)"
+    )
     min_face_fraction: float = Field(
         _FACE.min_face_fraction, gt=0, le=1, description="share of a window's frames that must show the face"
     )

@@ -143,8 +143,12 @@ class Reporter:
             self._link.start()
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Wait up to ``timeout`` for the outbox to drain, publish ``offline`` and disconnect; True when drained."""
+        """Wait up to ``timeout`` for the outbox to drain, publish ``offline`` and disconnect; True when drained.
+
+        Summaries still waiting in memory for a full disk get the outbox's disk reserve first."""
         self._store_unstored()
+        if self._unstored and self.outbox.release_reserve():
+            self._store_unstored()
         if self._unstored:
             self.summaries_lost += len(self._unstored)
             log.error("%d summaries could not be stored (state directory full?) and are lost", len(self._unstored))
@@ -209,15 +213,16 @@ class Reporter:
                 ready = self._unstored[0]
                 if self._may_publish(ready.epoch):  # an erase or a withdrawn consent since: it goes with them
                     try:
-                        self.outbox.put(
+                        kept = self.outbox.put(
                             ready.message_id, self.topics.summary, ready.payload, kind=ready.kind,
                             not_before=ready.not_before,
                         )  # fmt: skip
                     except OutboxWriteError as error:
                         log.error("a summary cannot be stored yet (%s); %d wait in memory", error, len(self._unstored))
                         break
-                    log.info("queued a %s summary (%d scored windows)", ready.kind, ready.windows_scored)
-                    queued += 1
+                    if kept:  # else the bound policy dropped it at once: counted and logged as a drop there
+                        log.info("queued a %s summary (%d scored windows)", ready.kind, ready.windows_scored)
+                        queued += 1
                 self._unstored.popleft()
         if queued and self._link is not None:
             self._link.notify()
@@ -334,11 +339,12 @@ class Reporter:
     def _erase_local_state(self) -> None:
         """Revoke consent (in memory first), wipe the state directory and go on with an empty outbox."""
         self.consent = ConsentState(granted=False, paused=self.consent.paused, source="erase")
+        summaries = len(self._unstored) + self.outbox.stats()["messages"]
         self._unstored.clear()
         self.outbox.close()
         try:
-            self.outbox.delete_files()  # first: a later failure must not leave summaries from before the erase
-            erase(self.state_dir)
+            # the outbox first: a later failure must not leave summaries from before the erase
+            erase(self.state_dir, removed_before=self.outbox.delete_files(), summaries=summaries)
         finally:  # even after a failed erase the daemon keeps a working (possibly still full) outbox
             self.outbox = Outbox(self.state_dir, self._mqtt_settings.outbox)
             if self._link is not None:

@@ -15,6 +15,7 @@ class _Strict(BaseModel):
     # allow_inf_nan=False: ``inf`` or ``nan`` would pass every ``gt``/``ge`` bound and fail only in service
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+
 DAY_S = 86_400.0
 
 
