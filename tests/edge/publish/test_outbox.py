@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -157,3 +158,18 @@ def test_database_wal_and_shm_are_private_whatever_the_umask(tmp_path: Path) -> 
         outbox.close()
     finally:
         os.umask(old)
+
+
+def test_the_outbox_benchmark_prints_puts_and_drain_rates_per_backlog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    argv = ["bench-outbox", "--rows", "0,300", "--puts", "20", "--drain", "30", "--dir", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["backlog"] for r in report["results"]] == [0, 300]
+    assert [r["waiting_after_puts"] for r in report["results"]] == [20, 320]  # below the bounds: nothing dropped
+    assert all(r["puts_per_s"] > 0 and r["drained"] >= min(30, r["waiting_after_puts"]) for r in report["results"])
+    assert all(r["drain_rows_per_s"] > 0 for r in report["results"]) and list(tmp_path.iterdir()) == []
+    assert main(["bench-outbox", "--rows", "x"]) == 2
