@@ -20,6 +20,7 @@ from edge.errors import ConfigError
 from edge.privacy.dp import BUDGET_NAME
 from edge.privacy.pseudonym import SECRET_NAME
 from edge.privacy.statefile import read_json, write_json_atomic
+from edge.statelock import LOCK_NAME
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def erase(
     they held, so that the log line counts everything the erase removed. Returns the names removed.
     """
     ConsentStore(state_dir).record(False, "erase")
-    keep = {BUDGET_NAME, CONSENT_NAME} | ({SECRET_NAME} if keep_identity else set())
+    keep = {BUDGET_NAME, CONSENT_NAME, LOCK_NAME} | ({SECRET_NAME} if keep_identity else set())  # the lock: held
     removed = list(removed_before)
     if state_dir.is_dir():
         for entry in sorted(state_dir.iterdir()):

@@ -146,7 +146,9 @@ def test_face_settings_reach_the_face_pipeline_config() -> None:
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = write_config(tmp_path / "good.toml", {"mqtt": {"port": 8883}})
+    sample = Path(__file__).parents[2] / "samples" / "clip_000_score04.3.mp4"
+    sections = {"mqtt": {"port": 8883}, "camera": {"source": str(sample)}, "device": {"state_dir": str(tmp_path)}}
+    good = write_config(tmp_path / "good.toml", sections)
     assert main(["check-config", str(good)]) == 0
     assert "valid" in capsys.readouterr().out
     bad = write_config(tmp_path / "bad.toml", {"mqtt": {"port": 0}})
