@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from edge.errors import ExpressoError
+from edge.quiet import native_noise_filtered
 
 
 def _command_modules(package: str, argv: Sequence[str]) -> list[ModuleType]:
@@ -64,7 +65,8 @@ def run_cli(prog: str, description: str, package: str, argv: Sequence[str] | Non
     args = parser.parse_args(arguments)
     configure_logging(args.verbose)
     try:
-        return int(args.handler(args))
+        with native_noise_filtered(enabled=args.verbose < 2):  # mediapipe/absl start-up lines; -vv keeps them
+            return int(args.handler(args))
     except ExpressoError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
