@@ -24,7 +24,7 @@ PREFIX = "/opt/expresso-edge"
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     source = out / "src"  # built from a copy: an in-tree build would leave build/ and *.egg-info in the checkout
-    skip = shutil.ignore_patterns(".git", ".venv", "*cache*", "build", "*.egg-info", "tests", "runs")
+    skip = shutil.ignore_patterns(".git", ".venv", ".*_cache", "__pycache__", "build", "*.egg-info", "tests", "runs")
     shutil.copytree(REPO, source, symlinks=True, ignore=skip)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)],
@@ -77,6 +77,10 @@ def test_install_upgrade_uninstall_and_purge_in_a_root_prefix(tmp_path: Path, wh
     (video,) = venv.glob("lib/python*/site-packages/edge/assets/sample_video.mp4")
     assert not video.is_symlink() and video.stat().st_size == (REPO / "samples/clip_000_score04.3.mp4").stat().st_size
     assert not list(venv.glob("lib/python*/site-packages/torch"))  # the device side only
+    (bundle,) = venv.glob("lib/python*/site-packages/edge/assets/demo_bundle")  # the whole demo bundle
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(
+        p.name for p in (REPO / "edge/assets/demo_bundle").iterdir()
+    )
 
     config.write_text(config.read_text() + "# the operator's edit\n")
     state = root / "var/lib/expresso-edge"
