@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from edge.errors import ExpressoError
+from edge.errors import ExpressoError, UsageError
 from edge.quiet import native_noise_filtered
 
 
@@ -81,6 +81,17 @@ def print_report(report: dict[str, Any], *, as_json: bool, render: Any) -> None:
         print(json.dumps(report, indent=2, sort_keys=False, default=str))
     else:
         print(render(report))
+
+
+def int_list(text: str, option: str, *, minimum: int, what: str, example: str) -> list[int]:
+    """A comma-separated list of integers of at least ``minimum``; UsageError naming ``option`` otherwise."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < minimum:
+        raise UsageError(f"{option} {text!r} is not a list of {what}", fix=f"pass e.g. {option} {example}")
+    return values
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

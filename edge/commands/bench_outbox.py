@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.cli_support import add_json_flag, print_report
-from edge.errors import UsageError
+from edge.cli_support import add_json_flag, int_list, print_report
 from edge.publish.outbox import OUTBOX_NAME, Outbox
 from edge.publish.settings import OutboxSettings
 
@@ -41,16 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drain", type=int, default=1000, help="rows drained and timed at each backlog (default 1000)")
     parser.add_argument("--dir", type=Path, default=None, help="measure on this directory's file system")
     add_json_flag(parser)
-
-
-def _backlogs(text: str) -> list[int]:
-    try:
-        rows = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        rows = []
-    if not rows or min(rows) < 0:
-        raise UsageError(f"--rows {text!r} is not a list of backlogs >= 0", fix="pass e.g. --rows 0,10000,50000")
-    return rows
 
 
 def prefill(state_dir: Path, rows: int) -> None:
@@ -106,7 +95,7 @@ def measure(state_dir: Path, rows: int, puts: int, drain: int) -> dict[str, Any]
 def run(args: argparse.Namespace) -> int:
     """Measure each backlog in a fresh temporary state directory and print the figures."""
     results = []
-    for rows in _backlogs(args.rows):
+    for rows in int_list(args.rows, "--rows", minimum=0, what="backlogs >= 0", example="0,10000,50000"):
         with tempfile.TemporaryDirectory(prefix="bench-outbox-", dir=args.dir) as tmp:
             results.append(measure(Path(tmp), rows, max(0, args.puts), max(0, args.drain)))
     base = results[0]["puts_per_s"] or 0

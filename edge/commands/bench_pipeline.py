@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from edge.cli_support import add_json_flag, print_report
+from edge.cli_support import add_json_flag, int_list, print_report
 from edge.errors import ExpressoError, UsageError
 from edge.face.config import FaceConfig
 
@@ -48,12 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _thread_counts(text: str) -> list[int]:
     """The thread counts of ``--threads``; a count above the cores this process may use is refused."""
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise UsageError(f"--threads {text!r} is not a list of positive integers", fix="pass e.g. --threads 1,2")
+    counts = int_list(text, "--threads", minimum=1, what="positive integers", example="1,2")
     cores = len(os.sched_getaffinity(0))
     if max(counts) > cores:
         fitting = ",".join(str(n) for n in sorted(set(counts)) if n <= cores) or "1"
