@@ -143,13 +143,16 @@ class Outbox:
                 self._db.execute("ALTER TABLE messages ADD COLUMN not_before REAL NOT NULL DEFAULT 0")
             self._db.execute(_SCHEMA[1])
             self._db.execute(_HELD_INDEX)
-            count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
+            count, size, rolling = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) FILTER (WHERE kind = ?) FROM messages",
+                (DROPPABLE_FIRST,),
+            ).fetchone()
         except (sqlite3.DatabaseError, OSError) as error:
             raise ConfigError(
                 f"outbox {self.path} cannot be opened ({error})",
                 fix="check the state directory's permissions and free space; a corrupt outbox can be deleted",
             ) from error
-        self._count, self._bytes = int(count), int(size)
+        self._count, self._bytes, self._rolling = int(count), int(size), int(rolling)
         self.reserve = state_dir / RESERVE_NAME
         self._hold_reserve()
 
@@ -186,7 +189,10 @@ class Outbox:
         was stored or dropped.
         """
         with self._locked() as db:
-            counts = self._count, self._bytes
+            if self._dropped_at_once(kind, len(payload)):  # not even written: it would go as soon as stored
+                self._count_drops(([0], []))
+                return False
+            counts = self._count, self._bytes, self._rolling
             try:
                 db.execute("BEGIN IMMEDIATE")
                 cursor = db.execute(
@@ -199,10 +205,11 @@ class Outbox:
                     return True
                 new_id = cursor.lastrowid
                 self._count, self._bytes = self._count + 1, self._bytes + len(payload)
+                self._rolling += kind == DROPPABLE_FIRST
                 dropped = self._enforce_bounds(db)
                 db.execute("COMMIT")
             except sqlite3.DatabaseError as error:
-                self._count, self._bytes = counts
+                self._count, self._bytes, self._rolling = counts
                 with suppress(sqlite3.DatabaseError):
                     db.execute("ROLLBACK")
                 raise OutboxWriteError(
@@ -253,8 +260,9 @@ class Outbox:
         """Delete a row the broker acknowledged (ignored once closed: the row went with the erased outbox)."""
         with self._lock:
             if self._db is not None:
-                for (size,) in self._db.execute("DELETE FROM messages WHERE id = ? RETURNING size", (row_id,)):
+                for size, kind in self._db.execute("DELETE FROM messages WHERE id = ? RETURNING size, kind", (row_id,)):
                     self._count, self._bytes = self._count - 1, self._bytes - int(size)
+                    self._rolling -= kind == DROPPABLE_FIRST
 
     def stats(self) -> dict[str, int]:
         """Messages and payload bytes waiting, and messages dropped by the bound policy since start."""
@@ -303,6 +311,12 @@ class Outbox:
                 raise ConfigError("the outbox is closed", fix="open a new Outbox (after an erase or stop)")
             yield self._db
 
+    def _dropped_at_once(self, kind: str, size: int) -> bool:
+        """A rolling summary over the soft bounds with no older rolling one to give way: the policy drops it."""
+        s = self._settings
+        over = self._count + 1 > s.max_messages or self._bytes + size > s.max_bytes
+        return kind == DROPPABLE_FIRST and self._rolling == 0 and over
+
     def _enforce_bounds(self, db: sqlite3.Connection) -> tuple[list[int], list[int]]:
         """Drop per the bound policy; the ids dropped (rolling first, then any kind)."""
         s = self._settings
@@ -320,11 +334,12 @@ class Outbox:
         dropped: list[int] = []
         while self._count > max_messages or self._bytes > max_bytes:
             where = "WHERE kind = ?" if kind else ""
-            row = db.execute(f"SELECT id, size FROM messages {where} ORDER BY id LIMIT 1", (kind,) if kind else ())
-            found = row.fetchone()
+            query = f"SELECT id, size, kind FROM messages {where} ORDER BY id LIMIT 1"
+            found = db.execute(query, (kind,) if kind else ()).fetchone()
             if found is None:
                 break
             db.execute("DELETE FROM messages WHERE id = ?", (found[0],))
             self._count, self._bytes = self._count - 1, self._bytes - found[1]
+            self._rolling -= found[2] == DROPPABLE_FIRST
             dropped.append(found[0])
         return dropped

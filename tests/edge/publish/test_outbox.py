@@ -119,7 +119,8 @@ def test_puts_and_stats_never_scan_the_table(tmp_path: Path) -> None:
     statements: list[str] = []
     assert outbox._db is not None
     outbox._db.set_trace_callback(statements.append)
-    outbox.put("r0", "t", b"x" * 10, kind="rolling")
+    assert outbox.put("r0", "t", b"x" * 10, kind="rolling") is False  # over the soft bound, no older rolling one
+    assert not [s for s in statements if "INSERT" in s]  # so it is not even written (and counted as dropped)
     outbox.put("s4", "t", b"x" * 10, kind="session")  # over the hard bound: one session goes
     outbox.ack(outbox.pending(limit=1)[0].row_id)
     stats = outbox.stats()
