@@ -9,10 +9,11 @@
 #   systemd/install.sh --root /tmp/img --no-systemd   # stage into a root prefix (image builds, tests)
 #   sudo systemd/install.sh --uninstall          # remove venv and unit; keep configuration and state
 #   sudo systemd/install.sh --uninstall --purge  # also delete /etc/expresso-edge and /var/lib/expresso-edge
+#   sudo systemd/install.sh --slim               # leave out jax/jaxlib/ml_dtypes (~380 MB the face mesh never uses)
 #
 # Options: --root DIR (every path below DIR; implies --no-systemd unless DIR is /), --prefix DIR (default
 # /opt/expresso-edge), --from SRC (a checkout, sdist or wheel; default this checkout), --no-systemd (never call
-# systemctl), --no-start, --dry-run, --uninstall, --purge. A virtual environment is tied to its path: one made
+# systemctl), --no-start, --dry-run, --uninstall, --purge, --slim. A virtual environment is tied to its path: one made
 # under --root runs from there only, so stage images with --prefix matching the final path.
 # On a Jetson, create the venv with --system-site-packages to see JetPack's tensorrt, pycuda and OpenCV:
 #   sudo EXPRESSO_VENV_FLAGS=--system-site-packages systemd/install.sh
@@ -31,8 +32,9 @@ SYSTEMD=1
 DRY=0
 ACTION=install
 PURGE=0
+SLIM=0
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "install.sh: $1" >&2; exit "${2:-2}"; }
 
 while [[ $# -gt 0 ]]; do
@@ -45,6 +47,7 @@ while [[ $# -gt 0 ]]; do
         --dry-run) DRY=1 ;;
         --uninstall) ACTION=uninstall ;;
         --purge) PURGE=1 ;;
+        --slim) SLIM=1 ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -103,6 +106,16 @@ fi
 # The device extra only: the daemon's dependencies, never the PyTorch side (export).
 if [[ -f "$SRC" ]]; then TARGET="$SRC[device]"; else TARGET="$(cd "$SRC" && pwd)[device]"; fi
 run "$DEST/venv/bin/python" -m pip install -q --upgrade "$TARGET"
+if [[ $SLIM -eq 1 ]]; then
+    # mediapipe declares jax, jaxlib and ml_dtypes (its model tools use them); the face mesh and face detection the
+    # daemon runs do not import them. Removed, then the face mesh is built once to prove it; put back if it fails.
+    run "$DEST/venv/bin/python" -m pip uninstall -y -q jax jaxlib ml_dtypes
+    if [[ $DRY -eq 0 ]] && ! "$DEST/venv/bin/python" -c \
+        "import mediapipe as mp; mp.solutions.face_mesh.FaceMesh(refine_landmarks=True).close()" 2>/dev/null; then
+        echo "    --slim: mediapipe needs jax here after all; reinstalling it"
+        run "$DEST/venv/bin/python" -m pip install -q --upgrade "$TARGET"
+    fi
+fi
 if [[ -f "$SRC/README.md" ]]; then run install -m 0644 "$SRC/README.md" "$DEST/README.md"; fi
 
 echo "==> configuration in $CONF_DIR"

@@ -99,8 +99,9 @@ def test_install_upgrade_uninstall_and_purge_in_a_root_prefix(tmp_path: Path, wh
 
 def test_a_dry_run_changes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     root = tmp_path / "root"
-    out = install(root, env, "--dry-run").stdout
+    out = install(root, env, "--dry-run", "--slim").stdout
     assert "would run:" in out and "pip install" in out and "[device]" in out
+    assert "pip uninstall -y -q jax jaxlib ml_dtypes" in out
     assert not root.exists()
     assert "would run: rm -rf" in install(root, env, "--uninstall", "--purge", "--dry-run").stdout
     assert not root.exists()
