@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_media import NotifySocket, daemon_command, damage, media_set, write_config
+from daemon_media import NotifySocket, daemon_command, damage, face_video, media_set, write_config
 from mqtt_broker import Broker, Received, Subscriber
 from polling import wait_until
 
@@ -387,7 +387,8 @@ def test_invalid_configuration_exits_3_naming_every_key(tmp_path: Path, capsys: 
 def test_erase_forgets_what_was_aggregated_and_stops_processing(
     media: dict[str, Any], mqtt_broker: Broker, subscriber: Subscriber, topic_prefix: str, tmp_path: Path
 ) -> None:
-    config = sections(tmp_path, media["bundle"], media["face"], mqtt_broker.port, topic_prefix)
+    video = face_video(tmp_path / "face6.mp4", seconds=6.0)  # windows enough after the erase for k = 2
+    config = sections(tmp_path, media["bundle"], video, mqtt_broker.port, topic_prefix)
     config["camera"]["realtime"] = True
     config["aggregation"]["session_gap_s"] = 30.0
     config["privacy"]["k_min_windows"] = 2  # the least a summary may rest on
