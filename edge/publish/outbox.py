@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +67,18 @@ _HELD_INDEX = "CREATE INDEX IF NOT EXISTS messages_by_hold ON messages (not_befo
 
 class OutboxWriteError(ExpressoError):
     """The state directory refused a write (disk full, read-only or failing)."""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to store (see :meth:`Outbox.put_many`)."""
+
+    message_id: str
+    topic: str
+    payload: bytes
+    kind: str
+    qos: int = 1
+    not_before: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -181,43 +193,55 @@ class Outbox:
     def put(
         self, message_id: str, topic: str, payload: bytes, *, kind: str, qos: int = 1, not_before: float = 0.0
     ) -> bool:
-        """Store a message durably (committed before returning), then apply the bound policy.
+        """Store one message (see :meth:`put_many`); whether it is kept."""
+        return self.put_many([NewMessage(message_id, topic, payload, kind, qos, not_before)])[0]
 
-        Returns whether the message is kept (False when the bound policy dropped it at once, e.g. a rolling
-        summary above the soft bound with no older rolling one left; a duplicate ``message_id`` counts as kept).
-        Raises :class:`OutboxWriteError` when the database cannot take it (e.g. the disk is full); then nothing
-        was stored or dropped.
+    def put_many(self, messages: Sequence[NewMessage]) -> list[bool]:
+        """Store messages durably in one transaction (committed before returning), the bound policy applied after
+        each; whether each is kept.
+
+        False when the bound policy dropped it (at once, e.g. a rolling summary above the soft bound with no older
+        rolling one left, or for a later one of the batch); a duplicate ``message_id`` counts as kept. Raises
+        :class:`OutboxWriteError` when the database cannot take them (e.g. the disk is full): then nothing was
+        stored or dropped. One transaction writes each touched page once: far less WAL than a commit per message.
         """
         with self._locked() as db:
-            if self._dropped_at_once(kind, len(payload)):  # not even written: it would go as soon as stored
-                self._count_drops(([0], []))
-                return False
             counts = self._count, self._bytes, self._rolling
+            new_ids: list[int | None] = []
+            dropped: tuple[list[int], list[int]] = ([], [])
             try:
                 db.execute("BEGIN IMMEDIATE")
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO messages (message_id, topic, payload, qos, kind, size, not_before) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    (message_id, topic, payload, qos, kind, len(payload), not_before),
-                )
-                if cursor.rowcount != 1:
-                    db.execute("ROLLBACK")
-                    return True
-                new_id = cursor.lastrowid
-                self._count, self._bytes = self._count + 1, self._bytes + len(payload)
-                self._rolling += kind == DROPPABLE_FIRST
-                dropped = self._enforce_bounds(db)
+                for m in messages:
+                    if self._dropped_at_once(m.kind, len(m.payload)):  # not even written: it would go at once
+                        new_ids.append(0)
+                        dropped[0].append(0)
+                        continue
+                    cursor = db.execute(
+                        "INSERT OR IGNORE INTO messages (message_id, topic, payload, qos, kind, size, not_before) "
+                        "VALUES (?,?,?,?,?,?,?)",
+                        (m.message_id, m.topic, m.payload, m.qos, m.kind, len(m.payload), m.not_before),
+                    )
+                    if cursor.rowcount != 1:  # a duplicate: the stored one stands for it
+                        new_ids.append(None)
+                        continue
+                    new_ids.append(cursor.lastrowid)
+                    self._count, self._bytes = self._count + 1, self._bytes + len(m.payload)
+                    self._rolling += m.kind == DROPPABLE_FIRST
+                    first, second = self._enforce_bounds(db)
+                    dropped[0].extend(first)
+                    dropped[1].extend(second)
                 db.execute("COMMIT")
             except sqlite3.DatabaseError as error:
                 self._count, self._bytes, self._rolling = counts
                 with suppress(sqlite3.DatabaseError):
                     db.execute("ROLLBACK")
                 raise OutboxWriteError(
-                    f"outbox {self.path} cannot store a summary ({error})",
+                    f"outbox {self.path} cannot store {len(messages)} summaries ({error})",
                     fix="free space in the state directory's file system or check that it is writable",
                 ) from error
-        self._count_drops(dropped)
-        return new_id not in dropped[0] and new_id not in dropped[1]
+            self._count_drops(dropped)
+        gone = {*dropped[0], *dropped[1]}
+        return [row_id is None or row_id not in gone for row_id in new_ids]
 
     def pending(
         self, *, after: int = 0, limit: int = 100, now: float | None = None, max_hold: float = math.inf

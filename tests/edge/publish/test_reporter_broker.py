@@ -23,6 +23,7 @@ from edge.control import ControlCommand
 from edge.privacy.consent import ConsentStore
 from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.publish.outbox import OUTBOX_NAME, Outbox
+from edge.publish.reporter import MAX_UNSTORED
 from edge.publish.payloads import coarse_time
 from edge.publish.settings import DifferentialPrivacySettings
 from edge.schemas import schema_errors
@@ -482,7 +483,7 @@ def test_a_full_disk_at_stop_loses_nothing_the_memory_buffer_holds_and_stops_cle
         privacy = PrivacySettings(consent="granted", hold_until_period_end=False)
         reporter = Reporter(MqttSettings(enabled=False), privacy, disk / "state", IDENTITY)
         filler = fill(disk)
-        made = [session_summary(SCORES, start=T0 + 100 * i) for i in range(60)]
+        made = [session_summary(SCORES, start=T0 + 100 * i) for i in range(MAX_UNSTORED)]  # as many as it holds
         queued = reporter.submit(made)
         assert queued < len(made) and reporter.summaries_lost == 0  # the rest wait in memory
         caplog.set_level(logging.INFO)
