@@ -23,8 +23,8 @@ from edge.control import ControlCommand
 from edge.privacy.consent import ConsentStore
 from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.publish.outbox import OUTBOX_NAME, Outbox
-from edge.publish.reporter import MAX_UNSTORED
 from edge.publish.payloads import coarse_time
+from edge.publish.reporter import MAX_UNSTORED
 from edge.publish.settings import DifferentialPrivacySettings
 from edge.schemas import schema_errors
 
