@@ -129,10 +129,10 @@ def check_tls_files(mqtt: MqttSettings) -> bool:
 
 
 def check_password_file(mqtt: MqttSettings) -> bool:
-    """The password file reads; False when none is configured."""
+    """The password file reads; False when none is configured (or MQTT is off)."""
     from edge.publish.mqtt import read_password
 
-    if mqtt.password_file is None:
+    if not mqtt.enabled or mqtt.password_file is None:
         return False
     read_password(mqtt)
     return True

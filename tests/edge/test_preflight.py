@@ -72,7 +72,7 @@ CASES: list[tuple[str, Any, str, int]] = [
         "TLS files",
         3,
     ),
-    ("missing password file", lambda t: {"mqtt": {"username": "u", "password_file": str(t / "pw")}},
+    ("missing password file", lambda t: {"mqtt": {"enabled": True, "username": "u", "password_file": str(t / "pw")}},
      "password file", 3),
     ("unwritable state dir", lambda t: {"device": {"state_dir": str(_file(t) / "state")}}, "state directory", 3),
 ]  # fmt: skip
