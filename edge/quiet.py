@@ -28,6 +28,13 @@ _PARTIAL_WAIT_S = 0.1
 """A partial line (a progress bar redrawn with ``\\r``) is passed on after this long without more output."""
 
 
+def _write(target: int, data: bytes) -> None:
+    """Write to the real stderr; a failure (e.g. journald gone) drops the text but never stops the reading, so a
+    full pipe can never block the daemon's logging."""
+    with contextlib.suppress(OSError):
+        os.write(target, data)
+
+
 def _pump(source: int, target: int) -> None:
     """Copy ``source`` to ``target`` without the noise lines, until ``source`` is closed."""
     pending = b""
@@ -36,7 +43,7 @@ def _pump(source: int, target: int) -> None:
         chunk = os.read(source, 65536) if ready else b""
         if ready and not chunk:  # closed
             if pending and not NOISE.match(pending):
-                os.write(target, pending)
+                _write(target, pending)
             return
         pending += chunk
         *complete, pending = re.split(rb"(?<=[\r\n])", pending)
@@ -44,7 +51,7 @@ def _pump(source: int, target: int) -> None:
             complete, pending = [*complete, pending], b""
         out = b"".join(line for line in complete if line and not NOISE.match(line))
         if out:
-            os.write(target, out)
+            _write(target, out)
 
 
 @contextlib.contextmanager

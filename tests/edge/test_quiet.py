@@ -58,3 +58,29 @@ def test_the_filter_keeps_errors_python_output_and_progress_bars(capfd: pytest.C
         "INFO edge.daemon: started\n\rreplay:  33%|###       | 59/180"
     )
     assert [bool(NOISE.match(line)) for line in lines] == [True] * 4 + [False] * 3
+
+
+def test_a_broken_stderr_never_blocks_the_writer() -> None:
+    import threading
+
+    from edge.quiet import _pump
+
+    source_r, source_w = os.pipe()
+    target_r, target_w = os.pipe()
+    os.close(target_r)  # the real stderr is gone (e.g. journald restarted): writes to it fail with EPIPE
+    pump = threading.Thread(target=_pump, args=(source_r, target_w), daemon=True)
+    pump.start()
+
+    def log_a_lot() -> None:  # 1 MiB, far more than a pipe holds: it would block if the pump stopped reading
+        for _ in range(64):
+            os.write(source_w, b"INFO edge.daemon: a line\n" * 640)
+
+    writer = threading.Thread(target=log_a_lot, daemon=True)
+    writer.start()
+    writer.join(10)
+    assert not writer.is_alive()  # the daemon's logging went on
+    os.close(source_w)
+    pump.join(5)
+    assert not pump.is_alive()
+    os.close(source_r)
+    os.close(target_w)
