@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
 
-from edge.errors import ExpressoError
+from edge.errors import ExpressoError, UsageError
+from edge.quiet import native_noise_filtered
 
 
 def _command_modules(package: str, argv: Sequence[str]) -> list[ModuleType]:
@@ -89,7 +90,8 @@ def run_cli(prog: str, description: str, package: str, argv: Sequence[str] | Non
     configure_logging(args.verbose)
     as_json = bool(getattr(args, "json", False))
     try:
-        return int(args.handler(args))
+        with native_noise_filtered(enabled=args.verbose < 2):  # mediapipe/absl start-up lines; -vv keeps them
+            return int(args.handler(args))
     except ExpressoError as exc:
         print_error(prog, exc.message, fix=exc.fix, exit_code=exc.exit_code, as_json=as_json)
         return exc.exit_code
@@ -104,6 +106,17 @@ def print_report(report: dict[str, Any], *, as_json: bool, render: Any) -> None:
         print(json.dumps(report, indent=2, sort_keys=False, default=str))
     else:
         print(render(report))
+
+
+def int_list(text: str, option: str, *, minimum: int, what: str, example: str) -> list[int]:
+    """A comma-separated list of integers of at least ``minimum``; UsageError naming ``option`` otherwise."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < minimum:
+        raise UsageError(f"{option} {text!r} is not a list of {what}", fix=f"pass e.g. {option} {example}")
+    return values
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

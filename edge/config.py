@@ -34,7 +34,8 @@ DEMO_BUNDLE = Path(__file__).parent / "assets" / "demo_bundle"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: ``inf`` or ``nan`` would pass every ``gt``/``ge`` bound and fail only in service
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DeviceSettings(_Section):
@@ -122,7 +123,9 @@ class FaceSettings(_Section):
     max_brightness: float = Field(
         _FACE.max_brightness, ge=0, le=255, description="brightest mean grey level of the face"
     )
-    min_blur: float = Field(_FACE.min_blur, ge=0, description="least Laplacian variance of the face (sharpness)")
+    min_blur: float = Field(
+        _FACE.min_blur, ge=0, le=100_000, description="least Laplacian variance of the face (sharpness)"
+    )
     min_face_fraction: float = Field(
         _FACE.min_face_fraction, gt=0, le=1, description="share of a window's frames that must show the face"
     )
@@ -246,6 +249,7 @@ def _field_at(loc: Sequence[str | int]) -> tuple[FieldInfo | None, type[BaseMode
 
 
 _SYMBOLS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+_BOUND_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
 
 
 def _bounds(info: FieldInfo | None) -> str:
@@ -276,7 +280,9 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
         return "unknown key", f"{hint}valid keys here: {', '.join(names)}"
     if kind == "missing":
         return "required but missing", f"set it: {about}" if about else "set it"
-    bounds = _bounds(info) if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal") else ""
+    bounds = _bounds(info) if kind in (*_BOUND_ERRORS, "finite_number") else ""
+    if kind == "finite_number":  # inf or nan: would pass every bound and fail in service
+        bounds = f"must be a finite number{' (' + bounds.removeprefix('must be ') + ')' if bounds else ''}"
     message = bounds or error["msg"][0].lower() + error["msg"][1:]
     if kind == "value_error":
         message = message.removeprefix("value error, ")

@@ -13,17 +13,16 @@ video read faster than real time keeps its own timeline (sessions as long as in 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
 
 import numpy as np
 
+from edge import preflight
 from edge.aggregate import Aggregator, Summary, WindowOutcome
-from edge.backends import create
 from edge.backends.base import Backend
-from edge.bundle import Bundle, load_bundle
+from edge.bundle import Bundle
 from edge.capture import Capture, CaptureStats
 from edge.config import Config
 from edge.errors import InputError
@@ -32,8 +31,9 @@ from edge.publish import Reporter
 from edge.publish.payloads import Activity
 from edge.publish.settings import PrivacySettings
 from edge.scoring import WindowScorer
-from edge.service import Notifier, forbid_core_dumps, make_state_dir
+from edge.service import Notifier, forbid_core_dumps
 from edge.sources import SourceKind, classify_source, display_source
+from edge.statelock import StateDirLock
 from edge.telemetry import Counters, add_stats, describe_capture, summary_line
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,13 @@ class Daemon:
         self.stop_event = stop or threading.Event()
         self.notifier = notifier or Notifier()
         self.counters = Counters()
-        self.bundle: Bundle = load_bundle(config.model.bundle, config.trust.bundle_public_keys())
-        threads = config.model.threads or max(1, (os.cpu_count() or 1) - 1)  # a core stays with the face pipeline
-        self.backend: Backend = create(
-            config.model.backend, self.bundle, precision=config.model.precision, threads=threads
-        )
+        # everything refused here is refused first, with the same error, by check-config (edge.preflight)
+        self.bundle: Bundle = preflight.load_checked_bundle(config)
+        preflight.check_source(config.camera.source)
+        preflight.check_tls_files(config.mqtt)
+        preflight.check_password_file(config.mqtt)
+        self.backend: Backend = preflight.open_backend(config, self.bundle)
+        self._lock = StateDirLock(config.device.state_dir)
         self.pipeline: FacePipeline | None = None
         self.capture: Capture | None = None
         self.capture_totals = CaptureStats()
@@ -85,7 +87,8 @@ class Daemon:
         state_dir = self.config.device.state_dir
         try:
             forbid_core_dumps()
-            make_state_dir(state_dir)
+            preflight.check_state_dir(state_dir, create=True)
+            self._lock.acquire()  # one daemon per state directory: a second one exits 3 naming this pid
             self.backend.warm_up()
             self.reporter = Reporter(
                 self.config.mqtt, self._privacy_settings(), state_dir, self.bundle.identity, trust=self.config.trust
@@ -208,7 +211,13 @@ class Daemon:
     def _shutdown(self) -> None:
         """Release the camera, score the windows in flight, flush the aggregates into the outbox, stop the reporter
         (``offline``), close the pipeline and the backend: each step runs even when an earlier one failed."""
-        steps = (self._stop_capture, self._score_in_flight, self._flush_and_stop_reporter, self._close_models)
+        steps = (
+            self._stop_capture,
+            self._score_in_flight,
+            self._flush_and_stop_reporter,
+            self._close_models,
+            self._lock.release,
+        )
         for step in steps:
             try:
                 step()

@@ -1,5 +1,5 @@
-"""Service integration: sd_notify READY/STATUS/WATCHDOG, SIGTERM/SIGINT as a clean stop request, the state
-directory, and no core dumps (the process holds camera frames in memory).
+"""Service integration: sd_notify READY/STATUS/WATCHDOG, SIGTERM/SIGINT as a clean stop request, and no
+core dumps (the process holds camera frames in memory).
 
 The watchdog is fed only while the daemon makes progress: frames were processed since the last ping, or the daemon
 is idle on purpose (paused, waiting for consent, reconnecting a lost camera with its capture thread alive and not
@@ -17,12 +17,9 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 
 import sdnotify
-
-from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +48,6 @@ def forbid_core_dumps() -> None:
         return
     if failed:
         log.warning("could not mark the process not dumpable (errno %d)", ctypes.get_errno())
-
-
-def make_state_dir(state_dir: Path) -> None:
-    """Create the state directory (mode 0700) or say how to fix it."""
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as error:
-        raise ConfigError(
-            f"device.state_dir {state_dir} cannot be created ({error.strerror})",
-            fix="point device.state_dir at a writable directory (the systemd unit's StateDirectory= gives one)",
-        ) from error
 
 
 class Notifier:

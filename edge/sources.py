@@ -42,6 +42,11 @@ def display_source(source: str | int) -> str:
     return _USERINFO.sub("***@", str(source).strip())
 
 
+def opencv_backend(name: str) -> bool:
+    """Whether this OpenCV build has the video I/O backend ``name`` (``GSTREAMER``, ``V4L2``, ``FFMPEG``)."""
+    return bool(cv2.videoio_registry.hasBackend(getattr(cv2, f"CAP_{name}")))
+
+
 def open_source(source: str | int) -> Any:
     """Open ``source`` with the OpenCV backend that fits it; raises :class:`InputError` when it will not open."""
     kind = classify_source(source)
@@ -49,7 +54,7 @@ def open_source(source: str | int) -> Any:
     if kind is SourceKind.DEVICE:
         cap = cv2.VideoCapture(int(text) if text.isdigit() else text, cv2.CAP_V4L2)
     elif kind is SourceKind.GSTREAMER:
-        if "GStreamer:                   YES" not in cv2.getBuildInformation():
+        if not opencv_backend("GSTREAMER"):  # edge.preflight refuses this at start-up; here for direct callers
             raise InputError(
                 f"camera.source is a GStreamer pipeline ({text[:60]}...) but this OpenCV build has no GStreamer",
                 fix="install an OpenCV built with GStreamer (JetPack's python3-opencv), or use a /dev/videoN source",

@@ -1,48 +1,158 @@
 #!/usr/bin/env bash
-# Install expresso-edge as a systemd service: a virtual environment in /opt/expresso-edge, the unit, and an
-# example configuration in /etc/expresso-edge/config.toml (kept when one exists). Run as root from a checkout:
-#   sudo systemd/install.sh            # install, enable, start
-#   sudo systemd/install.sh --no-start # install and enable only
-# On a Jetson, create the venv with --system-site-packages first to see JetPack's tensorrt and pycuda:
+# Install, upgrade or uninstall expresso-edge as a systemd service: the device side only (no PyTorch), a virtual
+# environment in PREFIX (default /opt/expresso-edge), the unit, and an example configuration in
+# /etc/expresso-edge/config.toml (never overwritten). Research and screening aid only: not a diagnostic device.
+#
+#   sudo systemd/install.sh                      # install (or upgrade in place), enable, (re)start
+#   sudo systemd/install.sh --no-start           # install and enable only
+#   systemd/install.sh --dry-run                 # say what would be done, change nothing
+#   systemd/install.sh --root /tmp/img --no-systemd   # stage into a root prefix (image builds, tests)
+#   sudo systemd/install.sh --uninstall          # remove venv and unit; keep configuration and state
+#   sudo systemd/install.sh --uninstall --purge  # also delete /etc/expresso-edge and /var/lib/expresso-edge
+#   sudo systemd/install.sh --slim               # leave out jax/jaxlib/ml_dtypes (~380 MB the face mesh never uses)
+#
+# Options: --root DIR (every path below DIR; implies --no-systemd unless DIR is /), --prefix DIR (default
+# /opt/expresso-edge), --from SRC (a checkout, sdist or wheel; default this checkout), --no-systemd (never call
+# systemctl), --no-start, --dry-run, --uninstall, --purge, --slim. A virtual environment is tied to its path: one made
+# under --root runs from there only, so stage images with --prefix matching the final path.
+# On a Jetson, create the venv with --system-site-packages to see JetPack's tensorrt, pycuda and OpenCV:
 #   sudo EXPRESSO_VENV_FLAGS=--system-site-packages systemd/install.sh
+# PYTHON picks the interpreter for the venv (default python3).
+# pip honours its usual environment (PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX ...) for offline installs.
+# Exit codes: 0 done, 2 usage or missing requirement (root, systemctl), 1 a step failed.
 set -euo pipefail
+unset PYTHONPATH PYTHONHOME   # the device's venv alone: a caller's path would make pip skip the install
 
-PREFIX=/opt/expresso-edge
-CONF_DIR=/etc/expresso-edge
-UNIT=/etc/systemd/system/expresso-edge.service
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SRC="$(dirname "$HERE")"
+ROOT=/
+PREFIX=/opt/expresso-edge
 START=1
-[[ "${1:-}" == "--no-start" ]] && START=0
+SYSTEMD=1
+DRY=0
+ACTION=install
+PURGE=0
+SLIM=0
 
-if [[ $EUID -ne 0 ]]; then
-    echo "install.sh: run as root (sudo $0)" >&2
-    exit 2
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+die() { echo "install.sh: $1" >&2; exit "${2:-2}"; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --root) [[ $# -ge 2 ]] || die "--root needs a directory"; ROOT="$2"; shift ;;
+        --prefix) [[ $# -ge 2 ]] || die "--prefix needs a directory"; PREFIX="$2"; shift ;;
+        --from) [[ $# -ge 2 ]] || die "--from needs a checkout, sdist or wheel"; SRC="$2"; shift ;;
+        --no-start) START=0 ;;
+        --no-systemd) SYSTEMD=0 ;;
+        --dry-run) DRY=1 ;;
+        --uninstall) ACTION=uninstall ;;
+        --purge) PURGE=1 ;;
+        --slim) SLIM=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+    shift
+done
+if [[ $PURGE -eq 1 && $ACTION != uninstall ]]; then die "--purge goes with --uninstall"; fi
+[[ "$PREFIX" == /* ]] || die "--prefix must be an absolute path, got $PREFIX"
+ROOT="${ROOT%/}"
+if [[ -n "$ROOT" ]]; then SYSTEMD=0; fi   # a staging root: its units are not this machine's
+
+DEST="$ROOT$PREFIX"                       # the venv and README
+CONF_DIR="$ROOT/etc/expresso-edge"
+UNIT="$ROOT/etc/systemd/system/expresso-edge.service"
+STATE_DIR="$ROOT/var/lib/expresso-edge"   # the unit's StateDirectory=; DynamicUser= keeps it in /var/lib/private
+PRIVATE_STATE="$ROOT/var/lib/private/expresso-edge"
+
+run() {  # print each change; under --dry-run only print it
+    if [[ $DRY -eq 1 ]]; then echo "    would run: $*"; else "$@"; fi
+}
+
+if [[ $DRY -eq 0 && -z "$ROOT" && $EUID -ne 0 ]]; then
+    die "run as root (sudo $0), or stage with --root DIR, or look first with --dry-run"
 fi
-command -v systemctl >/dev/null || { echo "install.sh: systemd is required" >&2; exit 2; }
+if [[ $SYSTEMD -eq 1 ]] && ! command -v systemctl >/dev/null; then
+    die "systemctl not found: pass --no-systemd to install without enabling the service"
+fi
 
-echo "==> virtual environment in $PREFIX/venv"
-python3 -m venv ${EXPRESSO_VENV_FLAGS:-} "$PREFIX/venv"
-"$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
-"$PREFIX/venv/bin/python" -m pip install -q "$SRC"
-install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
+if [[ $ACTION == uninstall ]]; then
+    echo "==> uninstall from ${ROOT:-/} (prefix $PREFIX)"
+    if [[ $SYSTEMD -eq 1 ]]; then
+        run systemctl disable --now expresso-edge.service || true
+    fi
+    run rm -f "$UNIT"
+    if [[ $SYSTEMD -eq 1 ]]; then run systemctl daemon-reload; fi
+    run rm -rf "$DEST"
+    if [[ $PURGE -eq 1 ]]; then
+        echo "    purge: configuration and state (device secret, consent record, outbox) are deleted"
+        run rm -rf "$CONF_DIR" "$STATE_DIR" "$PRIVATE_STATE"
+    else
+        echo "    kept: $CONF_DIR and the state in $STATE_DIR (device secret, consent, outbox); --purge deletes them"
+    fi
+    echo "done"
+    exit 0
+fi
+
+# -- install or upgrade --------------------------------------------------------------------------------------
+if [[ -x "$DEST/venv/bin/python" ]]; then
+    OLD="$("$DEST/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("expresso-edge"))' 2>/dev/null || echo unknown)"
+    echo "==> upgrade in place: $DEST/venv (installed: expresso-edge $OLD)"
+else
+    echo "==> virtual environment in $DEST/venv"
+    run install -d -m 0755 "$DEST"
+    # shellcheck disable=SC2086  # EXPRESSO_VENV_FLAGS is a list of flags
+    run "${PYTHON:-python3}" -m venv ${EXPRESSO_VENV_FLAGS:-} "$DEST/venv"
+fi
+# The device extra only: the daemon's dependencies, never the PyTorch side (export).
+if [[ -f "$SRC" ]]; then TARGET="$SRC[device]"; else TARGET="$(cd "$SRC" && pwd)[device]"; fi
+run "$DEST/venv/bin/python" -m pip install -q --upgrade "$TARGET"
+if [[ $SLIM -eq 1 ]]; then
+    # mediapipe declares jax, jaxlib and ml_dtypes (its model tools use them); the face mesh and face detection the
+    # daemon runs do not import them. Removed, then the face mesh is built once to prove it; put back if it fails.
+    run "$DEST/venv/bin/python" -m pip uninstall -y -q jax jaxlib ml_dtypes
+    if [[ $DRY -eq 0 ]] && ! "$DEST/venv/bin/python" -c \
+        "import mediapipe as mp; mp.solutions.face_mesh.FaceMesh(refine_landmarks=True).close()" 2>/dev/null; then
+        echo "    --slim: mediapipe needs jax here after all; reinstalling it"
+        run "$DEST/venv/bin/python" -m pip install -q --upgrade "$TARGET"
+    fi
+fi
+if [[ -f "$SRC/README.md" ]]; then run install -m 0644 "$SRC/README.md" "$DEST/README.md"; fi
 
 echo "==> configuration in $CONF_DIR"
-install -d -m 0755 "$CONF_DIR"
+run install -d -m 0755 "$CONF_DIR"
 if [[ -e "$CONF_DIR/config.toml" ]]; then
     echo "    keeping the existing $CONF_DIR/config.toml"
 else
-    install -m 0644 "$HERE/config.example.toml" "$CONF_DIR/config.toml"
+    run install -m 0644 "$HERE/config.example.toml" "$CONF_DIR/config.toml"
     echo "    wrote $CONF_DIR/config.toml: set camera.source, mqtt.host and privacy.consent before starting"
 fi
-"$PREFIX/venv/bin/python" -m edge check-config "$CONF_DIR/config.toml"
 
 echo "==> unit $UNIT"
-install -m 0644 "$HERE/expresso-edge.service" "$UNIT"
-systemctl daemon-reload
-systemctl enable expresso-edge.service
-if [[ $START -eq 1 ]]; then
-    systemctl restart expresso-edge.service
-    systemctl --no-pager status expresso-edge.service || true
+run install -d -m 0755 "$(dirname "$UNIT")"
+if [[ $DRY -eq 1 ]]; then
+    echo "    would write the unit with ExecStart=$PREFIX/venv/bin/python -m edge run ..."
+else
+    sed "s#/opt/expresso-edge#$PREFIX#g" "$HERE/expresso-edge.service" > "$UNIT.tmp"
+    chmod 0644 "$UNIT.tmp"
+    mv "$UNIT.tmp" "$UNIT"
 fi
-echo "done: journalctl -u expresso-edge -f to follow the logs"
+
+if [[ $DRY -eq 0 ]]; then
+    NEW="$("$DEST/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("expresso-edge"))')"
+    echo "==> installed expresso-edge $NEW ($(du -sh "$DEST/venv" | cut -f1) in $DEST/venv)"
+    echo "==> preflight: $PREFIX/venv/bin/python -m edge check-config $CONF_DIR/config.toml"
+    "$DEST/venv/bin/python" -m edge check-config "$CONF_DIR/config.toml" ||
+        echo "    the configuration is not ready yet (see above); fix it, then rerun check-config"
+fi
+
+if [[ $SYSTEMD -eq 1 ]]; then
+    run systemctl daemon-reload
+    run systemctl enable expresso-edge.service
+    if [[ $START -eq 1 ]]; then
+        run systemctl restart expresso-edge.service
+        [[ $DRY -eq 1 ]] || systemctl --no-pager status expresso-edge.service || true
+    fi
+    echo "done: journalctl -u expresso-edge -f to follow the logs"
+else
+    echo "done (systemd left alone: enable with systemctl enable --now expresso-edge on the target)"
+fi

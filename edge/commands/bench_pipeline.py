@@ -17,13 +17,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
-from edge.cli_support import add_json_flag, print_report
+from edge.cli_support import add_json_flag, int_list, print_report
 from edge.errors import ExpressoError, UsageError
+from edge.face.config import FaceConfig
 
 NAME = "bench-pipeline"
-HELP = "measure the face pipeline on a video: frames/s, face and quality-gate shares, cost per stage"
+HELP = (
+    "measure the face pipeline on a video: frames/s, face and quality-gate shares, cost per stage, and the "
+    "brightness, blur, yaw and pitch figures to check the quality thresholds (face.*) against a camera"
+)
 EXAMPLES = """\
   python -m edge bench-pipeline samples/clip_000_score04.3.mp4
   python -m edge bench-pipeline clip.mp4 --threads 1,2 --json
@@ -43,12 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _thread_counts(text: str) -> list[int]:
     """The thread counts of ``--threads``; a count above the cores this process may use is refused."""
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise UsageError(f"--threads {text!r} is not a list of positive integers", fix="pass e.g. --threads 1,2")
+    counts = int_list(text, "--threads", minimum=1, what="positive integers", example="1,2")
     cores = len(os.sched_getaffinity(0))
     if max(counts) > cores:
         fitting = ",".join(str(n) for n in sorted(set(counts)) if n <= cores) or "1"
@@ -124,7 +124,7 @@ def measure(video: Path, threads: int, max_frames: int | None, bundle: Path | No
     frames = sampled = with_face = 0
     windows = passed = 0
     decode = 0.0
-    blur: list[float] = []
+    seen: dict[str, list[float]] = {name: [] for name in FIGURES}
     reasons: dict[str, int] = {}
     duration = 0.0
     with FacePipeline(spec, tiles) as pipeline:
@@ -143,8 +143,10 @@ def measure(video: Path, threads: int, max_frames: int | None, bundle: Path | No
             if result.sampled:
                 sampled += 1
                 with_face += result.quality.face_present
-                if result.quality.blur is not None:
-                    blur.append(result.quality.blur)
+                for name in FIGURES:
+                    value = getattr(result.quality, name)
+                    if value is not None:
+                        seen[name].append(float(value))
             for window in result.windows:
                 windows += 1
                 passed += window.quality.passed
@@ -152,6 +154,7 @@ def measure(video: Path, threads: int, max_frames: int | None, bundle: Path | No
                     reasons[window.quality.reject_reason] = reasons.get(window.quality.reject_reason, 0) + 1
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         stages = {"decode": decode, **pipeline.clock.seconds}
+        limits = figure_limits(pipeline.config)
     video_seconds = duration + (duration / max(frames - 1, 1) if frames > 1 else 0.0)
     return {
         "threads": threads,
@@ -166,11 +169,49 @@ def measure(video: Path, threads: int, max_frames: int | None, bundle: Path | No
         "windows": windows,
         "windows_passed_share": round(passed / windows, 3) if windows else None,
         "reject_reasons": reasons,
-        "mean_blur": round(sum(blur) / len(blur), 1) if blur else None,
+        "figures": {name: describe_figure(seen[name], *limits[name]) for name in FIGURES},
         "ms_per_frame": {name: round(1000 * value / max(frames, 1), 3) for name, value in stages.items()},
         "ms_per_sampled_frame": {name: round(1000 * value / max(sampled, 1), 3) for name, value in stages.items()},
         "cpu_seconds": round(cpu, 3),
         "cpu_share_at_video_rate": round(cpu / video_seconds, 3) if video_seconds else None,
+    }
+
+
+FIGURES = ("brightness", "blur", "yaw", "pitch")
+"""Per sampled frame with a face: the quality figures the README tells operators to check against their camera."""
+
+
+def figure_limits(config: FaceConfig) -> dict[str, tuple[float | None, float | None, bool]]:
+    """Each figure's (low, high) threshold of the quality gate, and whether it is judged by absolute value."""
+    return {
+        "brightness": (config.min_brightness, config.max_brightness, False),
+        "blur": (config.min_blur, None, False),
+        "yaw": (None, config.max_abs_yaw, True),
+        "pitch": (None, config.max_abs_pitch, True),
+    }
+
+
+def describe_figure(values: list[float], low: float | None, high: float | None, absolute: bool) -> dict[str, Any]:
+    """Percentiles of one figure, the gate's thresholds (face.* keys) and the share of frames outside them."""
+    if not values:
+        return {"frames": 0}
+    data = np.asarray(values, dtype=np.float64)
+    judged = np.abs(data) if absolute else data
+    outside = np.zeros(len(data), dtype=bool)
+    if low is not None:
+        outside |= judged < low
+    if high is not None:
+        outside |= judged > high
+    p5, p50, p95 = np.percentile(data, [5, 50, 95])
+    return {
+        "frames": len(values),
+        "min": round(float(data.min()), 1),
+        "p5": round(float(p5), 1),
+        "median": round(float(p50), 1),
+        "p95": round(float(p95), 1),
+        "max": round(float(data.max()), 1),
+        "threshold": {"min": low, "max": high, "of": "|value|" if absolute else "value"},
+        "outside_share": round(float(outside.mean()), 3),
     }
 
 
@@ -200,9 +241,21 @@ def render(report: dict[str, Any]) -> str:
             + ", ".join(f"{name} {value:.2f}" for name, value in run_["ms_per_sampled_frame"].items()),
             f"  CPU: {run_['cpu_seconds']} s for {run_['video_seconds']} s of video "
             f"= {run_['cpu_share_at_video_rate']} of a core in real time",
+            *(_figure_line(name, figure) for name, figure in run_["figures"].items()),
         ]
     lines.append(f"  ({report['runs'][0]['controls']})" if report["runs"] else "")
     return "\n".join(lines)
+
+
+def _figure_line(name: str, figure: dict[str, Any]) -> str:
+    if not figure["frames"]:
+        return f"  {name}: no frame with a face"
+    limit = figure["threshold"]
+    bounds = " and ".join(f"{key} {limit[key]}" for key in ("min", "max") if limit[key] is not None)
+    return (
+        f"  {name}: median {figure['median']} (5-95%: {figure['p5']} to {figure['p95']}, range {figure['min']} to "
+        f"{figure['max']}); gate {limit['of']} {bounds}: {_pct(figure['outside_share'])} of frames outside"
+    )
 
 
 def _pct(value: float | None) -> str:

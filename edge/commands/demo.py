@@ -40,7 +40,8 @@ EXAMPLES = """\
   python -m edge demo --broker mqtt://127.0.0.1:1883
 """
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLE_VIDEO = Path(__file__).parents[1] / "assets" / "sample_video.mp4"
+"""The first sample video (samples/clip_000_score04.3.mp4), packaged so that an installed device has it too."""
 COLUMNS = ("topic", "what", "period (UTC)", "windows", "mean", "median", "IQR", "bands min/mild/mod/sev %")
 WIDTHS = (8, 18, 23, 12, 6, 7, 11, 24)
 log = logging.getLogger(__name__)
@@ -48,18 +49,17 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--video, --broker, --json, --set."""
-    parser.add_argument("--video", type=Path, help=f"video file (default: the first sample in {SAMPLES})")
+    parser.add_argument("--video", type=Path, help="video file (default: the packaged sample video)")
     parser.add_argument("--broker", metavar="URL", help="use this broker, e.g. mqtt://127.0.0.1:1883")
     parser.add_argument("--json", action="store_true", help="print each message as raw JSON (one per line)")
     add_overrides(parser)
 
 
 def default_video() -> Path:
-    """The first sample video shipped with the repository."""
-    videos = sorted(SAMPLES.glob("*.mp4"))
-    if not videos:
-        raise UsageError(f"no sample video in {SAMPLES}", fix="pass --video PATH")
-    return videos[0]
+    """The sample video shipped in the package."""
+    if not SAMPLE_VIDEO.is_file():
+        raise UsageError(f"no sample video at {SAMPLE_VIDEO}", fix="pass --video PATH, or reinstall the package")
+    return SAMPLE_VIDEO
 
 
 def _row(cells: tuple[str, ...]) -> str:

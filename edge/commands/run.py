@@ -15,9 +15,11 @@ EXAMPLES = """\
   python -m edge run --config /etc/expresso-edge/config.toml
   python -m edge run --config config.toml --set camera.source=/dev/video2 --set mqtt.host=broker.lan
   python -m edge -vv run --config config.toml --set camera.source=clip.mp4 --set camera.realtime=false
-exit codes: 0 stopped cleanly (SIGTERM, end of a video file), 3 invalid configuration, 4 model bundle refused,
-5 backend unavailable, 6 input unusable. A broker that is down or refuses us is no exit: the daemon keeps
-retrying with backoff, keeps summaries in its outbox and says why in the log and in systemctl status.
+exit codes: 0 stopped cleanly (SIGTERM, end of a video file), 3 invalid configuration (also: a camera source kind
+this OpenCV cannot open, unusable TLS or password files, a state directory not writable or held by another daemon),
+4 model bundle refused, 5 backend unavailable, 6 input unusable; check-config refuses all of these first.
+A broker that is down or refuses us is no exit: the daemon keeps retrying with backoff, keeps summaries in its
+outbox and says why in the log and in systemctl status.
 """
 
 DEFAULT_CONFIG = Path("/etc/expresso-edge/config.toml")

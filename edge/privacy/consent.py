@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,7 @@ from edge.errors import ConfigError
 from edge.privacy.dp import BUDGET_NAME
 from edge.privacy.pseudonym import SECRET_NAME
 from edge.privacy.statefile import read_json, write_json_atomic
+from edge.statelock import LOCK_NAME
 
 log = logging.getLogger(__name__)
 
@@ -130,17 +132,20 @@ def _read_state(path: Path) -> ConsentState:
     return ConsentState(granted=granted, paused=paused, source=source)
 
 
-def erase(state_dir: Path, *, keep_identity: bool = True) -> list[str]:
+def erase(
+    state_dir: Path, *, keep_identity: bool = True, removed_before: Sequence[str] = (), summaries: int = 0
+) -> list[str]:
     """Delete everything kept in ``state_dir`` (outbox included) and record consent as revoked.
 
     Kept: the privacy-budget ledger (epsilon spent per day, no personal data; keeping it stops an erase from
     resetting the budget) and, with ``keep_identity``, the device secret behind the pseudonym. Close the outbox
     before calling this. Consent is revoked first, so an erase cut short never leaves processing allowed.
-    Returns the names removed.
+    ``removed_before`` names files the caller already deleted (the outbox) and ``summaries`` the queued summaries
+    they held, so that the log line counts everything the erase removed. Returns the names removed.
     """
     ConsentStore(state_dir).record(False, "erase")
-    keep = {BUDGET_NAME, CONSENT_NAME} | ({SECRET_NAME} if keep_identity else set())
-    removed = []
+    keep = {BUDGET_NAME, CONSENT_NAME, LOCK_NAME} | ({SECRET_NAME} if keep_identity else set())  # the lock: held
+    removed = list(removed_before)
     if state_dir.is_dir():
         for entry in sorted(state_dir.iterdir()):
             if entry.name in keep:
@@ -150,5 +155,10 @@ def erase(state_dir: Path, *, keep_identity: bool = True) -> list[str]:
             else:
                 entry.unlink(missing_ok=True)
             removed.append(entry.name)
-    log.warning("erased local state: %d entries removed; consent revoked", len(removed))
+    log.warning(
+        "erased local state: %d entries removed (%s), %d queued summaries among them; consent revoked",
+        len(removed),
+        ", ".join(removed) or "none",
+        summaries,
+    )
     return removed

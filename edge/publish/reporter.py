@@ -33,7 +33,7 @@ from edge.privacy.pseudonym import device_pseudonym
 from edge.privacy.release import PrivacyGate
 from edge.publish.control_intake import ControlIntake
 from edge.publish.mqtt import MqttLink, ReplyTo, Topics
-from edge.publish.outbox import Outbox, OutboxWriteError
+from edge.publish.outbox import NewMessage, Outbox, OutboxWriteError
 from edge.publish.payloads import (
     Activity,
     ControlReply,
@@ -149,8 +149,13 @@ class Reporter:
             self._link.start()
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Wait up to ``timeout`` for the outbox to drain, publish ``offline`` and disconnect; True when drained."""
+        """Wait up to ``timeout`` for the outbox to drain, publish ``offline`` and disconnect; True when drained.
+
+        Summaries still waiting in memory for a full disk get the outbox's disk reserve first."""
         self._store_unstored()
+        if self._unstored and self.outbox.release_reserve():
+            self._store_unstored()
+            self._store_unstored(one_by_one=True)  # if all of them do not fit, as many as do
         if self._unstored:
             self.summaries_lost += len(self._unstored)
             log.error("%d summaries could not be stored (state directory full?) and are lost", len(self._unstored))
@@ -206,25 +211,27 @@ class Reporter:
         hold = coarse_seconds(summary.end, resolution, round_up=True) if self._privacy.hold_until_period_end else 0.0
         return GatedSummary(payload["message_id"], encode(payload), summary.kind, hold, epoch, summary.windows_scored)
 
-    def _store_unstored(self) -> int:
+    def _store_unstored(self, *, one_by_one: bool = False) -> int:
+        """Move the summaries waiting in memory into the outbox, in one transaction (or, ``one_by_one``, as many as
+        fit); those that may no longer be published (an erase or a withdrawn consent since) go. How many queued."""
         queued = 0
-        while True:
-            with self._lock:  # an erase on the MQTT thread may clear the queue meanwhile
-                if not self._unstored:
+        with self._lock:  # an erase on the MQTT thread may clear the queue meanwhile
+            self._unstored = collections.deque(s for s in self._unstored if self._may_publish(s.epoch))
+            waiting = list(self._unstored)
+            for batch in ([s] for s in waiting) if one_by_one else [waiting] if waiting else []:
+                messages = [
+                    NewMessage(s.message_id, self.topics.summary, s.payload, s.kind, 1, s.not_before) for s in batch
+                ]
+                try:
+                    kept = self.outbox.put_many(messages)
+                except OutboxWriteError as error:
+                    log.error("summaries cannot be stored yet (%s); %d wait in memory", error, len(self._unstored))
                     break
-                ready = self._unstored[0]
-                if self._may_publish(ready.epoch):  # an erase or a withdrawn consent since: it goes with them
-                    try:
-                        self.outbox.put(
-                            ready.message_id, self.topics.summary, ready.payload, kind=ready.kind,
-                            not_before=ready.not_before,
-                        )  # fmt: skip
-                    except OutboxWriteError as error:
-                        log.error("a summary cannot be stored yet (%s); %d wait in memory", error, len(self._unstored))
-                        break
-                    log.info("queued a %s summary (%d scored windows)", ready.kind, ready.windows_scored)
-                    queued += 1
-                self._unstored.popleft()
+                for summary, stored in zip(batch, kept, strict=True):
+                    self._unstored.popleft()
+                    if stored:  # else the bound policy dropped it at once: counted and logged as a drop there
+                        log.info("queued a %s summary (%d scored windows)", summary.kind, summary.windows_scored)
+                        queued += 1
         if queued and self._link is not None:
             self._link.notify()
         return queued
@@ -364,11 +371,12 @@ class Reporter:
     def _erase_local_state(self) -> None:
         """Revoke consent (in memory first), wipe the state directory and go on with an empty outbox."""
         self.consent = ConsentState(granted=False, paused=self.consent.paused, source="erase")
+        summaries = len(self._unstored) + self.outbox.stats()["messages"]
         self._unstored.clear()
         self.outbox.close()
         try:
-            self.outbox.delete_files()  # first: a later failure must not leave summaries from before the erase
-            erase(self.state_dir)
+            # the outbox first: a later failure must not leave summaries from before the erase
+            erase(self.state_dir, removed_before=self.outbox.delete_files(), summaries=summaries)
         finally:  # even after a failed erase the daemon keeps a working (possibly still full) outbox
             self.control.guard.authenticator.nonces.persist()  # an erased nonce list would let old messages replay
             self.outbox = Outbox(self.state_dir, self._mqtt_settings.outbox)

@@ -12,24 +12,33 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: ``inf`` or ``nan`` would pass every ``gt``/``ge`` bound and fail only in service
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+DAY_S = 86_400.0
 
 
 class AggregationSettings(_Strict):
     """How scored windows are grouped into sessions and rolling periods."""
 
     session_gap_s: float = Field(
-        10.0, gt=0, description="Longest gap without a face (seconds) that still continues the same session."
+        10.0,
+        gt=0,
+        le=DAY_S,
+        description="Longest gap without a face (seconds) that still continues the same session.",
     )
     rolling_period_s: float = Field(
         3600.0,
         ge=1,
+        le=7 * DAY_S,
         description="Length of a rolling summary period (seconds), aligned to the clock (3600 = on the hour).",
     )
     rolling_enabled: bool = Field(True, description="Publish rolling (periodic) summaries besides session summaries.")
     lateness_s: float = Field(
         5.0,
         ge=0,
+        le=3600,
         description="A rolling period is summarised this long after it ends, so windows still being scored count.",
     )
 
@@ -46,7 +55,10 @@ class DifferentialPrivacySettings(_Strict):
         1e-6, ge=0, lt=1, description="Delta spent on each published mean (gaussian only; laplace spends 0)."
     )
     daily_epsilon: float = Field(
-        4.0, gt=0, description="Epsilon budget per UTC day; once spent, means are withheld until the next day."
+        4.0,
+        gt=0,
+        le=1000,
+        description="Epsilon budget per UTC day; once spent, means are withheld until the next day.",
     )
     daily_delta: float = Field(1e-4, ge=0, lt=1, description="Delta budget per UTC day (gaussian only).")
 
@@ -78,7 +90,10 @@ class PrivacySettings(_Strict):
         ),
     )
     k_min_windows: int = Field(
-        5, ge=1, description="A summary is published only when it rests on at least this many scored windows."
+        5,
+        ge=2,
+        le=100_000,
+        description="A summary is published only when it rests on at least this many scored windows (never one).",
     )
     time_resolution_s: int = Field(
         900, ge=60, le=86400, description="Published timestamps are coarsened to this many seconds (900 = 15 min)."
@@ -154,9 +169,11 @@ class MqttSettings(_Strict):
     password: str | None = Field(None, description="Password (prefer password_file so it stays out of configs).")
     password_file: Path | None = Field(None, description="File whose first line is the password.")
     keepalive_s: int = Field(30, ge=1, le=65535, description="MQTT keep-alive; the Last Will fires after ~1.5x this.")
-    reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay (doubles per attempt, jittered).")
-    reconnect_max_s: float = Field(60.0, gt=0, description="Cap of the reconnect delay.")
-    health_interval_s: float = Field(60.0, gt=0, description="Seconds between health messages.")
+    reconnect_min_s: float = Field(
+        1.0, gt=0, le=3600, description="First reconnect delay (doubles per attempt, jittered)."
+    )
+    reconnect_max_s: float = Field(60.0, gt=0, le=DAY_S, description="Cap of the reconnect delay.")
+    health_interval_s: float = Field(60.0, gt=0, le=DAY_S, description="Seconds between health messages.")
     tls: TlsSettings = Field(default_factory=TlsSettings, description="TLS settings.")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable outbox bounds.")
 

@@ -55,7 +55,7 @@ def test_due_closes_an_expired_session_without_new_frames() -> None:
 
 
 def test_rolling_periods_are_clock_aligned_and_wait_for_late_windows() -> None:
-    settings = AggregationSettings(rolling_period_s=HOUR, lateness_s=5, session_gap_s=1e9)
+    settings = AggregationSettings(rolling_period_s=HOUR, lateness_s=5, session_gap_s=86_400)  # a day: one session
     agg = Aggregator(settings, IDENTITY)
     for t in [10.0, 1800.0, HOUR - 2, HOUR + 10]:
         agg.add_window(_window(START + t - 1, 20.0))

@@ -146,7 +146,9 @@ def test_face_settings_reach_the_face_pipeline_config() -> None:
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = write_config(tmp_path / "good.toml", {"mqtt": {"port": 8883}})
+    sample = Path(__file__).parents[2] / "samples" / "clip_000_score04.3.mp4"
+    sections = {"mqtt": {"port": 8883}, "camera": {"source": str(sample)}, "device": {"state_dir": str(tmp_path)}}
+    good = write_config(tmp_path / "good.toml", sections)
     assert main(["check-config", str(good)]) == 0
     assert "valid" in capsys.readouterr().out
     bad = write_config(tmp_path / "bad.toml", {"mqtt": {"port": 0}})
@@ -162,3 +164,46 @@ def test_check_config_never_prints_the_broker_password(tmp_path: Path, capsys: p
     assert main(["check-config", str(config), "--json"]) == 0
     out = capsys.readouterr().out
     assert "hunter2-secret" not in out and json.loads(out)["config"]["mqtt"]["password"] == "(set, not shown)"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("aggregation.rolling_period_s", "inf"),  # exited 0 with a traceback and lost every summary
+        ("privacy.dp.daily_epsilon", "inf"),  # exited 1 with a traceback
+        ("mqtt.reconnect_min_s", "inf"),  # exited 1 with a traceback
+        ("mqtt.health_interval_s", "inf"),  # silently never sent health
+        ("aggregation.session_gap_s", "nan"),
+        ("face.min_blur", "-inf"),
+        ("camera.reopen_max_s", "nan"),
+    ],
+)
+def test_non_finite_numbers_are_refused_naming_the_key(key: str, value: str, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "e.toml", {})
+    (line,) = problems_of(path, f"{key}={value}")
+    assert line.startswith(f"--set: {key}: must be a finite number") and f"got {value}" in line
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("aggregation.rolling_period_s", 1e12),
+        ("aggregation.session_gap_s", 1e9),
+        ("mqtt.health_interval_s", 1e9),
+        ("mqtt.reconnect_max_s", 1e9),
+        ("privacy.dp.daily_epsilon", 1e6),
+        ("privacy.k_min_windows", 1),  # the contract: a summary never rests on one window
+    ],
+)
+def test_absurd_numbers_are_refused_with_their_bounds(key: str, value: float, tmp_path: Path) -> None:
+    (line,) = problems_of(write_config(tmp_path / "e.toml", {}), f"{key}={value}")
+    assert line.startswith(f"--set: {key}: must be ") and f"got {value}" in line
+
+
+def test_run_refuses_a_non_finite_value_with_exit_3_and_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path / "e.toml", {"aggregation": {"rolling_period_s": float("inf")}})
+    assert main(["run", "--config", str(path)]) == 3
+    err = capsys.readouterr().err
+    assert "aggregation.rolling_period_s: must be a finite number" in err and "Traceback" not in err

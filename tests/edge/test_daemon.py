@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_media import NotifySocket, daemon_command, damage, media_set, write_config
+from daemon_media import NotifySocket, daemon_command, damage, face_video, media_set, write_config
 from mqtt_broker import Broker, Received, Subscriber
 from polling import wait_until
 
@@ -409,10 +409,11 @@ def test_invalid_configuration_exits_3_naming_every_key(tmp_path: Path, capsys: 
 def test_erase_forgets_what_was_aggregated_and_stops_processing(
     media: dict[str, Any], mqtt_broker: Broker, subscriber: Subscriber, topic_prefix: str, tmp_path: Path
 ) -> None:
-    config = sections(tmp_path, media["bundle"], media["face"], mqtt_broker.port, topic_prefix)
+    video = face_video(tmp_path / "face6.mp4", seconds=6.0)  # windows enough after the erase for k = 2
+    config = sections(tmp_path, media["bundle"], video, mqtt_broker.port, topic_prefix)
     config["camera"]["realtime"] = True
     config["aggregation"]["session_gap_s"] = 30.0
-    config["privacy"]["k_min_windows"] = 1
+    config["privacy"]["k_min_windows"] = 2  # the least a summary may rest on
     config["trust.control"] = {"grant": "allow"}  # consent is granted again remotely below
     daemon = make_daemon(tmp_path, config)
     with running(daemon) as result:
@@ -437,7 +438,7 @@ def test_a_stop_while_paused_still_flushes_what_was_aggregated_before_the_pause(
     config = sections(tmp_path, media["bundle"], media["face"], mqtt_broker.port, topic_prefix)
     config["camera"]["realtime"] = True
     config["aggregation"]["session_gap_s"] = 30.0  # the session stays open until the stop closes it
-    config["privacy"]["k_min_windows"] = 1
+    config["privacy"]["k_min_windows"] = 2  # the least a summary may rest on
     daemon = make_daemon(tmp_path, config)
     with running(daemon) as result:
         assert wait_until(lambda: daemon.counters.windows_scored >= 2)

@@ -11,11 +11,12 @@ import edge.face
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_check_config_runs_without_importing_mediapipe_or_the_daemon() -> None:
+def test_check_config_runs_without_importing_mediapipe_or_the_daemon(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from edge.cli import main\n"
-        f"code = main(['check-config', {str(ROOT / 'systemd' / 'config.example.toml')!r}])\n"
+        f"code = main(['check-config', {str(ROOT / 'systemd' / 'config.example.toml')!r}, '--set', "
+        f"'camera.source={ROOT / 'samples' / 'clip_000_score04.3.mp4'}', '--set', 'device.state_dir={tmp_path}'])\n"
         "heavy = sorted(m for m in ('mediapipe', 'edge.daemon', 'edge.face.pipeline') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
         "sys.exit(code)\n"

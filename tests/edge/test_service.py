@@ -14,7 +14,8 @@ from daemon_media import NotifySocket
 from polling import wait_until
 
 from edge.errors import ConfigError
-from edge.service import Notifier, StopRequest, make_state_dir
+from edge.preflight import check_state_dir
+from edge.service import Notifier, StopRequest
 
 
 def test_watchdog_is_fed_only_on_progress_or_deliberate_idling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,7 +79,7 @@ def test_a_state_directory_that_cannot_be_made_names_the_key(tmp_path: Path) -> 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with pytest.raises(ConfigError, match=r"device\.state_dir") as error:
-        make_state_dir(blocker / "state")
+        check_state_dir(blocker / "state", create=True)
     assert error.value.fix and "writable" in error.value.fix
-    make_state_dir(tmp_path / "fresh" / "state")
+    check_state_dir(tmp_path / "fresh" / "state", create=True)
     assert (tmp_path / "fresh" / "state").stat().st_mode & 0o777 == 0o700

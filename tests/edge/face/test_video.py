@@ -137,6 +137,15 @@ def test_bench_pipeline_reports_every_stage(video: Path, capsys: pytest.CaptureF
     assert run["frames"] == 30 and run["sampled_frames"] == 16 and run["face_share"] == 1.0
     assert set(run["ms_per_frame"]) == {"decode", "convert", "mediapipe", "crops", "window"}
     assert run["ms_per_frame"]["mediapipe"] > 0 and run["windows"] == 1
+    # the figures the README tells operators to check against their camera, with the gate's thresholds
+    figures = run["figures"]
+    assert set(figures) == {"brightness", "blur", "yaw", "pitch"}
+    assert all(
+        f["frames"] == 16 and f["min"] <= f["p5"] <= f["median"] <= f["p95"] <= f["max"] for f in figures.values()
+    )
+    assert figures["brightness"]["threshold"] == {"min": 40.0, "max": 235.0, "of": "value"}
+    assert figures["yaw"]["threshold"]["of"] == "|value|" and 0 <= figures["blur"]["outside_share"] <= 1
+    assert 0 < figures["brightness"]["median"] < 255 and abs(figures["yaw"]["median"]) < 30
 
 
 def test_bench_pipeline_refuses_bad_thread_lists(video: Path, capsys: pytest.CaptureFixture[str]) -> None:

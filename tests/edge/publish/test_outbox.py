@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -49,8 +51,9 @@ def test_bound_policy_drops_oldest_rolling_first_and_sessions_only_over_the_hard
     outbox.put("s6", "t", b"x", kind="session")  # over the hard cap: the oldest session goes
     assert [r.message_id for r in outbox.pending()] == [f"s{i}" for i in range(1, 7)]
     assert outbox.stats()["dropped"] == 4
-    assert "dropped 1 rolling and 0 other" in caplog.text and "dropped 0 rolling and 1 other" in caplog.text
-    outbox.close()
+    assert caplog.text.count("dropped") == 1 and "dropped 1 rolling and 0 other" in caplog.text  # throttled
+    outbox.close()  # says what was dropped since the last line
+    assert caplog.text.count("dropped") == 2 and "dropped 2 rolling and 1 other" in caplog.text
 
 
 def test_byte_bound_applies_like_the_count_bound(tmp_path: Path) -> None:
@@ -106,3 +109,68 @@ def test_a_full_database_raises_a_clear_error_and_keeps_what_it_had(tmp_path: Pa
     assert error.value.fix and "free space" in error.value.fix
     assert [r.message_id for r in outbox.pending()] == ["kept"]
     outbox.close()
+
+
+def test_puts_and_stats_never_scan_the_table(tmp_path: Path) -> None:
+    # each put counted and summed the whole table: 1,475 puts/s empty, 64/s at 10,000 rows
+    outbox = Outbox(tmp_path, OutboxSettings(max_messages=3, hard_max_messages=4))
+    for i in range(4):
+        outbox.put(f"s{i}", "t", b"x" * 10, kind="session")
+    statements: list[str] = []
+    assert outbox._db is not None
+    outbox._db.set_trace_callback(statements.append)
+    assert outbox.put("r0", "t", b"x" * 10, kind="rolling") is False  # over the soft bound, no older rolling one
+    assert not [s for s in statements if "INSERT" in s]  # so it is not even written (and counted as dropped)
+    outbox.put("s4", "t", b"x" * 10, kind="session")  # over the hard bound: one session goes
+    outbox.ack(outbox.pending(limit=1)[0].row_id)
+    stats = outbox.stats()
+    assert not [s for s in statements if "COUNT(" in s.upper() or "SUM(" in s.upper()], statements
+    with sqlite3.connect(tmp_path / OUTBOX_NAME) as db:  # the kept counts agree with a recount
+        assert (stats["messages"], stats["bytes"]) == db.execute("SELECT COUNT(*), SUM(size) FROM messages").fetchone()
+    assert stats["messages"] == 3 and stats["dropped"] == 2
+    outbox.close()
+
+
+def test_a_message_dropped_as_soon_as_stored_is_reported_as_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # past the soft bound each new rolling summary was dropped at once, yet logged and counted as queued
+    outbox = Outbox(tmp_path, OutboxSettings(max_messages=2, hard_max_messages=10))
+    assert outbox.put("s0", "t", b"x", kind="session") and outbox.put("s1", "t", b"x", kind="session")
+    caplog.set_level(logging.WARNING)
+    drops = 1000
+    kept = [outbox.put(f"r{i}", "t", b"x", kind="rolling") for i in range(drops)]
+    assert not any(kept) and outbox.stats() == {"messages": 2, "bytes": 2, "dropped": drops}
+    assert outbox.put("s2", "t", b"x", kind="session")  # a session stays (below the hard bound)
+    outbox.close()
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(lines) == 2, lines  # one at the first drop, one with the rest at close: not one per drop
+    assert sum(int(line.split("dropped ")[1].split()[0]) for line in lines) == drops
+
+
+def test_database_wal_and_shm_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # outside systemd (UMask=0077) the -wal and -shm were created 0644
+    try:
+        outbox = Outbox(tmp_path, OutboxSettings())
+        outbox.put("s0", "t", b"x", kind="session")
+        files = [tmp_path / f"{OUTBOX_NAME}{suffix}" for suffix in ("", "-wal", "-shm")]
+        assert all(path.exists() for path in files)
+        assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
+        outbox.close()
+    finally:
+        os.umask(old)
+
+
+def test_the_outbox_benchmark_prints_puts_and_drain_rates_per_backlog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    argv = ["bench-outbox", "--rows", "0,300", "--puts", "20", "--drain", "30", "--dir", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["backlog"] for r in report["results"]] == [0, 300]
+    assert [r["waiting_after_puts"] for r in report["results"]] == [20, 320]  # below the bounds: nothing dropped
+    assert all(r["puts_per_s"] > 0 and r["drained"] >= min(30, r["waiting_after_puts"]) for r in report["results"])
+    assert all(r["drain_rows_per_s"] > 0 for r in report["results"]) and list(tmp_path.iterdir()) == []
+    assert main(["bench-outbox", "--rows", "x"]) == 2

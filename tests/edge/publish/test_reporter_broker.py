@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -14,14 +15,16 @@ from typing import Any, Literal
 import pytest
 from mqtt_broker import Broker, Received, Subscriber
 from polling import wait_until
+from small_disk import fill, small_disk
 from summary_factory import IDENTITY, T0, session_summary
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.control import ControlCommand
 from edge.privacy.consent import ConsentStore
 from edge.publish import MqttSettings, PrivacySettings, Reporter
-from edge.publish.outbox import OUTBOX_NAME
+from edge.publish.outbox import OUTBOX_NAME, Outbox
 from edge.publish.payloads import coarse_time
+from edge.publish.reporter import MAX_UNSTORED
 from edge.publish.settings import DifferentialPrivacySettings
 from edge.schemas import schema_errors
 from edge.trust.settings import ControlPolicy, TrustSettings
@@ -219,14 +222,18 @@ def test_bad_control_messages_are_rejected_on_status_and_the_device_carries_on(
         reporter.stop(timeout=2)
 
 
-def test_erase_wipes_the_outbox_and_state_and_revokes_consent(tmp_path: Path) -> None:
+def test_erase_wipes_the_outbox_and_state_and_revokes_consent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     state = tmp_path / "state"
     settings = MqttSettings(enabled=False)
     reporter = Reporter(settings, PrivacySettings(consent="granted"), state, IDENTITY)
     pseudonym = reporter.pseudonym
-    assert reporter.submit([session_summary(SCORES) for _ in range(3)]) == 3
+    assert reporter.submit([session_summary(SCORES, start=T0 + 100 * i) for i in range(3)]) == 3
     (state / "leftover.tmp").write_text("x")
+    caplog.set_level("WARNING", "edge.privacy.consent")
     reporter.apply_control(ControlCommand("erase"))
+    # it logged "0 entries removed" although it had removed the outbox and its queued summaries
+    (line,) = [r.getMessage() for r in caplog.records if "erased local state" in r.getMessage()]
+    assert OUTBOX_NAME in line and "leftover.tmp" in line and "3 queued summaries" in line, line
     assert reporter.epoch == 1
     assert reporter.outbox.stats()["messages"] == 0 and not (state / "leftover.tmp").exists()
     assert reporter.consent.label == "revoked" and not reporter.processing_allowed
@@ -477,3 +484,24 @@ def test_a_summary_held_far_beyond_its_period_is_due_after_the_clock_stepped_bac
         assert subscriber.wait_for(lambda _: len(subscriber.on("summary")) == 1)
     finally:
         reporter.stop(timeout=2)
+
+
+def test_a_full_disk_at_stop_loses_nothing_the_memory_buffer_holds_and_stops_cleanly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # on a nearly full disk: 27 summaries lost at stop, a traceback in outbox.close(), exit 0
+    with small_disk(tmp_path / "disk", 8) as disk:
+        privacy = PrivacySettings(consent="granted", hold_until_period_end=False)
+        reporter = Reporter(MqttSettings(enabled=False), privacy, disk / "state", IDENTITY)
+        filler = fill(disk)
+        made = [session_summary(SCORES, start=T0 + 100 * i) for i in range(MAX_UNSTORED)]  # as many as it holds
+        queued = reporter.submit(made)
+        assert queued < len(made) and reporter.summaries_lost == 0  # the rest wait in memory
+        caplog.set_level(logging.INFO)
+        reporter.stop(timeout=0)  # raised, and lost what waited in memory
+        assert reporter.summaries_lost == 0 and not reporter._unstored
+        assert all(record.exc_info is None for record in caplog.records)
+        filler.unlink()
+        reopened = Outbox(disk / "state", MqttSettings().outbox)
+        assert reopened.stats()["messages"] == len(made)
+        reopened.close()

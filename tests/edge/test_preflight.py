@@ -1,0 +1,163 @@
+"""check-config as a preflight: what run would refuse, refused first with the same exit code and message."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_media import write_config
+from mqtt_broker import Broker
+
+from edge.cli import main
+from edge.config import DEMO_BUNDLE
+from edge.sources import opencv_backend
+from edge.statelock import StateDirLock
+
+SAMPLE = Path(__file__).parents[2] / "samples" / "clip_000_score04.3.mp4"
+GARBAGE_PEM = "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n"
+
+
+def base(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """A configuration run would accept: the demo bundle on the sample video, state in tmp_path."""
+    return {
+        "device": {"state_dir": str(tmp_path / "state")},
+        "camera": {"source": str(SAMPLE), "realtime": False},
+        "model": {"bundle": str(DEMO_BUNDLE), "backend": "onnxruntime", "threads": 1},
+        "mqtt": {"enabled": False},
+    }
+
+
+def check(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, Any]]:
+    code = main(["check-config", str(path), "--json", *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def failed(report: dict[str, Any]) -> dict[str, str]:
+    return {c["check"]: c["detail"] for c in report["checks"] if not c["ok"]}
+
+
+def _garbage(tmp_path: Path) -> Path:
+    (tmp_path / "garbage.pem").write_text(GARBAGE_PEM)
+    return tmp_path / "garbage.pem"
+
+
+def tls(**files: str) -> dict[str, dict[str, Any]]:
+    return {"mqtt": {"enabled": True}, "mqtt.tls": {"enabled": True, **files}}
+
+
+def _file(tmp_path: Path) -> Path:
+    (tmp_path / "a-file").write_text("x")
+    return tmp_path / "a-file"
+
+
+# (what check-config used to call valid, the change, the failed check, its exit code)
+CASES: list[tuple[str, Any, str, int]] = [
+    ("missing bundle", lambda t: {"model": {"bundle": str(t / "no-bundle")}}, "bundle", 4),
+    ("tensorrt here", lambda t: {"model": {"backend": "tensorrt"}}, "backend", 5),
+    (
+        "gstreamer without gstreamer",
+        lambda t: {"camera": {"source": "nvarguscamerasrc ! video/x-raw ! appsink"}},
+        "camera source",
+        3,
+    ),
+    ("missing CA", lambda t: tls(ca_file=str(t / "ca.pem")), "TLS files", 3),
+    ("garbage CA", lambda t: tls(ca_file=str(_garbage(t))), "TLS files", 3),
+    (
+        "garbage client certificate",
+        lambda t: tls(cert_file=str(_garbage(t)), key_file=str(_garbage(t))),
+        "TLS files",
+        3,
+    ),
+    ("missing password file", lambda t: {"mqtt": {"enabled": True, "username": "u", "password_file": str(t / "pw")}},
+     "password file", 3),
+    ("unwritable state dir", lambda t: {"device": {"state_dir": str(_file(t) / "state")}}, "state directory", 3),
+]  # fmt: skip
+
+
+def merged(tmp_path: Path, change: dict[str, dict[str, Any]]) -> Path:
+    config = base(tmp_path)
+    for section, values in change.items():
+        config[section] = {**config.get(section, {}), **values}
+    return write_config(tmp_path / "c.toml", config)
+
+
+@pytest.mark.parametrize(("name", "change", "check_name", "code"), CASES, ids=[c[0] for c in CASES])
+def test_check_config_refuses_first_what_run_refuses_with_the_same_code_and_message(
+    name: str, change: Any, check_name: str, code: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if check_name == "camera source" and opencv_backend("GSTREAMER"):
+        pytest.skip("this OpenCV build has GStreamer")
+    path = merged(tmp_path, change(tmp_path))
+    got, report = check(path, capsys)
+    assert got == code and report["valid"] is False
+    (message,) = failed(report).values()
+    assert list(failed(report)) == [check_name]
+    assert main(["run", "--config", str(path)]) == code  # the daemon refuses the same thing ...
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err  # ... with the same message
+
+
+def test_a_gstreamer_source_without_gstreamer_says_how_to_get_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if opencv_backend("GSTREAMER"):
+        pytest.skip("this OpenCV build has GStreamer")
+    path = merged(tmp_path, {"camera": {"source": "v4l2src ! videoconvert ! appsink"}})
+    code, report = check(path, capsys)
+    assert code == 3 and "no GSTREAMER support" in failed(report)["camera source"]
+    assert "docs/daemon.md" in failed(report)["camera source"]
+
+
+def test_a_missing_camera_node_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = check(merged(tmp_path, {"camera": {"source": "/dev/video9"}}), capsys)
+    assert code == 6 and "/dev/video9 does not exist" in failed(report)["camera node"]
+
+
+def test_a_good_configuration_passes_every_check_and_probe_reads_a_frame(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = check(merged(tmp_path, {}), capsys, "--probe")
+    assert code == 0 and report["valid"] and failed(report) == {}
+    probe = next(c for c in report["checks"] if c["check"] == "probe")
+    assert probe["detail"].startswith("frame ") and "x" in probe["detail"]
+    assert not (tmp_path / "state").exists()  # a preflight creates nothing
+
+
+def test_probe_refuses_a_file_that_does_not_decode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 4096)
+    code, report = check(merged(tmp_path, {"camera": {"source": str(tmp_path / "broken.mp4")}}), capsys, "--probe")
+    assert code == 6 and "probe" in failed(report)
+
+
+def test_connect_reaches_the_broker_or_says_why_not(
+    tmp_path: Path, mqtt_broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mqtt = {"enabled": True, "host": mqtt_broker.host, "port": mqtt_broker.port}
+    code, report = check(merged(tmp_path, {"mqtt": mqtt}), capsys, "--connect")
+    assert code == 0 and "connected to" in next(c for c in report["checks"] if c["check"] == "connect")["detail"]
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    code, report = check(merged(tmp_path, {"mqtt": {**mqtt, "port": port}}), capsys, "--connect")
+    assert code == 8 and "cannot be reached" in failed(report)["connect"]
+
+
+def test_a_second_daemon_on_one_state_directory_exits_3_naming_the_holder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two daemons on one state directory took the client id from each other: 42 takeovers in 45 s
+    path = merged(tmp_path, {})
+    (tmp_path / "state").mkdir()
+    holder = StateDirLock(tmp_path / "state").acquire()
+    try:
+        assert main(["run", "--config", str(path)]) == 3
+        err = capsys.readouterr().err
+        assert f"in use by another expresso-edge daemon (pid {os.getpid()})" in err and "Traceback" not in err
+    finally:
+        holder.release()
+    again = StateDirLock(tmp_path / "state").acquire()  # free once released (or once the holder died)
+    again.release()
