@@ -14,6 +14,7 @@ from edge.config import DEMO_BUNDLE, Config, InvalidConfigError, apply_overrides
 from edge.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "systemd" / "config.example.toml"
+SAMPLE = Path(__file__).parents[2] / "samples" / "clip_000_score04.3.mp4"
 
 
 def problems_of(path: Path, *overrides: str) -> list[str]:
@@ -146,8 +147,7 @@ def test_face_settings_reach_the_face_pipeline_config() -> None:
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sample = Path(__file__).parents[2] / "samples" / "clip_000_score04.3.mp4"
-    sections = {"mqtt": {"port": 8883}, "camera": {"source": str(sample)}, "device": {"state_dir": str(tmp_path)}}
+    sections = {"mqtt": {"port": 8883}, "camera": {"source": str(SAMPLE)}, "device": {"state_dir": str(tmp_path)}}
     good = write_config(tmp_path / "good.toml", sections)
     assert main(["check-config", str(good)]) == 0
     assert "valid" in capsys.readouterr().out
@@ -160,7 +160,12 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_check_config_never_prints_the_broker_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path / "c.toml", {"mqtt": {"username": "edge", "password": "hunter2-secret"}})
+    sections = {
+        "mqtt": {"username": "edge", "password": "hunter2-secret"},
+        "camera": {"source": str(SAMPLE)},
+        "device": {"state_dir": str(tmp_path)},
+    }
+    config = write_config(tmp_path / "c.toml", sections)
     assert main(["check-config", str(config), "--json"]) == 0
     out = capsys.readouterr().out
     assert "hunter2-secret" not in out and json.loads(out)["config"]["mqtt"]["password"] == "(set, not shown)"
