@@ -196,7 +196,11 @@ def test_check_config_refuses_the_bundle_run_would_refuse(
 ) -> None:
     key, secret, public = engineer
     config = tmp_path / "edge.toml"
-    config.write_text(f'[model]\nbundle = "{bundle}"\n[trust]\nbundle_keys = ["{public}"]\n')
+    video = Path(__file__).parents[3] / "samples" / "clip_000_score04.3.mp4"  # a camera the preflight accepts
+    config.write_text(
+        f'[model]\nbundle = "{bundle}"\n[trust]\nbundle_keys = ["{public}"]\n'
+        f'[camera]\nsource = "{video}"\n[device]\nstate_dir = "{tmp_path}"\n'
+    )
     unsigned = _cli("edge", "check-config", str(config), "--json")
     assert unsigned.returncode == 4 and "Traceback" not in unsigned.stderr, unsigned.stderr
     report = json.loads(unsigned.stdout)
