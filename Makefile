@@ -6,20 +6,25 @@ STAMP := $(VENV)/.installed-stamp
 # keeps a fresh x86 machine from downloading the CUDA build.
 TORCH_INDEX ?=
 
-.PHONY: demo test lint typecheck unit broker-dep clean
+.PHONY: demo test lint typecheck unit broker-dep postgres-dep clean
 
 # torch 2.13.0 first: that pin takes the CPU build lying on this machine's disk; a looser one downloads CUDA builds.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[export,dev,broker]"
+	$(PY) -m pip install -q -e ".[device,export,dev,broker,postgres]"
 	touch $(STAMP)
 
 # Mosquitto is a system package: the tests start real brokers on loopback ports.
 broker-dep:
 	@command -v mosquitto >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null 2>&1 || \
 		{ echo "installing mosquitto (Debian package)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; }
+
+# PostgreSQL is a system package: the integrator-store tests start a real cluster on a unix socket.
+postgres-dep:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ echo "installing postgresql (Debian package)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 demo: $(STAMP) broker-dep
 	$(PY) -m edge demo
@@ -31,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) broker-dep
+unit: $(STAMP) broker-dep postgres-dep
 	PATH="$$PATH:/usr/sbin" $(VENV)/bin/python -m pytest
 
 test: lint typecheck unit
