@@ -137,6 +137,19 @@ class Broker:
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto did not open port {self.port} within {timeout} s")
 
+    def pid(self) -> int:
+        """The running broker's process id."""
+        if self._process is None:
+            raise RuntimeError("the broker is not running")
+        return self._process.pid
+
+    def kill(self) -> None:
+        """Kill the broker (SIGKILL: it saves nothing) and wait for it to exit."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(10)
+        self._process = None
+
     def stop(self) -> None:
         """Stop the broker (SIGTERM, which also saves persistence) and wait for it to exit."""
         if self._process is not None and self._process.poll() is None:
