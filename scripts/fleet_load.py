@@ -126,10 +126,32 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "edge", "subscribe", "--host", broker.host, "--port", str(broker.port),
-             "--prefix", prefix, "--kind", "summary", "--group", "fleet", "--client-id", f"fleet-worker-{n}",
-             "--store", store, "--quiet", "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "edge",
+                "subscribe",
+                "--host",
+                broker.host,
+                "--port",
+                str(broker.port),
+                "--prefix",
+                prefix,
+                "--kind",
+                "summary",
+                "--group",
+                "fleet",
+                "--client-id",
+                f"fleet-worker-{n}",
+                "--store",
+                store,
+                "--quiet",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )  # fmt: skip
         for n in range(args.workers)
     ]
@@ -141,11 +163,34 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
         count = min(per_process, args.devices - first)
         fleet.append(
             subprocess.Popen(
-                [sys.executable, __file__, "--role", "devices", "--first", str(first), "--count", str(count),
-                 "--port", str(broker.port), "--prefix", prefix, "--state", str(work / "devices"),
-                 "--summaries", str(args.summaries), "--interval", str(args.interval), "--start-at", str(start_at),
-                 "--drain-s", str(args.budget_s)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                [
+                    sys.executable,
+                    __file__,
+                    "--role",
+                    "devices",
+                    "--first",
+                    str(first),
+                    "--count",
+                    str(count),
+                    "--port",
+                    str(broker.port),
+                    "--prefix",
+                    prefix,
+                    "--state",
+                    str(work / "devices"),
+                    "--summaries",
+                    str(args.summaries),
+                    "--interval",
+                    str(args.interval),
+                    "--start-at",
+                    str(start_at),
+                    "--drain-s",
+                    str(args.budget_s),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
             )  # fmt: skip
         )
     schedule_s = args.summaries * args.interval

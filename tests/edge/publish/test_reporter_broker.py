@@ -22,7 +22,7 @@ from edge.privacy.consent import ConsentStore
 from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.publish.outbox import OUTBOX_NAME
 from edge.publish.payloads import coarse_time
-from edge.publish.settings import DifferentialPrivacySettings
+from edge.publish.settings import DifferentialPrivacySettings, OutboxSettings
 from edge.schemas import schema_errors
 
 SCORES = [12.37, 17.91, 21.52, 8.06, 15.44, 19.73]
@@ -299,7 +299,7 @@ def test_after_an_erase_with_summaries_in_flight_later_ones_still_leave_on_the_s
 
 
 def test_a_summary_is_deleted_only_on_its_own_puback_even_when_its_mid_was_used_before(
-    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, subscriber: Subscriber
 ) -> None:
     reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
     reporter.start()
@@ -413,7 +413,9 @@ def test_a_full_state_directory_keeps_summaries_in_memory_until_it_has_room(tmp_
     reporter.stop(timeout=0)
 
 
-def test_the_drain_waits_for_work_instead_of_spinning(mqtt_broker: Broker, topic_prefix: str, tmp_path: Path) -> None:
+def test_the_drain_waits_for_work_instead_of_spinning(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, subscriber: Subscriber
+) -> None:
     reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
     calls = 0
     pending = reporter.outbox.pending
@@ -464,5 +466,23 @@ def test_a_summary_held_far_beyond_its_period_is_due_after_the_clock_stepped_bac
         assert reporter.submit([session_summary(SCORES, start=T0 + 86400)]) == 1
         clock.now = T0  # ... and the clock is corrected a day back: a hold longer than one period cannot be real
         assert subscriber.wait_for(lambda _: len(subscriber.on("summary")) == 1)
+    finally:
+        reporter.stop(timeout=2)
+
+
+def test_a_summary_routed_to_nobody_stays_in_the_outbox_until_an_integrator_subscribes(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path
+) -> None:
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state", outbox=OutboxSettings(unrouted_retry_s=1))
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        assert reporter.submit([session_summary(SCORES)]) == 1
+        time.sleep(1.5)  # PUBACK "No matching subscribers" came, and one retry met nobody either
+        assert reporter.outbox.stats()["messages"] == 1
+        late = Subscriber(mqtt_broker.host, mqtt_broker.port, f"{topic_prefix}/v1/+/summary")
+        assert late.wait_for(lambda messages: len(messages) >= 1, 10)
+        assert reporter.wait_drained(5)
+        late.close()
     finally:
         reporter.stop(timeout=2)
