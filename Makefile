@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # keeps a fresh x86 machine from downloading the CUDA build.
 TORCH_INDEX ?=
 
-.PHONY: demo test lint typecheck unit broker-dep postgres-dep clean
+.PHONY: demo test lint typecheck unit broker-dep postgres-dep asyncapi-validate clean
 
 # torch 2.13.0 first: that pin takes the CPU build lying on this machine's disk; a looser one downloads CUDA builds.
 $(STAMP): pyproject.toml
@@ -25,6 +25,11 @@ broker-dep:
 postgres-dep:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ echo "installing postgresql (Debian package)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# The AsyncAPI document through the AsyncAPI CLI (npm, pinned): .ci/run calls it where npm is installed.
+ASYNCAPI_CLI ?= @asyncapi/cli@4.1.1
+asyncapi-validate:
+	npx --yes $(ASYNCAPI_CLI) validate edge/schemas/asyncapi.yaml --fail-severity warn
 
 demo: $(STAMP) broker-dep
 	$(PY) -m edge demo
