@@ -152,7 +152,7 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-        )  # fmt: skip
+        )
         for n in range(args.workers)
     ]
     time.sleep(2.0)  # the workers subscribe (a worker that cannot would exit: checked below)
@@ -191,7 +191,7 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
                 stderr=subprocess.PIPE,
                 text=True,
                 env=env,
-            )  # fmt: skip
+            )
         )
     schedule_s = args.summaries * args.interval
     time.sleep(max(0.0, start_at + schedule_s / 2 - time.time()))
