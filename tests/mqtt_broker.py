@@ -75,8 +75,8 @@ def make_tls_files(directory: Path, name: str = "test") -> TlsFiles:
 class Broker:
     """A Mosquitto process on 127.0.0.1:``port``; ``stop()`` and ``start()`` again keep the port.
 
-    Optional: ``persistence`` (sessions survive a restart), ``tls`` (a TLS-only listener) and ``users`` (name ->
-    password; anonymous clients are then refused).
+    Optional: ``persistence`` (sessions survive a restart), ``tls`` (a TLS-only listener), ``users`` (name ->
+    password; anonymous clients are then refused) and ``acl`` (the text of an ACL file).
     """
 
     host = "127.0.0.1"
@@ -88,6 +88,7 @@ class Broker:
         persistence: bool = False,
         tls: TlsFiles | None = None,
         users: dict[str, str] | None = None,
+        acl: str | None = None,
     ) -> None:
         binary = mosquitto_path()
         if binary is None:
@@ -99,6 +100,7 @@ class Broker:
         self._persistence = persistence
         self._tls = tls
         self._users = users
+        self._acl = acl
         self._process: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> Path:
@@ -110,6 +112,10 @@ class Broker:
             for name, password in self._users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True)
             lines += ["allow_anonymous false", f"password_file {passwords}"]
+        if self._acl is not None:
+            acl_file = self.workdir / "acl"
+            acl_file.write_text(self._acl)
+            lines.append(f"acl_file {acl_file}")
         else:
             lines.append("allow_anonymous true")
         if self._persistence:
