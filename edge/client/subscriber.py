@@ -64,7 +64,6 @@ class Integrator:
         self._lock = threading.Lock()
         self.failed: StoreError | None = None
         """Set when the store refused a message: the worker stopped acknowledging and should be stopped."""
-        self.stopped = threading.Event()
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect, subscribe, and wait for the broker to confirm the subscription."""
@@ -76,12 +75,12 @@ class Integrator:
                 fix="check the broker address, the credentials and that the ACL lets this user read the topics",
             )
 
-    def stop(self) -> None:
+    def stop(self, *, close_store: bool = True) -> None:
         """Disconnect (the persistent session keeps what arrives meanwhile) and close the store."""
         self._client.disconnect()
         self._client.loop_stop()
-        self.store.close()
-        self.stopped.set()
+        if close_store:
+            self.store.close()
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         """Check and store one message (the part without MQTT); raises :class:`StoreError` when not stored."""

@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
             break
         if summaries.acquire(timeout=0.2):
             stored += 1
-    counts = dict(worker.counts)
-    kept = worker.store.counts()
-    worker.stop()
+    worker.stop(close_store=False)  # nothing arrives after this: the counts and the store agree
+    counts, kept = dict(worker.counts), store.counts()
+    store.close()
     report = {**counts, "in_store": kept}
     print(json.dumps(report) if args.json else f"received {counts['received']}, stored {counts['stored']}, "
           f"duplicates {counts['duplicates']}, invalid {counts['invalid']}; the store holds {kept}")  # fmt: skip
