@@ -118,7 +118,7 @@ def stored_ids(store: str) -> list[str]:
 def conduct(args: argparse.Namespace) -> dict[str, Any]:
     """Start everything, run the schedule with one broker stop in the middle, collect the figures."""
     work = Path(tempfile.mkdtemp(prefix="fleet-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
-    broker = Broker(work / "broker", persistence=True)
+    broker = Broker(work / "broker", persistence=True, options=args.broker_option)
     broker.start()
     database = Postgres() if args.store == "postgres" else None
     if database is not None:
@@ -225,6 +225,7 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
     rows = stored_ids(store)
     if database is not None:
         database.stop()
+    log = (work / "broker" / "mosquitto.log").read_text(errors="replace")
     subprocess.run(["rm", "-rf", str(work)], check=False)
     sent, stored = len(ids), len(set(rows))
     waiting = sum(d["waiting"] for d in devices_out)
@@ -243,6 +244,7 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
         "stored_twice": len(rows) - stored,
         "redeliveries_absorbed": sum(w["duplicates"] for w in worker_out),
         "invalid": sum(w["invalid"] for w in worker_out),
+        "broker_log_lines_about_dropped_messages": sum("dropped" in line.lower() for line in log.splitlines()),
         "stored_per_worker": [w["stored"] for w in worker_out],
         "seconds_first_put_to_last_stored": round(finished - start_at, 1),
         "throughput_stored_per_s": round(stored / max(finished - start_at, 1e-9), 1),
@@ -275,6 +277,9 @@ def main() -> int:
     parser.add_argument("--stop", choices=("term", "kill"), default="term", help="how the broker is stopped")
     parser.add_argument("--down-s", type=float, default=3.0, help="seconds the broker stays down")
     parser.add_argument("--budget-s", type=float, default=240.0, help="give up this long after the first put")
+    parser.add_argument(
+        "--broker-option", action="append", default=[], help='a mosquitto.conf line, e.g. "max_queued_messages 100000"'
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--role", choices=("conductor", "devices"), default="conductor", help=argparse.SUPPRESS)
     for name in ("--first", "--count", "--port"):

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,8 @@ class Broker:
     """A Mosquitto process on 127.0.0.1:``port``; ``stop()`` and ``start()`` again keep the port.
 
     Optional: ``persistence`` (sessions survive a restart), ``tls`` (a TLS-only listener), ``users`` (name ->
-    password; anonymous clients are then refused) and ``acl`` (the text of an ACL file).
+    password; anonymous clients are then refused), ``acl`` (the text of an ACL file) and ``options`` (more lines of
+    mosquitto.conf).
     """
 
     host = "127.0.0.1"
@@ -89,6 +90,7 @@ class Broker:
         tls: TlsFiles | None = None,
         users: dict[str, str] | None = None,
         acl: str | None = None,
+        options: Sequence[str] = (),
     ) -> None:
         binary = mosquitto_path()
         if binary is None:
@@ -101,6 +103,7 @@ class Broker:
         self._tls = tls
         self._users = users
         self._acl = acl
+        self._options = list(options)
         self._process: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> Path:
@@ -112,12 +115,12 @@ class Broker:
             for name, password in self._users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True)
             lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
         if self._acl is not None:
             acl_file = self.workdir / "acl"
             acl_file.write_text(self._acl)
             lines.append(f"acl_file {acl_file}")
-        else:
-            lines.append("allow_anonymous true")
         if self._persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/"]
         else:
@@ -125,7 +128,7 @@ class Broker:
         if self._tls is not None:
             lines += [f"cafile {self._tls.ca}", f"certfile {self._tls.server_cert}", f"keyfile {self._tls.server_key}"]
         path = self.workdir / "mosquitto.conf"
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text("\n".join([*lines, *self._options]) + "\n")
         return path
 
     def start(self, timeout: float = 10.0) -> None:
