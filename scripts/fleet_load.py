@@ -216,10 +216,16 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
     finished = time.time()
     after = process_figures(broker.pid())
     devices_out = [json.loads(p.communicate(timeout=args.budget_s)[0].strip().splitlines()[-1]) for p in fleet]
-    worker_figures = [process_figures(w.pid) for w in workers]
+    worker_figures = [process_figures(w.pid) if w.poll() is None else {"exited": w.returncode} for w in workers]
     for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-    worker_out = [json.loads(w.communicate(timeout=30)[0].strip().splitlines()[-1]) for w in workers]
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    worker_out = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=30)
+        if worker.returncode != 0:
+            raise SystemExit(f"a worker failed (exit {worker.returncode}): {err.strip()[-2000:]}")
+        worker_out.append(json.loads(out.strip().splitlines()[-1]))
     broker.stop()
     ids = [i for path in (work / "devices").glob("ids-*.json") for i in json.loads(path.read_text())]
     rows = stored_ids(store)

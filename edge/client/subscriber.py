@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
@@ -24,8 +24,8 @@ from edge.client.stores import Store, StoreError
 from edge.errors import BrokerError
 
 log = logging.getLogger(__name__)
-Outcome = str
-"""``stored``, ``duplicate`` or ``invalid``."""
+Outcome = Literal["stored", "duplicate", "invalid"]
+COUNTER: dict[Outcome, str] = {"stored": "stored", "duplicate": "duplicates", "invalid": "invalid"}
 
 
 class Integrator:
@@ -86,6 +86,7 @@ class Integrator:
         """Check and store one message (the part without MQTT); raises :class:`StoreError` when not stored."""
         message = check(topic, payload)
         now = time.time()
+        outcome: Outcome
         if message.valid:
             outcome = "stored" if self.store.add(message, now) else "duplicate"
         else:
@@ -94,7 +95,7 @@ class Integrator:
             outcome = "invalid"
         with self._lock:
             self.counts["received"] += 1
-            self.counts[{"stored": "stored", "duplicate": "duplicates", "invalid": "invalid"}[outcome]] += 1
+            self.counts[COUNTER[outcome]] += 1
         if self._on_message is not None:
             self._on_message(message, outcome)
         return outcome
@@ -112,12 +113,10 @@ class Integrator:
             return  # not acknowledged: the broker redelivers after the restart
         try:
             self.handle(message.topic, bytes(message.payload))
-        except StoreError as error:
-            log.error("%s; stopping without acknowledging", error)
-            self.failed = error
-            return
-        except Exception:
-            log.exception("message on %s could not be handled; not acknowledged", message.topic)
+        except Exception as error:  # the store or a bug: stop acknowledging, the broker keeps the message
+            failure = error if isinstance(error, StoreError) else StoreError(f"handling a message failed: {error!r}")
+            log.error("%s; stopping without acknowledging", failure)
+            self.failed = failure
             return
         if message.qos > 0:
             client.ack(message.mid, message.qos)

@@ -121,3 +121,22 @@ def test_control_is_answered_through_the_device_status(mqtt_broker: Broker, topi
     with pytest.raises(ControlReplyTimeoutError, match="no reply"):
         sender.send("f" * 20, {"command": "pause"}, timeout=0.5)
     reporter.stop()
+
+
+def test_a_message_the_store_refused_is_not_acknowledged_and_comes_back_after_a_restart(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, publisher: Subscriber
+) -> None:
+    connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port)
+    path = str(tmp_path / "in.sqlite")
+    worker = Integrator(open_store(path), connection, prefix=topic_prefix, kinds=["summary"], client_id="w-fail")
+    worker.start()
+    worker.store.close()  # the database goes away under the running worker
+    document = summary_document("cd" * 10)
+    publisher.publish(f"{topic_prefix}/v1/{'cd' * 10}/summary", json.dumps(document).encode())
+    assert wait_until(lambda: worker.failed is not None)
+    assert "refused a write" in str(worker.failed) and worker.failed.exit_code == 9
+    worker.stop(close_store=False)
+    back = Integrator(open_store(path), connection, prefix=topic_prefix, kinds=["summary"], client_id="w-fail")
+    back.start()
+    assert wait_until(lambda: back.store.counts().get("summary") == 1)  # the broker delivered it again
+    back.stop()
