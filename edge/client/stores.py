@@ -78,7 +78,10 @@ class SqlStore(Store):
     def __init__(self, connection: Any, words: dict[str, str]) -> None:
         self._db = connection
         self._lock = threading.Lock()
-        for statement in filter(str.strip, TABLES.format(**words).split(";")):
+        self._create_tables([s for s in TABLES.format(**words).split(";") if s.strip()])
+
+    def _create_tables(self, statements: list[str]) -> None:
+        for statement in statements:
             self._execute(statement)
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -163,6 +166,20 @@ class PostgresStore(SqlStore):
                 fix="check the URL (postgresql://user@host/db or postgresql:///db?host=/run/postgresql)",
             ) from error
         super().__init__(db, {"json": "JSONB", "serial": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"})
+
+    def _create_tables(self, statements: list[str]) -> None:
+        """In one transaction under an advisory lock: workers starting together would otherwise race in
+        ``CREATE TABLE IF NOT EXISTS`` (a unique violation in PostgreSQL's catalogue)."""
+        try:
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(hashtext('expresso_messages'))")
+                for statement in statements:
+                    self._db.execute(statement)
+        except Exception as error:
+            raise ConfigError(
+                f"cannot create the store's tables ({type(error).__name__}: {error})",
+                fix="give the database user CREATE rights on its schema, or create the tables from docs/fleet.md",
+            ) from error
 
 
 class JsonLinesStore(Store):

@@ -105,3 +105,13 @@ def test_a_store_that_stops_taking_writes_raises_store_error(tmp_path: Path) -> 
     store.close()
     with pytest.raises(StoreError, match="refused a write"):
         store.add(check(TOPIC, _payload()))
+
+
+def test_workers_starting_together_on_a_fresh_postgres_database_all_open_it(postgres_db: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6) as pool:
+        stores = list(pool.map(lambda _: open_store(postgres_db), range(6)))  # six CREATE TABLE IF NOT EXISTS at once
+    assert all(store.counts() == {"rejected": 0} for store in stores)
+    for store in stores:
+        store.close()
