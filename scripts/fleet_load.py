@@ -232,7 +232,8 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
     if database is not None:
         database.stop()
     log = (work / "broker" / "mosquitto.log").read_text(errors="replace")
-    subprocess.run(["rm", "-rf", str(work)], check=False)
+    if not os.environ.get("FLEET_KEEP"):
+        subprocess.run(["rm", "-rf", str(work)], check=False)
     sent, stored = len(ids), len(set(rows))
     waiting = sum(d["waiting"] for d in devices_out)
     return {
