@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fleet load test: many simulated devices -> real Mosquitto -> two integrator workers on a shared subscription.
 
-    PYTHONPATH=. python scripts/fleet_load.py --devices 1000 --summaries 10            # the documented run
+    PYTHONPATH=. python scripts/fleet_load.py --devices 1000 --summaries 10 --broker-option "max_queued_messages 100000"
     PYTHONPATH=. python scripts/fleet_load.py --devices 20 --summaries 2 --store sqlite  # a quick look
 
 Each simulated device is the device's own publish path: an :class:`edge.publish.outbox.Outbox` (SQLite, in its
