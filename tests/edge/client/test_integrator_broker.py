@@ -6,10 +6,12 @@ control answered through the device's status."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 from mqtt_broker import Broker, Subscriber
 from polling import wait_until
@@ -140,3 +142,43 @@ def test_a_message_the_store_refused_is_not_acknowledged_and_comes_back_after_a_
     back.start()
     assert wait_until(lambda: back.store.counts().get("summary") == 1)  # the broker delivered it again
     back.stop()
+
+
+def test_an_mqtt5_reply_on_the_response_topic_is_matched_by_its_correlation_data(
+    mqtt_broker: Broker, topic_prefix: str
+) -> None:
+    """What an issue-10 device does: answer on the request's Response Topic, echoing its Correlation Data."""
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    seen: list[dict[str, Any]] = []
+
+    def answer(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        request = json.loads(message.payload)
+        seen.append(request)
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.CorrelationData = b"someone-else"  # a reply to another request: ignored
+        reply = {"accepted": False, "command": request["command"], "error": "not yours"}
+        client.publish(message.properties.ResponseTopic, json.dumps(reply), qos=1, properties=properties)
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.CorrelationData = message.properties.CorrelationData
+        reply = {"accepted": True, "command": request["command"], "request_id": request["request_id"]}
+        client.publish(message.properties.ResponseTopic, json.dumps(reply), qos=1, properties=properties)
+
+    device = "ef" * 10
+    responder = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{topic_prefix}-dev", protocol=paho.MQTTv5)
+    responder.on_message = answer
+    subscribed = threading.Event()
+    responder.on_subscribe = lambda *_: subscribed.set()
+    responder.connect(mqtt_broker.host, mqtt_broker.port)
+    responder.loop_start()
+    responder.subscribe(f"{topic_prefix}/v1/{device}/control", qos=1)
+    assert subscribed.wait(10)
+    try:
+        connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port)
+        reply = ControlSender(connection, prefix=topic_prefix).send(device, {"command": "resume"}, timeout=10)
+    finally:
+        responder.disconnect()
+        responder.loop_stop()
+    assert reply.via == "response" and reply.accepted and reply.request_id == seen[0]["request_id"]
