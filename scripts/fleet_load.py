@@ -25,8 +25,10 @@ run of it is: tests/edge/client/test_fleet_load.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,14 +117,36 @@ def stored_ids(store: str) -> list[str]:
         return [row[0] for row in db.execute("SELECT message_id FROM expresso_messages")]
 
 
+def _end(process: subprocess.Popen[str]) -> None:
+    """Kill a child that is still running (after a failure) and reap it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _remove(work: Path) -> None:
+    """Delete the run's directory, unless FLEET_KEEP is set (to read the broker's log afterwards)."""
+    if not os.environ.get("FLEET_KEEP"):
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def conduct(args: argparse.Namespace) -> dict[str, Any]:
-    """Start everything, run the schedule with one broker stop in the middle, collect the figures."""
+    """Start everything, run the schedule with one broker stop in the middle, collect the figures; whatever
+    happens, stop every process it started and delete its files."""
+    with contextlib.ExitStack() as cleanup:
+        return _conduct(args, cleanup)
+
+
+def _conduct(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="fleet-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    cleanup.callback(_remove, work)
     broker = Broker(work / "broker", persistence=True, options=args.broker_option)
     broker.start()
+    cleanup.callback(broker.stop)
     database = Postgres() if args.store == "postgres" else None
     if database is not None:
         database.start()
+        cleanup.callback(database.stop)
     store = database.url if database is not None else f"sqlite://{work / 'store.sqlite'}"
     prefix = f"fleet-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -157,6 +181,8 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
         )
         for n in range(args.workers)
     ]
+    for worker in workers:
+        cleanup.callback(_end, worker)
     time.sleep(2.0)  # the workers subscribe (a worker that cannot would exit: checked below)
     per_process = args.per_process
     start_at = time.time() + 3.0 + args.devices / 400  # time for every device to connect first
@@ -195,6 +221,8 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
                 env=env,
             )
         )
+    for process in fleet:
+        cleanup.callback(_end, process)
     schedule_s = args.summaries * args.interval
     time.sleep(max(0.0, start_at + schedule_s / 2 - time.time()))
     broker_cpu = process_figures(broker.pid())
@@ -226,14 +254,9 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
         if worker.returncode != 0:
             raise SystemExit(f"a worker failed (exit {worker.returncode}): {err.strip()[-2000:]}")
         worker_out.append(json.loads(out.strip().splitlines()[-1]))
-    broker.stop()
     ids = [i for path in (work / "devices").glob("ids-*.json") for i in json.loads(path.read_text())]
     rows = stored_ids(store)
-    if database is not None:
-        database.stop()
     log = (work / "broker" / "mosquitto.log").read_text(errors="replace")
-    if not os.environ.get("FLEET_KEEP"):
-        subprocess.run(["rm", "-rf", str(work)], check=False)
     sent, stored = len(ids), len(set(rows))
     waiting = sum(d["waiting"] for d in devices_out)
     return {
