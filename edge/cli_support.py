@@ -13,25 +13,50 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 from edge.errors import ExpressoError, UsageError
 from edge.quiet import native_noise_filtered
 
 
-def _command_modules(package: str, argv: Sequence[str]) -> list[ModuleType]:
+def _command_modules(package: str, argv: Sequence[str]) -> list[Any]:
     """The module of the command ``argv`` names, or every command's module (for help and usage errors).
 
-    Importing only the chosen command keeps light commands (``check-config``) from paying for the heavy imports
-    (mediapipe, ONNX Runtime, torch) of the others.
+    Importing only the chosen command keeps light commands (``check-config``, ``subscribe``) from paying for the
+    heavy imports (mediapipe, ONNX Runtime, torch) of the others. Without the ``device`` extra installed, the
+    commands that need it are listed with that fix instead of breaking the help.
     """
     root = importlib.import_module(package)
     names = sorted(info.name for info in pkgutil.iter_modules(root.__path__) if not info.name.startswith("_"))
     chosen = next((arg.replace("-", "_") for arg in argv if not arg.startswith("-")), None)
     if chosen in names:
         names = [chosen]
-    return [importlib.import_module(f"{package}.{name}") for name in names]
+    return [_command_module(f"{package}.{name}") for name in names]
+
+
+def _command_module(name: str) -> Any:
+    """Import one command; a missing dependency gives a stand-in that says which extra to install."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        missing, command = error.name, name.rsplit(".", 1)[-1].replace("_", "-")
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise UsageError(
+            f"command {command} needs {missing}, which is not installed (the integrator client alone is)",
+            fix="pip install 'expresso-edge[device]'",
+        )
+
+    unavailable.accepts_anything = True  # type: ignore[attr-defined]  # its options are unknown here
+
+    return SimpleNamespace(
+        NAME=command,
+        HELP=f"(unavailable: needs {missing}; pip install 'expresso-edge[device]')",
+        EXAMPLES=f"  pip install 'expresso-edge[device]'   # then: python -m edge {command} --help\n",
+        add_arguments=lambda parser: None,
+        run=unavailable,
+    )
 
 
 def print_error(prog: str, message: str, *, fix: str | None, exit_code: int, as_json: bool) -> None:
@@ -86,7 +111,10 @@ def configure_logging(verbosity: int) -> None:
 def run_cli(prog: str, description: str, package: str, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen subcommand and turn project errors into one line and an exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(prog, description, package, arguments).parse_args(arguments)
+    parser = build_parser(prog, description, package, arguments)
+    args, rest = parser.parse_known_args(arguments)
+    if rest and not getattr(getattr(args, "handler", None), "accepts_anything", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     configure_logging(args.verbose)
     as_json = bool(getattr(args, "json", False))
     try:

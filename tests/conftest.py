@@ -62,3 +62,28 @@ def exported_bundle(exported_bundle_dir: Path, tmp_path: Path) -> Path:
 
 
 # ---- end of exported model bundles ------------------------------------------------------------------------------
+
+
+# ---- PostgreSQL (the integrator client's shared store) -----------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL cluster on a unix socket in a temporary directory, for the whole session."""
+    from postgres_server import Postgres, postgres_bin
+
+    if postgres_bin() is None:  # CI installs it (make postgres-dep): a fail, never a silent skip
+        pytest.fail("PostgreSQL is not installed (apt-get install postgresql, or make postgres-dep)")
+    server = Postgres()
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> str:
+    """The URL of a fresh, empty database in the session's cluster."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return postgres_url.replace("@/postgres?", f"@/{name}?")

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +76,8 @@ class Broker:
     """A Mosquitto process on 127.0.0.1:``port``; ``stop()`` and ``start()`` again keep the port.
 
     Optional: ``persistence`` (sessions survive a restart), ``tls`` (a TLS-only listener), ``users`` (name ->
-    password; anonymous clients are then refused), ``acl`` (the text of a Mosquitto ``acl_file``) and ``options``
-    (more mosquitto.conf lines).
+    password; anonymous clients are then refused), ``acl`` (the text of an ACL file) and ``options`` (more lines of
+    mosquitto.conf).
     """
 
     host = "127.0.0.1"
@@ -90,7 +90,7 @@ class Broker:
         tls: TlsFiles | None = None,
         users: dict[str, str] | None = None,
         acl: str | None = None,
-        options: tuple[str, ...] = (),
+        options: Sequence[str] = (),
     ) -> None:
         binary = mosquitto_path()
         if binary is None:
@@ -103,7 +103,7 @@ class Broker:
         self._tls = tls
         self._users = users
         self._acl = acl
-        self._options = options
+        self._options = list(options)
         self._process: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> Path:
@@ -118,10 +118,9 @@ class Broker:
         else:
             lines.append("allow_anonymous true")
         if self._acl is not None:
-            acl_path = self.workdir / "acl"
-            acl_path.write_text(self._acl)
-            lines.append(f"acl_file {acl_path}")
-        lines += self._options
+            acl_file = self.workdir / "acl"
+            acl_file.write_text(self._acl)
+            lines.append(f"acl_file {acl_file}")
         if self._persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/"]
         else:
@@ -129,7 +128,7 @@ class Broker:
         if self._tls is not None:
             lines += [f"cafile {self._tls.ca}", f"certfile {self._tls.server_cert}", f"keyfile {self._tls.server_key}"]
         path = self.workdir / "mosquitto.conf"
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text("\n".join([*lines, *self._options]) + "\n")
         return path
 
     def start(self, timeout: float = 10.0) -> None:
@@ -146,6 +145,19 @@ class Broker:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto did not open port {self.port} within {timeout} s")
+
+    def pid(self) -> int:
+        """The running broker's process id."""
+        if self._process is None:
+            raise RuntimeError("the broker is not running")
+        return self._process.pid
+
+    def kill(self) -> None:
+        """Kill the broker (SIGKILL: it saves nothing) and wait for it to exit."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(10)
+        self._process = None
 
     def stop(self) -> None:
         """Stop the broker (SIGTERM, which also saves persistence) and wait for it to exit."""

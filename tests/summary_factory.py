@@ -25,3 +25,23 @@ def session_summary(scores: Sequence[float], *, rejected: Sequence[str] = (), st
         t += 1.0
     (summary,) = agg.close(t)
     return summary
+
+
+def summary_document(device: str = "0" * 20, scores: Sequence[float] = (12.0,) * 6) -> dict[str, object]:
+    """A valid summary payload as a device publishes it (real gate and builder), with a fresh ``message_id``."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from edge.privacy.release import PrivacyGate
+    from edge.publish.payloads import encode, summary_payload
+    from edge.publish.settings import PrivacySettings
+
+    summary = session_summary(scores)
+    with tempfile.TemporaryDirectory() as state:
+        score = PrivacyGate(PrivacySettings(), Path(state)).admit(summary)
+    assert score is not None
+    document: dict[str, object] = json.loads(
+        encode(summary_payload(summary, score, device=device, resolution_s=900, k=5))
+    )
+    return document

@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             *args.overrides,
         ]
         config = load_config(None, overrides)
+        prefix = config.mqtt.topic_prefix  # --set mqtt.topic_prefix=... wins over the fresh one
         if not args.json:
             print(f"{address.description}; topics {prefix}/v1/<device>/...\n")
             print(_row(COLUMNS))

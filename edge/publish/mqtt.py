@@ -3,8 +3,10 @@
 paho's network thread (``loop_start``) does the I/O and reconnects; before each reconnect the delay is set to a
 capped exponential with jitter. A drain thread sends outbox rows in order (at most ``max_inflight`` unacknowledged)
 and a row is deleted only in ``on_publish`` for its message id. paho keeps unacknowledged QoS 1 messages across
-reconnects and resends them; after a restart the outbox resends whatever was not acknowledged. Every callback is
-guarded: an exception is logged and never stops the network thread.
+reconnects and resends them; after a restart the outbox resends whatever was not acknowledged. A PUBACK saying
+"No matching subscribers" (MQTT 5 reason 0x10: the broker routed the summary to nobody, e.g. while integrators
+re-subscribe after a broker restart) keeps the row, which is sent again ``outbox.unrouted_retry_s`` later. Every
+callback is guarded: an exception is logged and never stops the network thread.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class ReplyTo:
 
 
 ControlHandler = Callable[[bytes, bool, ReplyTo | None], None]
+NO_MATCHING_SUBSCRIBERS = 0x10
+"""MQTT 5 PUBACK reason: accepted, but no subscription matched, so nobody will receive it."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,9 @@ class MqttLink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
-        self._early: dict[int, bool] = {}  # acks that came before publish() returned: mid -> success
+        self._early: dict[int, ReasonCode] = {}  # acks that came before publish() returned: mid -> reason
+        self._unrouted: int | None = None  # oldest row the broker routed to nobody: resent from there...
+        self._unrouted_at = 0.0  # ...once time.monotonic() passes this
         self._publishing = False  # the drain thread is inside publish(): only then can an ack come early
         self._last_sent = 0
         self._attempt = 0
@@ -237,6 +243,7 @@ class MqttLink:
                 self._inflight.clear()
                 self._early.clear()
                 self._last_sent = 0
+                self._unrouted = None
             # outside self._lock: paho holds its message mutex when it calls _handle_publish, which takes self._lock
             dropped = self._client.drop_out_messages()
         if dropped:
@@ -253,13 +260,20 @@ class MqttLink:
                     log.exception("outbox drain failed; retrying")
 
     def _send_some(self) -> None:
+        self._rewind_unrouted()
         with self._lock:
             room = self._settings.outbox.max_inflight - len(self._inflight)
             outbox, after = self._outbox, self._last_sent
         if room <= 0:
             return
         rows = outbox.pending(after=after, limit=room, now=self._clock(), max_hold=self._max_hold_s)
+        with self._lock:
+            flying = set(self._inflight.values())
         for row in rows:
+            if row.row_id in flying:  # rewound past it (see _rewind_unrouted): its PUBACK is still due
+                with self._lock:
+                    self._last_sent = max(self._last_sent, row.row_id)
+                continue
             if not self.connected.is_set() or self._stopping.is_set():
                 return
             with self._send_lock:
@@ -275,35 +289,53 @@ class MqttLink:
                     raise
                 with self._lock:
                     self._publishing = False  # in the same hold as the registration: no ack can fall in between
-                    success = self._early.pop(info.mid, None)
+                    reason = self._early.pop(info.mid, None)
                     self._early.clear()  # acks of status/health publishes: a stale mid must never ack a later row
                     self._last_sent = row.row_id
-                    if success is None:
+                    if reason is None:
                         self._inflight[info.mid] = row.row_id
-            if success is not None:
-                self._settle(outbox, row.row_id, success)
+            if reason is not None:
+                self._settle(outbox, row.row_id, reason)
         if len(rows) == room:
             self._wake.set()  # the batch was full: more may wait (acks, new rows and the 0.5 s poll wake it too)
 
     def _handle_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
     ) -> None:
-        success = not reason.is_failure
         with self._lock:
             row_id = self._inflight.pop(mid, None)
             outbox = self._outbox
             if row_id is None and self._publishing:
-                self._early[mid] = success
+                self._early[mid] = reason
         if row_id is not None:
-            self._settle(outbox, row_id, success)
+            self._settle(outbox, row_id, reason)
             self._wake.set()
 
-    def _settle(self, outbox: Outbox, row_id: int, success: bool) -> None:
-        if success:
-            outbox.ack(row_id)
-        else:
+    def _settle(self, outbox: Outbox, row_id: int, reason: ReasonCode) -> None:
+        if reason.is_failure:
             self.refused += 1
             log.error("the broker refused a summary (kept in the outbox; retried after a restart)")
+        elif reason.value == NO_MATCHING_SUBSCRIBERS:
+            with self._lock:
+                if outbox is self._outbox and (self._unrouted is None or row_id < self._unrouted):
+                    if self._unrouted is None:
+                        self._unrouted_at = time.monotonic() + self._settings.outbox.unrouted_retry_s
+                        log.warning(
+                            "no integrator is subscribed to %s: summaries stay in the outbox, sent again in %g s",
+                            self.topics.summary,
+                            self._settings.outbox.unrouted_retry_s,
+                        )
+                    self._unrouted = row_id
+        else:
+            outbox.ack(row_id)
+
+    def _rewind_unrouted(self) -> None:
+        """Once the retry delay has passed, read the outbox again from the oldest row routed to nobody (rows still
+        in flight are skipped by the drain)."""
+        with self._lock:
+            if self._unrouted is not None and time.monotonic() >= self._unrouted_at:
+                self._last_sent = min(self._last_sent, self._unrouted - 1)
+                self._unrouted = None
 
     def _handle_connect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any

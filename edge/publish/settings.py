@@ -141,6 +141,14 @@ class OutboxSettings(_Strict):
     )
     hard_max_bytes: int = Field(64 * 2**20, ge=1024, description="Hard bound on payload bytes, same rule.")
     max_inflight: int = Field(16, ge=1, le=1000, description="Summaries sent and not yet acknowledged at a time.")
+    unrouted_retry_s: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A summary the broker acknowledged with 'No matching subscribers' (MQTT 5: no integrator subscribed) "
+            "stays in the outbox and is sent again this many seconds later."
+        ),
+    )
 
     @model_validator(mode="after")
     def _hard_above_soft(self) -> OutboxSettings:

@@ -1,14 +1,24 @@
-"""JSON Schemas shipped with the package, and validation against them with readable errors."""
+"""JSON Schemas shipped with the package, and validation against them with readable errors.
+
+Each schema's ``$id`` is ``urn:expresso-edge:schema:<name>:v<major>``; :func:`registry` resolves those ids (and
+any ``$ref`` to them) from the package's own files, with no network. The AsyncAPI 3 document ``asyncapi.yaml``
+lies beside the schemas and references them by relative path (:func:`asyncapi_path`).
+"""
 
 from __future__ import annotations
 
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+NAMES = ("summary", "health", "status", "control", "manifest")
 
 
 @cache
@@ -20,9 +30,21 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+@cache
+def registry() -> Registry[Any]:
+    """Every shipped schema under its ``$id``, for resolving references without the network."""
+    resources_ = [Resource.from_contents(load_schema(name), default_specification=DRAFT202012) for name in NAMES]
+    return Registry().with_resources((resource.id() or "", resource) for resource in resources_)
+
+
+def asyncapi_path() -> Path:
+    """The AsyncAPI 3 document installed with the package (its ``$ref``s name the schema files beside it)."""
+    return Path(str(resources.files(__package__).joinpath("asyncapi.yaml")))
+
+
 def schema_errors(document: Any, name: str) -> list[str]:
     """Every way ``document`` breaks schema ``name``, as ``path: message`` lines (empty when valid)."""
-    validator = Draft202012Validator(load_schema(name), format_checker=jsonschema.FormatChecker())
+    validator = Draft202012Validator(load_schema(name), registry=registry(), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     lines = []
     for error in errors:

@@ -26,8 +26,11 @@ def test_demo_prints_what_an_integrator_receives(
     media: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["demo", "--video", str(media["face"]), "--json", "--set", f"model.bundle={media['bundle'].root}"]
-    assert main([*argv, "--set", "privacy.k_min_windows=2", "--set", "model.backend=onnxruntime"]) == 0
+    prefix = f"chosen-{tmp_path.name[-8:]}"  # an integrator's own prefix: the demo's subscriber follows it
+    overrides = ["--set", "privacy.k_min_windows=2", "--set", "model.backend=onnxruntime"]
+    assert main([*argv, *overrides, "--set", f'mqtt.topic_prefix="{prefix}"']) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and all(line["topic"].startswith(f"{prefix}/v1/") for line in lines)
     summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
     assert {s["kind"] for s in summaries} == {"session", "rolling"}
     assert all(schema_errors(s, "summary") == [] for s in summaries)

@@ -19,7 +19,7 @@ from edge.face.quality import FRAME_REASONS, FrameQuality
 from edge.face.windows import window_quality
 from edge.publish.mqtt import Topics
 from edge.publish.payloads import VERSION
-from edge.schemas import load_schema, schema_errors
+from edge.schemas import asyncapi_path, load_schema, schema_errors
 from edge.scoring import window_quality_figures
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,24 +28,33 @@ OUTGOING = ("summary", "health", "status")
 
 
 def _asyncapi() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
+    document: dict[str, Any] = yaml.safe_load(asyncapi_path().read_text())
     return document
 
 
 def test_asyncapi_channels_match_the_topics_the_code_uses() -> None:
     document = _asyncapi()
-    assert document["asyncapi"].startswith("2.6")
+    assert document["asyncapi"].startswith("3.")
     topics = Topics.for_device("{prefix}", "{device}")
-    assert set(document["channels"]) == {topics.status, topics.summary, topics.health, topics.control}
-    assert "publish" in document["channels"][topics.control]
-    assert document["channels"][topics.status]["subscribe"]["bindings"]["mqtt"] == {"qos": 1, "retain": True}
+    channels = document["channels"]
+    assert {channel["address"] for channel in channels.values()} == {
+        topics.status, topics.summary, topics.health, topics.control
+    }  # fmt: skip
+    operations = document["operations"]
+    assert {(op["action"], op["channel"]["$ref"].rsplit("/", 1)[1]) for op in operations.values()} == {
+        ("send", "status"), ("send", "summary"), ("send", "health"), ("receive", "control")
+    }  # fmt: skip
+    assert operations["sendStatus"]["bindings"]["mqtt"]["qos"] == 1
+    assert operations["sendStatus"]["bindings"]["mqtt"]["retain"] is True
+    assert operations["receiveControl"]["reply"]["channel"]["$ref"] == "#/channels/status"
 
 
 def test_asyncapi_payloads_reference_the_shipped_schemas_and_examples_parse() -> None:
     messages = _asyncapi()["components"]["messages"]
     for name, message in messages.items():
         ref = message["payload"]["$ref"]
-        assert (ROOT / "docs" / ref).resolve() == (ROOT / "edge" / "schemas" / f"{name}.schema.json").resolve()
+        assert (asyncapi_path().parent / ref).resolve() == (ROOT / "edge" / "schemas" / f"{name}.schema.json").resolve()
+        assert message["name"] == name  # AsyncAPI 3's message id is the key; the name repeats it
         assert load_schema(name)["properties"]["schema"]["const"] == f"expresso-edge/{name}"
     assert set(messages) == {"status", "summary", "health", "control"}
     examples = messages["control"]["examples"]
@@ -86,7 +95,7 @@ def test_versions_agree_between_asyncapi_schema_ids_and_payloads() -> None:
     assert major == VERSION
     for name in (*OUTGOING, "control"):
         schema = load_schema(name)
-        assert schema["$id"].endswith(f"/schemas/{name}/v{VERSION}.json")
+        assert schema["$id"] == f"urn:expresso-edge:schema:{name}:v{VERSION}"
         assert schema["properties"]["version"]["const"] == VERSION
         assert schema.get("additionalProperties", True) is (name != "control")  # only control rejects new fields
 

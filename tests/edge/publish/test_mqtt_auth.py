@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from mqtt_broker import Broker, TlsFiles, make_tls_files, mosquitto_path
+from polling import wait_until
 from summary_factory import IDENTITY, session_summary
 
+from edge.client import Connection, Integrator, open_store
 from edge.errors import ConfigError
 from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.publish.mqtt import build_ssl_context
@@ -61,14 +63,19 @@ def test_context_verifies_certificates_and_host_names(tls_files: TlsFiles) -> No
 def test_summaries_flow_over_verified_tls(
     tls_broker: Broker, tls_files: TlsFiles, tmp_path: Path, topic_prefix: str
 ) -> None:
+    connection = Connection(host=tls_broker.host, port=tls_broker.port, tls=True, ca_file=tls_files.ca)
+    integrator = Integrator(open_store(str(tmp_path / "in.jsonl")), connection, prefix=topic_prefix)
+    integrator.start()  # the integrator client verifies the broker too
     reporter = _reporter(tls_broker, tls_files.ca, tmp_path / "state", topic_prefix)
     reporter.start()
     try:
         assert reporter.connected.wait(10)
         assert reporter.submit([session_summary([14.0] * 6)]) == 1
         assert reporter.wait_drained(10)  # the broker acknowledged it over TLS
+        assert wait_until(lambda: integrator.counts["stored"] >= 2)  # the summary and the online status
     finally:
         reporter.stop(timeout=2)
+        integrator.stop()
 
 
 def test_a_broker_signed_by_another_ca_is_refused(

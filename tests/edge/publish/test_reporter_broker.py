@@ -25,7 +25,7 @@ from edge.publish import MqttSettings, PrivacySettings, Reporter
 from edge.publish.outbox import OUTBOX_NAME, Outbox
 from edge.publish.payloads import coarse_time
 from edge.publish.reporter import MAX_UNSTORED
-from edge.publish.settings import DifferentialPrivacySettings
+from edge.publish.settings import DifferentialPrivacySettings, OutboxSettings
 from edge.schemas import schema_errors
 from edge.trust.settings import ControlPolicy, TrustSettings
 
@@ -317,7 +317,7 @@ def test_after_an_erase_with_summaries_in_flight_later_ones_still_leave_on_the_s
 
 
 def test_a_summary_is_deleted_only_on_its_own_puback_even_when_its_mid_was_used_before(
-    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, subscriber: Subscriber
 ) -> None:
     reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
     reporter.start()
@@ -431,7 +431,9 @@ def test_a_full_state_directory_keeps_summaries_in_memory_until_it_has_room(tmp_
     reporter.stop(timeout=0)
 
 
-def test_the_drain_waits_for_work_instead_of_spinning(mqtt_broker: Broker, topic_prefix: str, tmp_path: Path) -> None:
+def test_the_drain_waits_for_work_instead_of_spinning(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, subscriber: Subscriber
+) -> None:
     reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
     calls = 0
     pending = reporter.outbox.pending
@@ -505,3 +507,21 @@ def test_a_full_disk_at_stop_loses_nothing_the_memory_buffer_holds_and_stops_cle
         reopened = Outbox(disk / "state", MqttSettings().outbox)
         assert reopened.stats()["messages"] == len(made)
         reopened.close()
+
+
+def test_a_summary_routed_to_nobody_stays_in_the_outbox_until_an_integrator_subscribes(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path
+) -> None:
+    reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state", outbox=OutboxSettings(unrouted_retry_s=1))
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        assert reporter.submit([session_summary(SCORES)]) == 1
+        time.sleep(1.5)  # PUBACK "No matching subscribers" came, and one retry met nobody either
+        assert reporter.outbox.stats()["messages"] == 1
+        late = Subscriber(mqtt_broker.host, mqtt_broker.port, f"{topic_prefix}/v1/+/summary")
+        assert late.wait_for(lambda messages: len(messages) >= 1, 10)
+        assert reporter.wait_drained(5)
+        late.close()
+    finally:
+        reporter.stop(timeout=2)

@@ -1,0 +1,73 @@
+"""How the client reaches the broker: address, MQTT version, credentials and TLS, as one value."""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.errors import BrokerError
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A broker and how to log in; ``session_expiry_s`` > 0 with a fixed ``client_id`` keeps a persistent session
+    (the broker queues QoS 1 messages while the client is away)."""
+
+    host: str = "localhost"
+    port: int = 1883
+    protocol: Literal["5", "3.1.1"] = "5"
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls: bool = False
+    keepalive_s: int = 30
+
+    @property
+    def description(self) -> str:
+        """``mqtt[s]://host:port`` for messages."""
+        return f"mqtt{'s' if self.tls else ''}://{self.host}:{self.port}"
+
+    def client(self, client_id: str | None = None, *, session_expiry_s: int = 0) -> paho.Client:
+        """A configured paho client (not connected)."""
+        v5 = self.protocol == "5"
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"expresso-client-{uuid.uuid4().hex[:12]}",
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else not session_expiry_s,
+        )
+        if self.tls:
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+            if self.cert_file and self.key_file:
+                context.load_cert_chain(str(self.cert_file), str(self.key_file))
+            client.tls_set_context(context)
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        return client
+
+    def connect(self, client: paho.Client, *, session_expiry_s: int = 0) -> None:
+        """Connect ``client`` (a persistent session when ``session_expiry_s`` > 0) and start its network thread."""
+        try:
+            if self.protocol == "5":
+                properties = Properties(PacketTypes.CONNECT)
+                properties.SessionExpiryInterval = session_expiry_s
+                client.connect(
+                    self.host, self.port, self.keepalive_s, clean_start=not session_expiry_s, properties=properties
+                )
+            else:
+                client.connect(self.host, self.port, self.keepalive_s)
+        except OSError as error:
+            raise BrokerError(
+                f"cannot reach the broker at {self.description}: {error}", fix="check --host, --port and --tls"
+            ) from error
+        client.loop_start()

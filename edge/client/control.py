@@ -1,0 +1,122 @@
+"""Control messages to one device, and the wait for its correlated reply.
+
+A message gets a ``request_id`` (unless it has one), is checked against the shipped control schema, passes
+through an optional ``signer`` (e.g. ``functools.partial(edge.trust.control_auth.sign_control, private_key=...,
+key_id=..., device=..., ttl_s=60)`` for a device that requires signed control), and is published with QoS 1, not
+retained. Over MQTT 5 it carries a Response Topic and Correlation Data (the ``request_id``). The reply is whichever
+comes first: a message on the Response Topic with that Correlation Data (or ``request_id``), or the device's
+retained status whose ``control.request_id`` is ours (what every device version publishes).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.client.connection import Connection
+from edge.control import parse_control
+from edge.errors import BrokerError, ExpressoError
+
+Signer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class ControlReplyTimeoutError(ExpressoError):
+    """No reply with our ``request_id`` arrived in time (the device may be offline: its status says so)."""
+
+    exit_code = 8
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The device's answer: ``accepted`` and, when not, ``error``; ``via`` is ``response`` or ``status``."""
+
+    request_id: str
+    accepted: bool
+    command: str | None
+    error: str | None
+    via: str
+    document: dict[str, Any]
+
+
+def _reply_from(document: Any, request_id: str, via: str) -> Reply | None:
+    """A reply when ``document`` (a status, or a response-topic payload) answers ``request_id``."""
+    if not isinstance(document, dict):
+        return None
+    answer = document.get("control") if via == "status" else document.get("control", document)
+    if not isinstance(answer, dict) or (via == "status" and answer.get("request_id") != request_id):
+        return None
+    return Reply(request_id, bool(answer.get("accepted")), answer.get("command"), answer.get("error"), via, document)
+
+
+class ControlSender:
+    """Sends control messages through one broker connection (opened per :meth:`send`)."""
+
+    def __init__(self, connection: Connection, *, prefix: str = "expresso", signer: Signer | None = None) -> None:
+        self._connection = connection
+        self._prefix = prefix.rstrip("/")
+        self._signer = signer
+
+    def prepare(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The message as it will be sent: with a ``request_id``, schema-checked, then signed (when a signer is set)."""
+        prepared = {**message, "request_id": message.get("request_id") or f"r-{uuid.uuid4().hex[:16]}"}
+        parse_control(json.dumps(prepared).encode())  # raises ControlMessageError naming what is wrong
+        return self._signer(prepared) if self._signer else prepared
+
+    def send(self, device: str, message: dict[str, Any], *, timeout: float = 10.0) -> Reply:
+        """Publish ``message`` to ``device`` and wait up to ``timeout`` seconds for the correlated reply."""
+        prepared = self.prepare(message)
+        request_id = str(prepared["request_id"])
+        base = f"{self._prefix}/v1/{device}"
+        response_topic = f"{base}/reply/{uuid.uuid4().hex[:12]}"
+        v5 = self._connection.protocol == "5"
+        replies: list[Reply] = []
+        done = threading.Event()
+        subscribed = threading.Event()
+
+        def on_message(client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+            try:
+                document = json.loads(msg.payload) if msg.payload else None
+            except ValueError:
+                return
+            via = "status" if msg.topic == f"{base}/status" else "response"
+            if via == "response":
+                correlation = getattr(msg.properties, "CorrelationData", None)
+                if correlation not in (None, request_id.encode()):
+                    return
+            reply = _reply_from(document, request_id, via)
+            if reply is not None and not done.is_set():
+                replies.append(reply)
+                done.set()
+
+        client = self._connection.client()
+        client.on_message = on_message
+        client.on_subscribe = lambda *_: subscribed.set()
+        self._connection.connect(client)
+        try:
+            client.subscribe([(f"{base}/status", 1), *([(response_topic, 1)] if v5 else [])])
+            if not subscribed.wait(timeout):
+                raise BrokerError(f"no subscription at {self._connection.description}", fix="check the broker and ACL")
+            properties = None
+            if v5:
+                properties = Properties(PacketTypes.PUBLISH)
+                properties.ResponseTopic = response_topic
+                properties.CorrelationData = request_id.encode()
+            info = client.publish(f"{base}/control", json.dumps(prepared), qos=1, retain=False, properties=properties)
+            info.wait_for_publish(timeout)
+            if not done.wait(timeout):
+                raise ControlReplyTimeoutError(
+                    f"no reply to {prepared['command']} (request_id {request_id}) from {device} in {timeout:g} s",
+                    fix="check that the device is online (its status topic) and that --prefix and --device are right",
+                )
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        return replies[0]
