@@ -1,9 +1,9 @@
-"""The ACL that docs/fleet.md gives, in a real Mosquitto: a device (user = its pseudonym) publishes its own
-summaries and reads its own control, and nothing of another device's; the integrator reads and controls all."""
+"""The shipped ACL (systemd/mosquitto/acl.template, which docs/fleet.md prescribes) with this client in a real
+Mosquitto: a device (user = its pseudonym) publishes its own summaries and reads its own control, and nothing of
+another device's; the integrator client reads and controls all."""
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,8 @@ from edge.publish import MqttSettings, PrivacySettings, Reporter
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _documented_acl() -> str:
-    text = (ROOT / "docs" / "fleet.md").read_text()
-    block = re.search(r"```\n(# /etc/mosquitto/acl.*?)```", text, re.S)
-    assert block is not None
-    return block.group(1)
+def _shipped_acl() -> str:
+    return (ROOT / "systemd" / "mosquitto" / "acl.template").read_text()
 
 
 def _publish_as(broker: Broker, user: str, password: str, topic: str) -> Any:
@@ -43,28 +40,30 @@ def _publish_as(broker: Broker, user: str, password: str, topic: str) -> Any:
     return reasons[0]
 
 
-def test_the_documented_acl_confines_devices_and_lets_the_integrator_work(tmp_path: Path) -> None:
+def test_the_shipped_acl_confines_devices_and_lets_the_integrator_client_work(tmp_path: Path) -> None:
     settings = MqttSettings(topic_prefix="expresso", reconnect_min_s=1)
     probe = Reporter(MqttSettings(enabled=False), PrivacySettings(), tmp_path / "state", IDENTITY)
     device = probe.pseudonym
     probe.stop()
     other = "f" * 20
     broker = Broker(
-        tmp_path / "broker", users={device: "dev-pw", other: "other-pw", "ingest": "ingest-pw"}, acl=_documented_acl()
+        tmp_path / "broker",
+        users={device: "dev-pw", other: "other-pw", "integrator": "integrator-pw"},
+        acl=_shipped_acl(),
     )
     broker.start()
     try:
-        connection = Connection(host=broker.host, port=broker.port, username="ingest", password="ingest-pw")
+        connection = Connection(host=broker.host, port=broker.port, username="integrator", password="integrator-pw")
         worker = Integrator(open_store(str(tmp_path / "in.jsonl")), connection, prefix="expresso")
         worker.start()
         device_settings = settings.model_copy(
             update={"host": broker.host, "port": broker.port, "username": device, "password": "dev-pw"}
         )
-        reporter = Reporter(device_settings, PrivacySettings(consent="required"), tmp_path / "state", IDENTITY)
+        reporter = Reporter(device_settings, PrivacySettings(consent="granted"), tmp_path / "state", IDENTITY)
         reporter.start()
         assert reporter.connected.wait(10)
-        reply = ControlSender(connection, prefix="expresso").send(device, {"command": "consent", "granted": True})
-        assert reply.accepted  # the integrator wrote the control topic and read the status
+        reply = ControlSender(connection, prefix="expresso").send(device, {"command": "resume"})
+        assert reply.accepted  # the integrator wrote the control topic and read the reply
         assert reporter.submit([session_summary([13.0] * 6)]) == 1
         assert wait_until(lambda: worker.store.counts().get("summary") == 1)
         assert _publish_as(broker, other, "other-pw", f"expresso/v1/{device}/summary").is_failure  # not its topic

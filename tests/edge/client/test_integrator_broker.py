@@ -17,15 +17,20 @@ from mqtt_broker import Broker, Subscriber
 from polling import wait_until
 from summary_factory import IDENTITY, session_summary, summary_document
 
+from edge.cli import main
 from edge.client import Connection, ControlReplyTimeoutError, ControlSender, Integrator, open_store
 from edge.control import ControlMessageError
 from edge.publish import MqttSettings, PrivacySettings, Reporter
+from edge.trust.keys import generate, write_key_pair
+from edge.trust.settings import ControlPolicy, TrustSettings
 
 
-def _reporter(broker: Broker, prefix: str, state: Path, *, granted: bool = True) -> Reporter:
+def _reporter(
+    broker: Broker, prefix: str, state: Path, *, granted: bool = True, trust: TrustSettings | None = None
+) -> Reporter:
     settings = MqttSettings(host=broker.host, port=broker.port, topic_prefix=prefix, reconnect_min_s=1)
     privacy = PrivacySettings(consent="granted" if granted else "required", k_min_windows=5)
-    return Reporter(settings, privacy, state, IDENTITY)
+    return Reporter(settings, privacy, state, IDENTITY, trust=trust or TrustSettings())
 
 
 @pytest.fixture
@@ -106,7 +111,8 @@ def _signed_badly(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_control_is_answered_through_the_device_status(mqtt_broker: Broker, topic_prefix: str, tmp_path: Path) -> None:
-    reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state", granted=False)
+    remote_grant = TrustSettings(control=ControlPolicy(grant="allow"))  # the default refuses a remote grant
+    reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state", granted=False, trust=remote_grant)
     reporter.start()
     assert reporter.connected.wait(10)
     connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port)
@@ -182,3 +188,24 @@ def test_an_mqtt5_reply_on_the_response_topic_is_matched_by_its_correlation_data
         responder.disconnect()
         responder.loop_stop()
     assert reply.via == "response" and reply.accepted and reply.request_id == seen[0]["request_id"]
+
+
+def test_the_control_command_signs_for_a_device_that_requires_signatures(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    operator = generate()
+    secret, _ = write_key_pair(operator, tmp_path / "keys" / "operator", role="operator")
+    trust = TrustSettings(operator_keys=[operator.public.encoded()])
+    reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state", trust=trust)
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        argv = ["control", "--port", str(mqtt_broker.port), "--prefix", topic_prefix, "--device", reporter.pseudonym]
+        assert main([*argv, "pause", "--json"]) == 1  # unsigned: refused by a device that trusts operator keys
+        refused = json.loads(capsys.readouterr().out)
+        assert not refused["accepted"] and "not signed" in refused["error"] and not reporter.consent.paused
+        assert main([*argv, "pause", "--sign-key", str(secret), "--json"]) == 0
+        accepted = json.loads(capsys.readouterr().out)
+        assert accepted["accepted"] and accepted["command"] == "pause" and reporter.consent.paused
+    finally:
+        reporter.stop()
