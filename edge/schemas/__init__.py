@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-NAMES = ("summary", "health", "status", "control", "manifest")
+NAMES = ("summary", "health", "status", "control", "control-reply", "manifest")
 
 
 @cache

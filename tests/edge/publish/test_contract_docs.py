@@ -37,8 +37,10 @@ def test_asyncapi_channels_match_the_topics_the_code_uses() -> None:
     assert document["asyncapi"].startswith("3.")
     topics = Topics.for_device("{prefix}", "{device}")
     channels = document["channels"]
+    reply = topics.control.rsplit("/", 1)[0] + "/reply/{request}"
+    assert topics.is_reply_topic(reply.replace("{request}", "r-1"))  # where the device publishes replies
     assert {channel["address"] for channel in channels.values()} == {
-        topics.status, topics.summary, topics.health, topics.control
+        topics.status, topics.summary, topics.health, topics.control, reply
     }  # fmt: skip
     operations = document["operations"]
     assert {(op["action"], op["channel"]["$ref"].rsplit("/", 1)[1]) for op in operations.values()} == {
@@ -46,7 +48,7 @@ def test_asyncapi_channels_match_the_topics_the_code_uses() -> None:
     }  # fmt: skip
     assert operations["sendStatus"]["bindings"]["mqtt"]["qos"] == 1
     assert operations["sendStatus"]["bindings"]["mqtt"]["retain"] is True
-    assert operations["receiveControl"]["reply"]["channel"]["$ref"] == "#/channels/status"
+    assert operations["receiveControl"]["reply"]["channel"]["$ref"] == "#/channels/controlReply"
 
 
 def test_asyncapi_payloads_reference_the_shipped_schemas_and_examples_parse() -> None:
@@ -56,7 +58,7 @@ def test_asyncapi_payloads_reference_the_shipped_schemas_and_examples_parse() ->
         assert (asyncapi_path().parent / ref).resolve() == (ROOT / "edge" / "schemas" / f"{name}.schema.json").resolve()
         assert message["name"] == name  # AsyncAPI 3's message id is the key; the name repeats it
         assert load_schema(name)["properties"]["schema"]["const"] == f"expresso-edge/{name}"
-    assert set(messages) == {"status", "summary", "health", "control"}
+    assert set(messages) == {"status", "summary", "health", "control", "control-reply"}
     examples = messages["control"]["examples"]
     parsed = [parse_control(json.dumps(example["payload"]).encode()) for example in examples]
     assert parsed and [c.command for c in parsed] == [e["payload"]["command"] for e in examples]
