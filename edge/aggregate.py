@@ -76,6 +76,8 @@ class Summary:
     quality: dict[str, dict[str, float]]
     regions: dict[str, float] | None
     model: dict[str, str]
+    windows_explained: int = 0
+    """Scored windows behind ``regions`` (the privacy gate's k applies to them too)."""
 
 
 def reason_key(reason: str) -> str:
@@ -144,6 +146,7 @@ class _Bucket:
             quality=quality,
             regions=regions,
             model=dict(model),
+            windows_explained=self.attributed,
         )
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 from edge.errors import ConfigError
+from edge.explain.settings import ExplainSettings
 from edge.face.config import FaceConfig
 from edge.publish.settings import AggregationSettings, MqttSettings, PrivacySettings
 
@@ -141,6 +142,7 @@ class Config(_Section):
     aggregation: AggregationSettings = Field(default_factory=AggregationSettings, description="sessions, periods")
     privacy: PrivacySettings = Field(default_factory=PrivacySettings, description="consent, k, differential privacy")
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="broker connection, health interval")
+    explain: ExplainSettings = Field(default_factory=ExplainSettings, description="region explanations")
 
 
 class InvalidConfigError(ConfigError):

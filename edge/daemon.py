@@ -27,6 +27,7 @@ from edge.bundle import Bundle, load_bundle
 from edge.capture import Capture, CaptureStats
 from edge.config import Config
 from edge.errors import InputError
+from edge.explain import create as create_explainer
 from edge.face import FacePipeline
 from edge.publish import Reporter
 from edge.publish.payloads import Activity
@@ -68,7 +69,13 @@ class Daemon:
         self.reporter: Reporter | None = None
         self.aggregator = Aggregator(config.aggregation, self.bundle.identity)
         self._t0 = time.time()  # origin of the pipeline's timestamps
-        self.scorer = WindowScorer(self.backend, origin=self._t0)
+        explain = config.explain
+        self.scorer = WindowScorer(
+            self.backend,
+            origin=self._t0,
+            explainer=create_explainer(explain.method, self.backend) if explain.enabled else None,
+            explain_share=explain.window_share,
+        )
         self._epoch = 0  # the reporter's epoch when what the aggregator holds began
         self._wall0 = 0.0  # wall clock at the start of the current capture
         self._last_t = time.time()  # time of the latest frame
@@ -183,6 +190,7 @@ class Daemon:
         self.counters.windows_scored = self.scorer.scored
         self.counters.windows_rejected = self.scorer.rejected
         self.counters.seconds["inference"] = self.scorer.seconds
+        self.counters.seconds["explain"] = self.scorer.explain_seconds
 
     def _submit(self, summaries: list[Summary]) -> None:
         if summaries and self.reporter is not None:

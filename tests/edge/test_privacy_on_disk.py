@@ -125,6 +125,7 @@ def run_daemon(tmp_path: Path, broker: Broker, bundle: Path, source: str, *, liv
             # a live source runs on the wall clock: publish at once, do not hold until the 15-minute period ends
             "privacy": {"consent": "granted", "k_min_windows": 2, "hold_until_period_end": not live},
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "health_interval_s": 0.5},
+            "explain": {"window_share": 1.0},  # every scored window is occluded tile by tile, in memory only
         },
     )
     env = {
@@ -214,6 +215,14 @@ def test_nothing_of_a_face_reaches_disk_logs_or_broker(
         name = document["schema"].removeprefix("expresso-edge/")
         assert schema_errors(document, name) == [], message.topic
         assert max(numeric_lists(document), default=0) <= 2  # e.g. the score range [0, 63], nothing longer
+
+    # Region explanations leave only as one mean per summary, resting on at least k explained windows.
+    explained = [s for s in summaries if s["regions"]]
+    assert explained, "no summary carried region shares"
+    for summary in explained:
+        assert summary["windows"]["explained"] >= summary["privacy"]["k"]
+        assert set(summary["regions"]) <= {"right_eyebrow", "left_eyebrow", "right_eye", "left_eye", "nose", "mouth"}
+        assert sum(summary["regions"].values()) == pytest.approx(1.0, abs=0.01)
 
 
 # ---- the scanner's power: each kind of leak, planted, is found ---------------------------------------------------
