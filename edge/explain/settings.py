@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DEFAULT_WINDOW_SHARE = 0.25
-"""Measured with ``python -m edge replay samples/clip_000_score04.3.mp4 --fast`` on the demo bundle (ONNX Runtime
-INT8, 2 cores): explaining a quarter of the scored windows costs under 15% of the pipeline's time
-(docs/explanations.md, "Cost on the device")."""
+DEFAULT_WINDOW_SHARE = 0.5
+"""Measured with ``python -m edge replay samples/<clip>.mp4 --fast --json`` on the demo bundle (ONNX Runtime INT8,
+2 shared cores): explaining half of the scored windows took 6.7-10.2% of the pipeline's time on the three sample
+videos, every window 10-16% (docs/explanations.md, "Cost on the device")."""
 
 
 class ExplainSettings(BaseModel):
