@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             f"mqtt.tls.enabled={'true' if address.tls else 'false'}",
             f"mqtt.topic_prefix={json.dumps(prefix)}",
             "mqtt.health_interval_s=5",
+            "explain.window_share=1.0",  # a 12 s sample: explain every window so its regions reach k
             *args.overrides,
         ]
         config = load_config(None, overrides)
