@@ -10,6 +10,7 @@ zero in normalised space: the normalisation's mean colour, the same baseline occ
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,9 @@ class Gradient(Method):
             kwargs["n_steps"] = IG_STEPS
         if self.name == "noise-tunnel":
             kwargs.update(nt_type="smoothgrad", nt_samples=NOISE_SAMPLES, stdevs=NOISE_SD, n_steps=IG_STEPS)
-        attribution = self._captum.attribute(inputs, **kwargs)
+        with warnings.catch_warnings():  # DeepLift says it hooks the non-linearities, every call
+            warnings.filterwarnings("ignore", "Setting forward, backward hooks", UserWarning)
+            attribution = self._captum.attribute(inputs, **kwargs)
         maps = frame_maps(attribution.detach().numpy(), self.spec.layout)
         return score, tile_sums(maps, self.tiles)
 
