@@ -7,9 +7,9 @@ distances in eye distances), not action units coded by a person or by OpenFace. 
 |-------------------|------------------------------------------------------------------|------------------------|
 | ``eye_openness``  | lid gap / eye width, both eyes                                   | AU43 (closure), AU7    |
 | ``blink``         | 1 while ``eye_openness`` < 60% of the video's median (per video) | AU45 (blink)           |
-| ``brow_raise``    | brow middle above the upper lid                                  | AU1 + AU2              |
+| ``brow_raise``    | upper brow edge above the eye-corner line                        | AU1 + AU2              |
 | ``brow_lowering`` | minus (inner-brow gap + inner-brow height above the inner eye corners) | AU4              |
-| ``lip_corner_pull`` | mouth corners above the upper inner lip                        | AU12 (smile)           |
+| ``lip_corner_pull`` | distance between the mouth corners (pulled apart by a smile)   | AU12 (smile)           |
 | ``mouth_opening`` | inner lip gap                                                    | AU25 / AU26            |
 | ``gaze_x``, ``gaze_y`` | iris centre offset from the eye centre / eye width (y down) | gaze (no AU)           |
 | ``head_motion``   | nose-tip movement since the previous frame, frame pixels / eye distance | head pose velocity |
@@ -42,7 +42,8 @@ _EYES = (  # outer corner, inner corner, upper-lid points, lower-lid points, iri
     (33, 133, (158, 159, 160), (153, 145, 144), 468),
     (263, 362, (385, 386, 387), (380, 374, 373), 473),
 )
-_BROW_MIDDLE, _BROW_INNER, _EYE_TOP = (105, 334), (55, 285), (159, 386)
+_BROWS, _BROW_INNER = (70, 63, 105, 66, 107, 300, 293, 334, 296, 336), (55, 285)
+_EYE_CORNERS = (33, 133, 263, 362)
 _LIP_CORNERS, _UPPER_INNER_LIP, _LOWER_INNER_LIP, _NOSE_TIP = (61, 291), 13, 14, 1
 _UNIT = (LEFT_EYE_AT[0] - RIGHT_EYE_AT[0]) * ALIGNED_SIZE  # the eye distance in the aligned space
 
@@ -59,17 +60,18 @@ def frame_descriptors(points: Landmarks, previous: Landmarks | None = None) -> d
         gaze_x.append((x[iris] - (x[outer] + x[inner]) / 2) / width)
         gaze_y.append((y[iris] - (y[outer] + y[inner]) / 2) / width)
     inner_eyes = (y[133] + y[362]) / 2
+    eye_line = float(np.mean(y[list(_EYE_CORNERS)]))  # corners do not move with the lids
     motion = float("nan")
     if previous is not None:
         motion = float(np.linalg.norm(points[_NOSE_TIP, :2] - previous[_NOSE_TIP, :2])) / max(eye_distance(points), 1)
     return {
         "eye_openness": float(np.mean(openness)),
         "blink": float("nan"),
-        "brow_raise": float(np.mean([y[e] - y[b] for e, b in zip(_EYE_TOP, _BROW_MIDDLE, strict=True)])),
+        "brow_raise": eye_line - float(np.mean(y[list(_BROWS)])),
         "brow_lowering": -float(
             abs(x[_BROW_INNER[1]] - x[_BROW_INNER[0]]) + inner_eyes - np.mean(y[list(_BROW_INNER)])
         ),
-        "lip_corner_pull": float(y[_UPPER_INNER_LIP] - np.mean(y[list(_LIP_CORNERS)])),
+        "lip_corner_pull": float(abs(x[_LIP_CORNERS[1]] - x[_LIP_CORNERS[0]])),
         "mouth_opening": float(y[_LOWER_INNER_LIP] - y[_UPPER_INNER_LIP]),
         "gaze_x": float(np.mean(gaze_x)),
         "gaze_y": float(np.mean(gaze_y)),
