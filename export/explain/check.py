@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import spearmanr
 
 RESEARCH_REGIONS: dict[str, tuple[str, ...]] = {
@@ -108,7 +109,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rho(x: Sequence[float], y: Sequence[float]) -> float:
+def _rho(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(spearmanr(x, y).statistic)
