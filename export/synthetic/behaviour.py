@@ -33,6 +33,9 @@ class Behaviour:
     gaze_range: float
     head_motion: float
     head_pitch: float
+    smile_narrows_eyes: float = 0.15
+    """Eye closure added per unit of smile (a Duchenne cue); 0 when the label is planted in the mouth alone, so
+    that the eyes carry none of it."""
 
 
 SIGNAL_REGIONS = ("mouth", "eyes", "eyebrows", "head")
@@ -68,6 +71,7 @@ def behaviour_for_score(score: float, rng: np.random.Generator, signal: tuple[st
         gaze_range=jitter(1.0 - 0.6 * eyes),
         head_motion=jitter(1.0 - 0.7 * head),
         head_pitch=shift(6.0 * head),
+        smile_narrows_eyes=0.15 if "eyes" in signal or "mouth" not in signal else 0.0,
     )
 
 
@@ -133,7 +137,7 @@ def make_timeline(behaviour: Behaviour, seconds: float, fps: float, rng: np.rand
         speech = np.maximum(speech, _envelope(times, onset, 0.2, rng.uniform(1.0, 3.0), 0.2))
     jaw = speech * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3.0, 5.0) * times)) * 0.7
     gaze_y = np.full_like(times, behaviour.gaze_down)
-    eye = np.clip(closure + 0.3 * gaze_y + 0.15 * np.clip(smile, 0, None), 0.0, 1.0)
+    eye = np.clip(closure + 0.3 * gaze_y + behaviour.smile_narrows_eyes * np.clip(smile, 0, None), 0.0, 1.0)
     motion = behaviour.head_motion
     yaw, pitch, roll = (_smooth_noise(times, rng) for _ in range(3))
     drift_x, drift_y = (_smooth_noise(times, rng) for _ in range(2))

@@ -120,6 +120,7 @@ def test_a_planted_signal_moves_only_its_own_regions() -> None:
         }
         assert moved == ({"smile_rate", "smile_peak", "mouth_tone"} if signal == ("mouth",) else {
             "blink_seconds", "lid_droop", "gaze_down", "gaze_shift_rate", "gaze_range"})  # fmt: skip
+    assert behaviour_for_score(5.0, np.random.default_rng(0), ("mouth",)).smile_narrows_eyes == 0.0  # eyes stay out
     default = behaviour_for_score(40.0, np.random.default_rng(3))
     assert default == behaviour_for_score(40.0, np.random.default_rng(3), SIGNAL_REGIONS)  # the old data unchanged
     with pytest.raises(UsageError, match="signal regions nose not known"):
