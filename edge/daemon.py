@@ -29,6 +29,9 @@ from edge.config import Config
 from edge.errors import InputError
 from edge.explain import create as create_explainer
 from edge.face import FacePipeline
+from edge.face.descriptors import frame_descriptors
+from edge.face.landmarks import Landmarks
+from edge.face.pipeline import FrameResult
 from edge.publish import Reporter
 from edge.publish.payloads import Activity
 from edge.publish.settings import PrivacySettings
@@ -82,6 +85,7 @@ class Daemon:
         self._resume_index = 0
         self._media_clock = classify_source(config.camera.source) is SourceKind.FILE and not config.camera.realtime
         self._activity = ""
+        self._previous_landmarks: Landmarks | None = None  # for the head-motion descriptor
 
     # -- life cycle ----------------------------------------------------------------------------------------------
 
@@ -169,11 +173,20 @@ class Daemon:
         started = time.perf_counter()
         summaries: list[Summary] = []
         if result.sampled:
-            summaries += self.aggregator.observe_frame(when, result.quality.face_present)
+            summaries += self.aggregator.observe_frame(when, result.quality.face_present, self._behaviour(result))
         self._aggregate(self.scorer.ready())
         summaries += self.aggregator.due(self._now())
         self.counters.seconds["aggregate"] += time.perf_counter() - started
         self._submit(summaries)
+
+    def _behaviour(self, result: FrameResult) -> dict[str, float] | None:
+        """This frame's behaviour descriptors when ``explain.descriptors`` is on (memory only)."""
+        if not self.config.explain.descriptors or result.landmarks is None:
+            self._previous_landmarks = None
+            return None
+        values = frame_descriptors(result.landmarks, self._previous_landmarks)
+        self._previous_landmarks = result.landmarks
+        return values
 
     def _forget(self, epoch: int) -> None:
         """After an erase or a withdrawn consent: drop every window and aggregate held from before ``epoch``."""

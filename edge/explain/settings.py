@@ -24,6 +24,12 @@ class ExplainSettings(BaseModel):
         description="Share of scored windows explained, evenly spread (each costs one backend run per region).",
     )
 
+    descriptors: bool = Field(
+        False,
+        description="Also publish session and period means of the landmark behaviour descriptors (eye openness, "
+        "brow raise, lip-corner pull, ...; edge.face.descriptors), behind the same privacy gate; withheld under DP.",
+    )
+
     @field_validator("method")
     @classmethod
     def _known_method(cls, value: str) -> str:

@@ -38,6 +38,8 @@ class PublishableScore:
     """Mean region shares that may leave (None: none explained, fewer than k explained, or DP budget spent)."""
     regions_epsilon: float = 0.0
     """Epsilon spent on ``regions`` under differential privacy."""
+    behaviour: dict[str, float] | None = None
+    """Behaviour descriptor means that may leave (None when off, or under DP, whose noise does not cover them)."""
 
 
 class PrivacyGate:
@@ -69,7 +71,7 @@ class PrivacyGate:
         }
         regions = self._regions(summary)
         if self.budget is None:
-            return PublishableScore(values, (), None, regions)
+            return PublishableScore(values, (), None, regions, behaviour=summary.behaviour)
         release = release_mean(stats.mean, summary.windows_scored, self.settings.dp, self.budget)
         values = {name: (None if name in DP_WITHHELD else value) for name, value in values.items()}
         values["mean"] = release.mean

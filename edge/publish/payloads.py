@@ -109,6 +109,7 @@ def summary_payload(
             name: {stat: round(v, 3) for stat, v in figures.items()} for name, figures in summary.quality.items()
         },
         "regions": {r: round(w, 3) for r, w in score.regions.items()} if score.regions else None,
+        **({"behaviour": {n: round(v, 4) for n, v in score.behaviour.items()}} if score.behaviour else {}),
     }
 
 

@@ -31,6 +31,7 @@ from mqtt_broker import Broker, Received, Subscriber
 from privacy_scan import FaceTraces, Scanner, face_traces
 
 from edge.bundle import Bundle
+from edge.face.descriptors import DESCRIPTORS
 from edge.schemas import schema_errors
 
 BLOB = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
@@ -125,7 +126,8 @@ def run_daemon(tmp_path: Path, broker: Broker, bundle: Path, source: str, *, liv
             # a live source runs on the wall clock: publish at once, do not hold until the 15-minute period ends
             "privacy": {"consent": "granted", "k_min_windows": 2, "hold_until_period_end": not live},
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "health_interval_s": 0.5},
-            "explain": {"window_share": 1.0},  # every scored window is occluded tile by tile, in memory only
+            # every scored window occluded tile by tile, behaviour descriptors from every frame's landmarks: in memory
+            "explain": {"window_share": 1.0, "descriptors": True},
         },
     )
     env = {
@@ -223,6 +225,8 @@ def test_nothing_of_a_face_reaches_disk_logs_or_broker(
         assert summary["windows"]["explained"] >= summary["privacy"]["k"]
         assert set(summary["regions"]) <= {"right_eyebrow", "left_eyebrow", "right_eye", "left_eye", "nose", "mouth"}
         assert sum(summary["regions"].values()) == pytest.approx(1.0, abs=0.01)
+    # Behaviour descriptors leave only as a few means per summary (the scan above found no landmark in them).
+    assert all(set(s["behaviour"]) <= set(DESCRIPTORS) for s in summaries) and any(s["behaviour"] for s in summaries)
 
 
 # ---- the scanner's power: each kind of leak, planted, is found ---------------------------------------------------

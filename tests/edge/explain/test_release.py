@@ -86,3 +86,23 @@ def test_under_dp_the_shares_are_noisy_paid_for_and_withheld_once_the_budget_is_
     assert gate.budget_remaining() == pytest.approx(0.0)  # 3 x (0.5 for the mean + 1.0 for the regions)
     spent = gate.admit(summary)
     assert spent is not None and spent.regions is None and spent.regions_epsilon == 0.0
+
+
+def test_behaviour_means_are_published_only_when_on_and_never_under_dp(tmp_path: Path) -> None:
+    agg = Aggregator(AggregationSettings(rolling_enabled=True, rolling_period_s=3600), IDENTITY)
+    for i in range(6):
+        agg.observe_frame(T0 + i, True, {"eye_openness": 0.2 + 0.02 * i, "head_motion": float("nan")})
+        agg.add_window(WindowOutcome(T0 + i, T0 + i + 1, 12.0, None, {}))
+    agg.observe_frame(T0 + 6, False, None)
+    session, rolling = agg.close(T0 + 7)
+    for summary in (session, rolling):
+        assert summary.behaviour == pytest.approx({"eye_openness": 0.25})  # mean of 6 frames; NaN left out
+    released = PrivacyGate(PrivacySettings(), tmp_path / "plain").admit(session)
+    assert released is not None
+    payload = summary_payload(session, released, device="0" * 20, resolution_s=900, k=5)
+    assert payload["behaviour"] == {"eye_openness": 0.25} and schema_errors(payload, "summary") == []
+    dp = PrivacySettings(dp=DifferentialPrivacySettings(enabled=True))
+    noisy = PrivacyGate(dp, tmp_path / "dp").admit(session)
+    assert noisy is not None and noisy.behaviour is None
+    assert "behaviour" not in summary_payload(session, noisy, device="0" * 20, resolution_s=900, k=5)
+    assert summary_with(scored=6, explained=0).behaviour is None  # off: nothing collected
