@@ -15,7 +15,7 @@ from edge.explain.base import Explainer, RegionAttribution, to_shares
 
 __all__ = ["Explainer", "RegionAttribution", "create", "registry", "to_shares"]
 
-_NOT_METHODS = {"base", "settings", "sampler"}
+_NOT_METHODS = {"base", "settings"}
 
 
 def registry() -> dict[str, type[Explainer]]:
