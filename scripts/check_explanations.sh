@@ -12,7 +12,7 @@
 # 2. Model randomisation (Adebayo et al., 2018): the eyes model's weights replaced by random ones (same
 #    architecture and manifest), explained again; the distance to the trained model's explanations.
 # 3. The demo model's nose share: the bundled demo model on the sample videos by occlusion, and with DeepLift
-#    when its checkpoint is at hand (DEMO_CHECKPOINT, default edge/assets/demo_checkpoint/best.pt if present).
+#    with DeepLift on its checkpoint (DEMO_CHECKPOINT, default export/assets/demo_checkpoint.pt).
 # 4. Behaviour descriptors against the generator's per-frame actions on 6 rendered clips.
 #
 # Windows and landmarks stay in memory. About 15 minutes on a 2-core CPU.
@@ -20,7 +20,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${1:-$(mktemp -d -t expresso-explain-check-XXXXXX)}"
-DEMO_CHECKPOINT="${2:-$ROOT/edge/assets/demo_checkpoint/best.pt}"
+DEMO_CHECKPOINT="${2:-$ROOT/export/assets/demo_checkpoint.pt}"
 EPOCHS="${EPOCHS:-5}"
 cd "$ROOT"
 echo "work directory: $WORK" >&2

@@ -19,7 +19,7 @@ HELP = "attribute a model's scores on videos to face regions and moments: region
 EXAMPLES = """\
   python -m export explain edge/assets/demo_bundle samples/*.mp4 --out /tmp/explain --json   # occlusion
   python -m export explain edge/assets/demo_bundle samples/*.mp4 --out /tmp/explain \\
-      --checkpoint edge/assets/demo_bundle/checkpoint.pt                                       # DeepLift
+      --checkpoint export/assets/demo_checkpoint.pt                                       # DeepLift
   python -m export explain run/best.pt videos/*.mp4 --out /tmp/explain --method integrated-gradients
   python -m export explain bundle/ videos/*.mp4 --out /tmp/explain --labels videos/labels.csv  # bands by label
 """

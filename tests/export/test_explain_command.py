@@ -11,6 +11,8 @@ import torch
 from conftest import TINY_TSM_OPTIONS
 from torch import nn
 
+from edge.backends import create
+from edge.bundle import load_bundle
 from edge.cli_support import run_cli
 from edge.errors import BundleError, UsageError
 from export.dataset import default_spec
@@ -97,3 +99,13 @@ def test_explain_writes_json_pictures_and_a_report_and_prints_region_shares(
     assert (
         run_cli("python -m export", "", "export.commands", [*argv[:3], "--out", str(out), "--method", "saliency"]) == 2
     )
+
+
+def test_the_committed_demo_checkpoint_is_the_one_the_demo_bundle_was_exported_from() -> None:
+    bundle, checkpoint = ROOT / "edge" / "assets" / "demo_bundle", ROOT / "export" / "assets" / "demo_checkpoint.pt"
+    deeplift = open_method(bundle, checkpoint=checkpoint, method=None)  # refuses a checkpoint of another hash
+    assert deeplift.name == "deeplift"
+    window = np.random.default_rng(2).normal(0, 1, (2, *deeplift.spec.shape[1:])).astype(np.float32)
+    fp32 = create("onnxruntime", load_bundle(bundle), precision="fp32").infer(window)
+    scores = [deeplift.attribute(window[i : i + 1])[0] for i in range(2)]
+    assert scores == pytest.approx(fp32.tolist(), abs=1e-3)  # PyTorch with the checkpoint = the bundle's FP32 ONNX
