@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_TSM_OPTIONS
 from torch import nn
 
 from edge.backends import create
@@ -24,6 +23,7 @@ from export.zoo import get_architecture
 ROOT = Path(__file__).resolve().parents[2]
 SPEC, TILES = default_spec("NTCHW", frames=4, size=32)
 REGIONS = tuple(t.region for t in TILES)
+TINY = {"stem": 8, "widths": [16], "blocks": [1]}  # a random expresso-tsm small enough to attribute in a blink
 
 
 class MouthOnly(nn.Module):
@@ -53,8 +53,8 @@ def test_every_gradient_method_puts_a_mouth_only_model_on_the_mouth(name: str) -
 def tiny_checkpoint(path: Path) -> Path:
     """A checkpoint in ``python -m export train``'s format for the tiny expresso-tsm (random weights)."""
     arch = get_architecture("expresso-tsm")
-    model = arch.build(4, 32, TINY_TSM_OPTIONS)
-    hints = {"architecture": arch.name, "options": arch.options(TINY_TSM_OPTIONS), "frames": 4, "size": 32}
+    model = arch.build(4, 32, TINY)
+    hints = {"architecture": arch.name, "options": arch.options(TINY), "frames": 4, "size": 32}
     torch.save({"format": CHECKPOINT_FORMAT, **hints, "state_dict": model.state_dict()}, path)
     return path
 
