@@ -8,6 +8,7 @@ Region shares follow the same rules (:mod:`edge.privacy.regions`): k explained w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -69,15 +70,17 @@ class PrivacyGate:
             "mad": stats.mad,
             "bands": dict(stats.bands),
         }
-        regions = self._regions(summary)
         if self.budget is None:
-            return PublishableScore(values, (), None, regions, behaviour=summary.behaviour)
+            return PublishableScore(values, (), None, self._regions(summary), behaviour=summary.behaviour)
         release = release_mean(stats.mean, summary.windows_scored, self.settings.dp, self.budget)
         values = {name: (None if name in DP_WITHHELD else value) for name, value in values.items()}
         values["mean"] = release.mean
         withheld = DP_WITHHELD if release.mean is not None else ("mean", *DP_WITHHELD)
-        spent = self.settings.dp.regions_epsilon_per_summary if regions is not None else 0.0
-        return PublishableScore(values, withheld, release, regions, spent)
+        regions = self._regions(summary)  # after the mean: the score has the first claim on the day's budget
+        if regions is None:
+            return PublishableScore(values, withheld, release, None)
+        release = dataclasses.replace(release, epsilon_remaining=self.budget.remaining()[0])
+        return PublishableScore(values, withheld, release, regions, self.settings.dp.regions_epsilon_per_summary)
 
     def _regions(self, summary: Summary) -> dict[str, float] | None:
         """The region shares that may leave: k explained windows, and noise paid from the budget under DP."""

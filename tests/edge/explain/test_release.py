@@ -88,6 +88,22 @@ def test_under_dp_the_shares_are_noisy_paid_for_and_withheld_once_the_budget_is_
     assert spent is not None and spent.regions is None and spent.regions_epsilon == 0.0
 
 
+def test_the_mean_has_the_first_claim_on_the_budget_and_the_reported_remainder_counts_the_regions(
+    tmp_path: Path,
+) -> None:
+    dp = DifferentialPrivacySettings(
+        enabled=True, epsilon_per_summary=1.0, regions_epsilon_per_summary=1.0, daily_epsilon=3.0
+    )
+    gate = PrivacyGate(PrivacySettings(dp=dp), tmp_path)
+    summary = summary_with(scored=20, explained=20)
+    first = gate.admit(summary)
+    assert first is not None and first.dp is not None and first.regions is not None
+    assert first.dp.epsilon_remaining == pytest.approx(1.0)  # 3 - 1 (mean) - 1 (regions)
+    second = gate.admit(summary)  # 1 left: the mean gets it, the regions wait for tomorrow
+    assert second is not None and second.values["mean"] is not None and second.regions is None
+    assert second.dp is not None and second.dp.epsilon_remaining == pytest.approx(0.0)
+
+
 def test_behaviour_means_are_published_only_when_on_and_never_under_dp(tmp_path: Path) -> None:
     agg = Aggregator(AggregationSettings(rolling_enabled=True, rolling_period_s=3600), IDENTITY)
     for i in range(6):
