@@ -76,6 +76,10 @@ class Summary:
     quality: dict[str, dict[str, float]]
     regions: dict[str, float] | None
     model: dict[str, str]
+    windows_explained: int = 0
+    """Scored windows behind ``regions`` (the privacy gate's k applies to them too)."""
+    behaviour: dict[str, float] | None = None
+    """Means of the behaviour descriptors over the frames with a face (``explain.descriptors``; off: None)."""
 
 
 def reason_key(reason: str) -> str:
@@ -112,6 +116,12 @@ class _Bucket:
     quality: dict[str, list[float]] = field(default_factory=dict)
     attribution: dict[str, float] = field(default_factory=dict)
     attributed: int = 0
+    behaviour: dict[str, list[float]] = field(default_factory=dict)
+
+    def add_behaviour(self, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            if math.isfinite(value):
+                self.behaviour.setdefault(name, []).append(float(value))
 
     def add(self, window: WindowOutcome, score: float | None, reason: str | None) -> None:
         if score is not None:
@@ -144,6 +154,8 @@ class _Bucket:
             quality=quality,
             regions=regions,
             model=dict(model),
+            windows_explained=self.attributed,
+            behaviour={n: float(np.mean(v)) for n, v in sorted(self.behaviour.items())} if self.behaviour else None,
         )
 
 
@@ -159,14 +171,23 @@ class Aggregator:
         self._closed_until = -math.inf  # periods ending at or before this were already summarised
         self.late_windows = 0
 
-    def observe_frame(self, timestamp: float, face_present: bool) -> list[Summary]:
-        """Note whether a face is in this frame; returns the session summary when a gap ended a session."""
+    def observe_frame(
+        self, timestamp: float, face_present: bool, behaviour: Mapping[str, float] | None = None
+    ) -> list[Summary]:
+        """Note whether a face is in this frame (and its behaviour descriptors, memory only); returns the session
+        summary when a gap ended a session."""
         out = self._expire_session(timestamp)
         if face_present:
             if self._session is None:
                 self._session = _Bucket(start=timestamp, end=timestamp)
             self._last_face = timestamp
             self._session.end = max(self._session.end, timestamp)
+            if behaviour:
+                self._session.add_behaviour(behaviour)
+                period = self._settings.rolling_period_s
+                start = math.floor(timestamp / period) * period
+                if self._settings.rolling_enabled and start + period > self._closed_until:
+                    self._periods.setdefault(start, _Bucket(start=start, end=start + period)).add_behaviour(behaviour)
         return out
 
     def add_window(self, window: WindowOutcome) -> None:

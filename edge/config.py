@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 from edge.errors import ConfigError
+from edge.explain.settings import ExplainSettings
 from edge.face.config import FaceConfig
 from edge.publish.settings import AggregationSettings, MqttSettings, PrivacySettings
 from edge.trust.settings import TrustSettings
@@ -146,6 +147,7 @@ class Config(_Section):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings, description="consent, k, differential privacy")
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="broker connection, health interval")
     trust: TrustSettings = Field(default_factory=TrustSettings, description="trusted keys, remote control policy")
+    explain: ExplainSettings = Field(default_factory=ExplainSettings, description="region explanations")
 
 
 class InvalidConfigError(ConfigError):

@@ -26,7 +26,11 @@ from edge.bundle import Bundle
 from edge.capture import Capture, CaptureStats
 from edge.config import Config
 from edge.errors import InputError
+from edge.explain import create as create_explainer
 from edge.face import FacePipeline
+from edge.face.descriptors import frame_descriptors
+from edge.face.landmarks import Landmarks
+from edge.face.pipeline import FrameResult
 from edge.publish import Reporter
 from edge.publish.payloads import Activity
 from edge.publish.settings import PrivacySettings
@@ -72,13 +76,20 @@ class Daemon:
         self.reporter: Reporter | None = None
         self.aggregator = Aggregator(config.aggregation, self.bundle.identity)
         self._t0 = time.time()  # origin of the pipeline's timestamps
-        self.scorer = WindowScorer(self.backend, origin=self._t0)
+        explain = config.explain
+        self.scorer = WindowScorer(
+            self.backend,
+            origin=self._t0,
+            explainer=create_explainer(explain.method, self.backend) if explain.enabled else None,
+            explain_share=explain.window_share,
+        )
         self._epoch = 0  # the reporter's epoch when what the aggregator holds began
         self._wall0 = 0.0  # wall clock at the start of the current capture
         self._last_t = time.time()  # time of the latest frame
         self._resume_index = 0
         self._media_clock = classify_source(config.camera.source) is SourceKind.FILE and not config.camera.realtime
         self._activity = ""
+        self._previous_landmarks: Landmarks | None = None  # for the head-motion descriptor
 
     # -- life cycle ----------------------------------------------------------------------------------------------
 
@@ -173,11 +184,20 @@ class Daemon:
         started = time.perf_counter()
         summaries: list[Summary] = []
         if result.sampled:
-            summaries += self.aggregator.observe_frame(when, result.quality.face_present)
+            summaries += self.aggregator.observe_frame(when, result.quality.face_present, self._behaviour(result))
         self._aggregate(self.scorer.ready())
         summaries += self.aggregator.due(self._now())
         self.counters.seconds["aggregate"] += time.perf_counter() - started
         self._submit(summaries)
+
+    def _behaviour(self, result: FrameResult) -> dict[str, float] | None:
+        """This frame's behaviour descriptors when ``explain.descriptors`` is on (memory only)."""
+        if not self.config.explain.descriptors or result.landmarks is None:
+            self._previous_landmarks = None
+            return None
+        values = frame_descriptors(result.landmarks, self._previous_landmarks)
+        self._previous_landmarks = result.landmarks
+        return values
 
     def _forget(self, epoch: int) -> None:
         """After an erase or a withdrawn consent: drop every window and aggregate held from before ``epoch``."""
@@ -194,6 +214,7 @@ class Daemon:
         self.counters.windows_scored = self.scorer.scored
         self.counters.windows_rejected = self.scorer.rejected
         self.counters.seconds["inference"] = self.scorer.seconds
+        self.counters.seconds["explain"] = self.scorer.explain_seconds
 
     def _submit(self, summaries: list[Summary]) -> None:
         if summaries and self.reporter is not None:

@@ -3,7 +3,8 @@
 ONNX Runtime and TensorRT release the GIL, so inference of one window overlaps the mesh of the next frames. At
 most ``max_pending`` batches of windows are in the works (each holds its mosaic frames in memory); beyond that
 :meth:`submit` waits for the oldest. Outcomes come back in submission order. A window's score leaves this
-module only inside a :class:`edge.aggregate.WindowOutcome` for the aggregator.
+module only inside a :class:`edge.aggregate.WindowOutcome` for the aggregator, with the window's region shares
+when an explainer (:mod:`edge.explain`) attributed it (an evenly spread share of the scored windows).
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ import collections
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+import numpy as np
+import numpy.typing as npt
+
 from edge.aggregate import WindowOutcome
 from edge.backends.base import Backend
+from edge.explain import Explainer
+from edge.explain.settings import EvenSampler
 from edge.face import Window, WindowQuality
 from edge.preprocess import batch_windows
 
@@ -35,16 +41,29 @@ def window_quality_figures(quality: WindowQuality) -> dict[str, float]:
 class WindowScorer:
     """Turns windows into outcomes in order, scoring the passed ones with ``backend`` on one worker thread.
 
-    ``origin`` is added to the pipeline's window times to make them wall-clock timestamps.
+    ``origin`` is added to the pipeline's window times to make them wall-clock timestamps. With an ``explainer``,
+    ``explain_share`` of the scored windows are also attributed to regions.
     """
 
-    def __init__(self, backend: Backend, *, origin: float, max_pending: int = 2) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        origin: float,
+        max_pending: int = 2,
+        explainer: Explainer | None = None,
+        explain_share: float = 1.0,
+    ) -> None:
         self.backend = backend
         self.origin = origin
         self.max_pending = max_pending
+        self.explainer = explainer
+        self._sampler = EvenSampler(explain_share)
         self.seconds = 0.0  # spent in normalisation and inference
+        self.explain_seconds = 0.0  # spent attributing windows to regions
         self.scored = 0
         self.rejected = 0
+        self.explained = 0
         self._pending: collections.deque[Future[list[WindowOutcome]]] = collections.deque()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
@@ -75,11 +94,15 @@ class WindowScorer:
     def _outcomes(self, windows: list[Window]) -> list[WindowOutcome]:
         passed = [w for w in windows if w.quality.passed]
         scores: dict[int, float] = {}
+        shares: dict[int, dict[str, float] | None] = {}
         if passed:
             started = time.perf_counter()
-            values = self.backend.infer(batch_windows([w.frames for w in passed], self.backend.bundle.input))
+            batch = batch_windows([w.frames for w in passed], self.backend.bundle.input)
+            values = self.backend.infer(batch)
             scores = {id(w): float(v) for w, v in zip(passed, values, strict=True)}
             self.seconds += time.perf_counter() - started
+            if self.explainer is not None:
+                shares = self._explain(passed, batch, values)
         self.scored += len(passed)
         self.rejected += len(windows) - len(passed)
         return [
@@ -89,6 +112,21 @@ class WindowScorer:
                 score=scores.get(id(w)),
                 reject_reason=w.quality.reject_reason,
                 quality=window_quality_figures(w.quality),
+                attribution=shares.get(id(w)),
             )
             for w in windows
         ]
+
+    def _explain(
+        self, passed: list[Window], batch: npt.NDArray[np.float32], values: npt.NDArray[np.float32]
+    ) -> dict[int, dict[str, float] | None]:
+        """Region shares of the sampled windows among ``passed`` (their batch rows and scores given)."""
+        assert self.explainer is not None
+        picked = [i for i in range(len(passed)) if self._sampler.take()]
+        if not picked:
+            return {}
+        started = time.perf_counter()
+        found = self.explainer.explain(batch[picked], values[picked])
+        self.explain_seconds += time.perf_counter() - started
+        self.explained += len(picked)
+        return {id(passed[i]): attribution.shares for i, attribution in zip(picked, found, strict=True)}

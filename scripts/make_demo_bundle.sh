@@ -33,6 +33,8 @@ python -m export train --arch expresso-tsm --labels "$WORK/train/labels.csv" --o
     --option stem=16 --option 'widths=[24,48,96]' --group-columns photo,skin_tone,lighting,background
 
 python -m export.demo_bundle --run "$WORK/run" --heldout "$WORK/heldout/labels.csv" --out edge/assets/demo_bundle
+# the checkpoint the bundle was exported from (its SHA-256 is in the manifest): gradient explanations of the demo
+cp "$WORK/run/best.pt" export/assets/demo_checkpoint.pt
 
 # INT8: a calibration set from the sample videos (face crops: it stays in WORK, never in the repository or the
 # bundle), then both Q/DQ models, the TensorRT table and the accuracy report, gated at 1% of the output range.

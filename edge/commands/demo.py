@@ -70,6 +70,12 @@ def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def region_line(regions: dict[str, float]) -> str:
+    """Region shares, largest first: what the model's score leaned on (an association, not a cause)."""
+    ranked = sorted(regions.items(), key=lambda item: -item[1])
+    return "regions: " + ", ".join(f"{name} {100 * share:.0f}%" for name, share in ranked)
+
+
 def render(topic: str, doc: dict[str, Any]) -> str:
     """One table row (or two) for a message an integrator received."""
     kind = topic.rsplit("/", 1)[-1]
@@ -81,9 +87,9 @@ def render(topic: str, doc: dict[str, Any]) -> str:
         span = f"{period['start'][5:16].replace('T', ' ')}-{period['end'][11:16]}"
         what = f"{doc['kind']}{'' if period['complete'] else ' (part)'}"
         counts = f"{windows['scored']} +{windows['rejected_total']}r"
-        return _row(
-            ("summary", what, span, counts, _number(score["mean"]), _number(score["median"]), iqr, shares or "-")
-        )
+        mean, median = _number(score["mean"]), _number(score["median"])
+        row = _row(("summary", what, span, counts, mean, median, iqr, shares or "-"))
+        return row + (f"\n{'':<8}  {region_line(doc['regions'])}" if doc.get("regions") else "")
     if kind == "status":
         detail = f" ({doc['detail']})" if doc.get("detail") else ""
         return _row(
@@ -184,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             f"mqtt.tls.enabled={'true' if address.tls else 'false'}",
             f"mqtt.topic_prefix={json.dumps(prefix)}",
             "mqtt.health_interval_s=5",
+            "explain.window_share=1.0",  # a 12 s sample: explain every window so its regions reach k
             *args.overrides,
         ]
         config = load_config(None, overrides)

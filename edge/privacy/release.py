@@ -3,10 +3,12 @@
 A summary resting on fewer than ``k_min_windows`` scored windows is withheld entirely. With differential privacy
 on, only the mean is published, with noise; the median, quartiles, MAD and band shares are withheld because the
 noise does not cover them (window counts are published: they describe the device's operation, not the score).
+Region shares follow the same rules (:mod:`edge.privacy.regions`): k explained windows, and their own noise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.privacy.dp import DailyBudget, DpRelease, release_mean
+from edge.privacy.regions import noisy_shares
 
 if TYPE_CHECKING:
     from edge.aggregate import Summary
@@ -32,6 +35,12 @@ class PublishableScore:
     values: dict[str, float | dict[str, float] | None]
     withheld: tuple[str, ...]
     dp: DpRelease | None
+    regions: dict[str, float] | None = None
+    """Mean region shares that may leave (None: none explained, fewer than k explained, or DP budget spent)."""
+    regions_epsilon: float = 0.0
+    """Epsilon spent on ``regions`` under differential privacy."""
+    behaviour: dict[str, float] | None = None
+    """Behaviour descriptor means that may leave (None when off, or under DP, whose noise does not cover them)."""
 
 
 class PrivacyGate:
@@ -62,12 +71,24 @@ class PrivacyGate:
             "bands": dict(stats.bands),
         }
         if self.budget is None:
-            return PublishableScore(values, (), None)
+            return PublishableScore(values, (), None, self._regions(summary), behaviour=summary.behaviour)
         release = release_mean(stats.mean, summary.windows_scored, self.settings.dp, self.budget)
         values = {name: (None if name in DP_WITHHELD else value) for name, value in values.items()}
         values["mean"] = release.mean
         withheld = DP_WITHHELD if release.mean is not None else ("mean", *DP_WITHHELD)
-        return PublishableScore(values, withheld, release)
+        regions = self._regions(summary)  # after the mean: the score has the first claim on the day's budget
+        if regions is None:
+            return PublishableScore(values, withheld, release, None)
+        release = dataclasses.replace(release, epsilon_remaining=self.budget.remaining()[0])
+        return PublishableScore(values, withheld, release, regions, self.settings.dp.regions_epsilon_per_summary)
+
+    def _regions(self, summary: Summary) -> dict[str, float] | None:
+        """The region shares that may leave: k explained windows, and noise paid from the budget under DP."""
+        if not summary.regions or summary.windows_explained < self.settings.k_min_windows:
+            return None
+        if self.budget is None:
+            return dict(summary.regions)
+        return noisy_shares(summary.regions, summary.windows_explained, self.settings.dp, self.budget)
 
     def budget_remaining(self) -> float | None:
         """Epsilon left today, or None with differential privacy off."""

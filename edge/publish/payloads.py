@@ -100,6 +100,7 @@ def summary_payload(
             "scored": summary.windows_scored,
             "rejected": dict(summary.windows_rejected),
             "rejected_total": sum(summary.windows_rejected.values()),
+            "explained": summary.windows_explained,
         },
         "score": {
             "scale": "BDI-II",
@@ -111,7 +112,8 @@ def summary_payload(
         "quality": {
             name: {stat: round(v, 3) for stat, v in figures.items()} for name, figures in summary.quality.items()
         },
-        "regions": {r: round(w, 3) for r, w in summary.regions.items()} if summary.regions else None,
+        "regions": {r: round(w, 3) for r, w in score.regions.items()} if score.regions else None,
+        **({"behaviour": {n: round(v, 4) for n, v in score.behaviour.items()}} if score.behaviour else {}),
     }
 
 
@@ -197,4 +199,5 @@ def _dp_block(score: PublishableScore) -> dict[str, Any] | None:
         "sensitivity": round(release.sensitivity, 4),
         "epsilon_remaining_today": round(release.epsilon_remaining, 4),
         "day": release.day,
+        "regions_epsilon": score.regions_epsilon,
     }

@@ -61,6 +61,9 @@ class DifferentialPrivacySettings(_Strict):
         description="Epsilon budget per UTC day; once spent, means are withheld until the next day.",
     )
     daily_delta: float = Field(1e-4, ge=0, lt=1, description="Delta budget per UTC day (gaussian only).")
+    regions_epsilon_per_summary: float = Field(
+        0.5, gt=0, le=10, description="Epsilon spent on the region shares of each summary (Laplace; see [explain])."
+    )
 
     @model_validator(mode="after")
     def _budget_pays_for_a_summary(self) -> DifferentialPrivacySettings:

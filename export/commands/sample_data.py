@@ -9,6 +9,7 @@ from typing import Any
 
 from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
+from export.synthetic.behaviour import SIGNAL_REGIONS
 from export.synthetic.catalogue import SPLITS, clip_specs, write_split
 
 NAME = "sample-data"
@@ -17,6 +18,7 @@ EXAMPLES = """\
   python -m export sample-data --out samples/                      # the 3 committed demo videos
   python -m export sample-data --out /tmp/train --split train --count 60 --seed 0
   python -m export sample-data --out /tmp/heldout --split heldout --count 16
+  python -m export sample-data --out /tmp/mouth --split train --count 24 --signal-regions mouth   # planted
 """
 
 
@@ -28,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same frames (default 0)")
     parser.add_argument("--seconds", type=float, help="clip length (default 12 s for demo, 10 s otherwise)")
     parser.add_argument("--fps", type=float, help="frame rate (default 15 for demo, 8 otherwise)")
+    parser.add_argument(
+        "--signal-regions",
+        default=",".join(SIGNAL_REGIONS),
+        help=f"comma-separated regions whose behaviour follows the label, the others stay neutral "
+        f"(default all: {','.join(SIGNAL_REGIONS)}); checks that explanations find a planted signal",
+    )
     add_json_flag(parser)
 
 
@@ -42,13 +50,15 @@ def run(args: argparse.Namespace) -> int:
     """Render the split and print where it went."""
     if args.count < 1:
         raise UsageError(f"--count {args.count} makes no videos", fix="pass --count 1 or more")
-    specs = clip_specs(args.split, args.count, seed=args.seed, seconds=args.seconds, fps=args.fps)
+    signal = tuple(name.strip() for name in args.signal_regions.split(",") if name.strip())
+    specs = clip_specs(args.split, args.count, seed=args.seed, seconds=args.seconds, fps=args.fps, signal=signal)
     started = time.perf_counter()
     labels = write_split(specs, args.out)
     videos = sorted(args.out.glob("*.mp4"))
     report = {
         "split": args.split,
         "seed": args.seed,
+        "signal_regions": list(signal),
         "labels": str(labels),
         "videos": [video.name for video in videos],
         "bytes": sum(video.stat().st_size for video in videos),

@@ -33,11 +33,23 @@ class Behaviour:
     gaze_range: float
     head_motion: float
     head_pitch: float
+    smile_narrows_eyes: float = 0.15
+    """Eye closure added per unit of smile (a Duchenne cue); 0 when the label is planted in the mouth alone, so
+    that the eyes carry none of it."""
 
 
-def behaviour_for_score(score: float, rng: np.random.Generator) -> Behaviour:
-    """The behaviour of someone with ``score``, jittered by ``rng``."""
-    u = float(np.clip(score / SCORE_MAX, 0.0, 1.0))
+SIGNAL_REGIONS = ("mouth", "eyes", "eyebrows", "head")
+"""Where the label can be planted (README table): the mouth's smiles and tone; the eyes' lids, blinks and gaze; the
+brows' raises and tone; the head's motion and pitch."""
+NEUTRAL_U = 0.5
+"""The behaviour level of a region that carries no signal: that of a mid-range score, whatever the label."""
+
+
+def behaviour_for_score(score: float, rng: np.random.Generator, signal: tuple[str, ...] = SIGNAL_REGIONS) -> Behaviour:
+    """The behaviour of someone with ``score``, jittered by ``rng``; regions outside ``signal`` behave as a mid-range
+    score would, whatever ``score`` is (the label is planted in ``signal`` only)."""
+    level = float(np.clip(score / SCORE_MAX, 0.0, 1.0))
+    mouth, eyes, brows, head = (level if region in signal else NEUTRAL_U for region in SIGNAL_REGIONS)
 
     def jitter(value: float) -> float:
         return float(value * np.exp(rng.normal(0.0, 0.1)))
@@ -46,19 +58,20 @@ def behaviour_for_score(score: float, rng: np.random.Generator) -> Behaviour:
         return float(value + rng.normal(0.0, 0.04))
 
     return Behaviour(
-        smile_rate=jitter(2.0 + 16.0 * (1.0 - u)),
-        smile_peak=jitter(0.35 + 0.6 * (1.0 - u)),
-        mouth_tone=shift(0.3 - 0.8 * u),
+        smile_rate=jitter(2.0 + 16.0 * (1.0 - mouth)),
+        smile_peak=jitter(0.35 + 0.6 * (1.0 - mouth)),
+        mouth_tone=shift(0.3 - 0.8 * mouth),
         blink_rate=jitter(16.0),
-        blink_seconds=jitter(0.2 + 0.45 * u),
-        lid_droop=max(0.0, shift(0.05 + 0.35 * u)),
-        brow_raise_rate=jitter(1.0 + 9.0 * (1.0 - u)),
-        brow_tone=shift(0.2 - 0.8 * u),
-        gaze_down=max(0.0, shift(0.7 * u)),
-        gaze_shift_rate=jitter(30.0 - 20.0 * u),
-        gaze_range=jitter(1.0 - 0.6 * u),
-        head_motion=jitter(1.0 - 0.7 * u),
-        head_pitch=shift(6.0 * u),
+        blink_seconds=jitter(0.2 + 0.45 * eyes),
+        lid_droop=max(0.0, shift(0.05 + 0.35 * eyes)),
+        brow_raise_rate=jitter(1.0 + 9.0 * (1.0 - brows)),
+        brow_tone=shift(0.2 - 0.8 * brows),
+        gaze_down=max(0.0, shift(0.7 * eyes)),
+        gaze_shift_rate=jitter(30.0 - 20.0 * eyes),
+        gaze_range=jitter(1.0 - 0.6 * eyes),
+        head_motion=jitter(1.0 - 0.7 * head),
+        head_pitch=shift(6.0 * head),
+        smile_narrows_eyes=0.15 if "eyes" in signal or "mouth" not in signal else 0.0,
     )
 
 
@@ -124,7 +137,7 @@ def make_timeline(behaviour: Behaviour, seconds: float, fps: float, rng: np.rand
         speech = np.maximum(speech, _envelope(times, onset, 0.2, rng.uniform(1.0, 3.0), 0.2))
     jaw = speech * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3.0, 5.0) * times)) * 0.7
     gaze_y = np.full_like(times, behaviour.gaze_down)
-    eye = np.clip(closure + 0.3 * gaze_y + 0.15 * np.clip(smile, 0, None), 0.0, 1.0)
+    eye = np.clip(closure + 0.3 * gaze_y + behaviour.smile_narrows_eyes * np.clip(smile, 0, None), 0.0, 1.0)
     motion = behaviour.head_motion
     yaw, pitch, roll = (_smooth_noise(times, rng) for _ in range(3))
     drift_x, drift_y = (_smooth_noise(times, rng) for _ in range(2))

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.errors import UsageError
-from export.synthetic.behaviour import SCORE_MAX
+from export.synthetic.behaviour import SCORE_MAX, SIGNAL_REGIONS
 from export.synthetic.identity import make_identity
 from export.synthetic.video import ClipSpec, write_clip
 
@@ -24,9 +24,22 @@ _SEED_STRIDE = 100_000
 
 
 def clip_specs(
-    split: str, count: int, *, seed: int = 0, seconds: float | None = None, fps: float | None = None
+    split: str,
+    count: int,
+    *,
+    seed: int = 0,
+    seconds: float | None = None,
+    fps: float | None = None,
+    signal: tuple[str, ...] = SIGNAL_REGIONS,
 ) -> list[ClipSpec]:
-    """``count`` clip specs of ``split``; scores are spread evenly over 0-63 (shuffled)."""
+    """``count`` clip specs of ``split``; scores are spread evenly over 0-63 (shuffled); the label drives the
+    behaviour of the ``signal`` regions only."""
+    unknown = sorted(set(signal) - set(SIGNAL_REGIONS))
+    if unknown or not signal:
+        raise UsageError(
+            f"signal regions {', '.join(unknown) or '(none)'} not known",
+            fix=f"name one or more of {', '.join(SIGNAL_REGIONS)}, comma-separated",
+        )
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}", fix=f"use one of {', '.join(SPLITS)}")
     if not 0 <= seed < 1000:
@@ -55,6 +68,7 @@ def clip_specs(
                 no_face=((4.0, 5.5),) if first else (),
                 two_faces=((8.0, 10.5),) if first else (),
                 second_identity=make_identity(base + identities + 1) if first else None,
+                signal=tuple(signal),
             )
         )
     return specs

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import InputError
-from export.synthetic.behaviour import behaviour_for_score, make_timeline
+from export.synthetic.behaviour import SIGNAL_REGIONS, Behaviour, Timeline, behaviour_for_score, make_timeline
 from export.synthetic.expression import pose_landmarks
 from export.synthetic.identity import FRAME_SIZE, IdentitySpec, IdentityStill, render_identity
 from export.synthetic.rig import FaceRig
@@ -41,6 +41,7 @@ class ClipSpec:
     no_face: tuple[tuple[float, float], ...] = ()  # (start, end) seconds with nobody in view
     two_faces: tuple[tuple[float, float], ...] = ()  # (start, end) seconds with a second, smaller face
     second_identity: IdentitySpec | None = None
+    signal: tuple[str, ...] = SIGNAL_REGIONS  # regions whose behaviour follows the score (the others stay neutral)
 
 
 def _inside(t: float, spans: tuple[tuple[float, float], ...]) -> bool:
@@ -69,12 +70,19 @@ def _lighting(spec: ClipSpec, rng: np.random.Generator) -> tuple[npt.NDArray[np.
     return image.astype(np.float32), drift, float(rng.uniform(0.05, 0.2)), noise
 
 
+def clip_timeline(spec: ClipSpec, rng: np.random.Generator | None = None) -> tuple[Behaviour, Timeline]:
+    """The clip's behaviour and per-frame actions (the generator's ground truth; ``rng`` fresh from the seed)."""
+    rng = rng if rng is not None else np.random.default_rng([spec.seed, 104729])
+    behaviour = behaviour_for_score(spec.score, rng, spec.signal)
+    return behaviour, make_timeline(behaviour, spec.seconds, spec.fps, rng)
+
+
 def render_clip(spec: ClipSpec) -> Iterator[npt.NDArray[np.uint8]]:
     """The clip's frames, RGB uint8 ``(240, 320, 3)``; the same spec always gives the same frames."""
     rng = np.random.default_rng([spec.seed, 104729])
     still = render_identity(spec.identity)
     second = render_identity(spec.second_identity) if spec.second_identity and spec.two_faces else None
-    timeline = make_timeline(behaviour_for_score(spec.score, rng), spec.seconds, spec.fps, rng)
+    _, timeline = clip_timeline(spec, rng)
     light, drift, drift_hz, noise = _lighting(spec, rng)
     phase = float(rng.uniform(0.0, 2.0 * np.pi))
     rig = FaceRig(still.landmarks)

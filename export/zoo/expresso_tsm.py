@@ -65,12 +65,14 @@ class ShiftBlock(nn.Module):
         self.conv1 = conv_bn(in_ch, out_ch, 3, stride)
         self.conv2 = conv_bn(out_ch, out_ch, 3)
         self.shortcut = conv_bn(in_ch, out_ch, 1, stride) if stride != 1 or in_ch != out_ch else nn.Identity()
-        self.relu = nn.ReLU(inplace=True)
+        # one ReLU module per use (no parameters): Captum's DeepLift needs each non-linearity to be its own module
+        self.relu1 = nn.ReLU(inplace=True)
+        self.relu2 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor, windows: int) -> torch.Tensor:
         """The block's output for time-major ``x`` holding ``windows`` windows."""
-        out = self.conv2(self.relu(self.conv1(self.shift(x, windows))))
-        return self.relu(out + self.shortcut(x))
+        out = self.conv2(self.relu1(self.conv1(self.shift(x, windows))))
+        return self.relu2(out + self.shortcut(x))
 
 
 def _positive_ints(value: object) -> bool:

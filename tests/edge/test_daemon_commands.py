@@ -38,6 +38,22 @@ def test_demo_prints_what_an_integrator_receives(
     assert main(["demo", "--broker", "http://nowhere"]) == 2  # a usage error, said in one line
 
 
+def test_the_demo_table_shows_region_shares_largest_first() -> None:
+    from edge.commands.demo import render
+
+    doc = {
+        "kind": "session",
+        "period": {"start": "2026-12-06T10:00:00Z", "end": "2026-12-06T10:15:00Z", "complete": True},
+        "windows": {"scored": 9, "rejected_total": 1},
+        "score": {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None},
+        "regions": {"nose": 0.05, "mouth": 0.61, "left_eye": 0.34},
+    }
+    first, second = render("x/v1/d/summary", doc).splitlines()
+    assert first.startswith("summary") and "12.0" in first
+    assert second.strip() == "regions: mouth 61%, left_eye 34%, nose 5%"
+    assert len(render("x/v1/d/summary", {**doc, "regions": None}).splitlines()) == 1
+
+
 def test_replay_reports_throughput_stages_cpu_and_memory(
     media: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -48,6 +64,8 @@ def test_replay_reports_throughput_stages_cpu_and_memory(
     assert report["windows_scored"] == 5 and report["frames_dropped"] == 0
     assert report["realtime_factor"] > 0 and report["cpu_percent_of_one_core"] > 0 and report["peak_rss_mb"] > 50
     assert report["stage_s"]["face: mediapipe"] > 0 and report["stage_s"]["inference"] > 0
+    assert report["windows_explained"] == 3  # the default share, half of 5 windows: the 1st, 3rd and 5th
+    assert report["stage_s"]["explain (occlusion)"] > 0 and 0 < report["explain_share_of_pipeline_time"] < 1
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from mqtt_broker import Broker, Received, Subscriber
 from privacy_scan import FaceTraces, Scanner, face_traces
 
 from edge.bundle import Bundle
+from edge.face.descriptors import DESCRIPTORS
 from edge.schemas import schema_errors
 
 BLOB = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
@@ -125,6 +126,8 @@ def run_daemon(tmp_path: Path, broker: Broker, bundle: Path, source: str, *, liv
             # a live source runs on the wall clock: publish at once, do not hold until the 15-minute period ends
             "privacy": {"consent": "granted", "k_min_windows": 2, "hold_until_period_end": not live},
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "health_interval_s": 0.5},
+            # every scored window occluded tile by tile, behaviour descriptors from every frame's landmarks: in memory
+            "explain": {"window_share": 1.0, "descriptors": True},
         },
     )
     env = {
@@ -214,6 +217,16 @@ def test_nothing_of_a_face_reaches_disk_logs_or_broker(
         name = document["schema"].removeprefix("expresso-edge/")
         assert schema_errors(document, name) == [], message.topic
         assert max(numeric_lists(document), default=0) <= 2  # e.g. the score range [0, 63], nothing longer
+
+    # Region explanations leave only as one mean per summary, resting on at least k explained windows.
+    explained = [s for s in summaries if s["regions"]]
+    assert explained, "no summary carried region shares"
+    for summary in explained:
+        assert summary["windows"]["explained"] >= summary["privacy"]["k"]
+        assert set(summary["regions"]) <= {"right_eyebrow", "left_eyebrow", "right_eye", "left_eye", "nose", "mouth"}
+        assert sum(summary["regions"].values()) == pytest.approx(1.0, abs=0.01)
+    # Behaviour descriptors leave only as a few means per summary (the scan above found no landmark in them).
+    assert all(set(s["behaviour"]) <= set(DESCRIPTORS) for s in summaries) and any(s["behaviour"] for s in summaries)
 
 
 # ---- the scanner's power: each kind of leak, planted, is found ---------------------------------------------------

@@ -14,6 +14,7 @@ import numpy.typing as npt
 import pytest
 
 from edge.cli_support import run_cli
+from edge.errors import UsageError
 from export.synthetic import (
     ClipSpec,
     FrameState,
@@ -23,7 +24,7 @@ from export.synthetic import (
     make_timeline,
     render_clip,
 )
-from export.synthetic.behaviour import Timeline
+from export.synthetic.behaviour import SIGNAL_REGIONS, Behaviour, Timeline
 from export.synthetic.catalogue import CSV_COLUMNS
 from export.synthetic.rig import LEFT_EYE, MOUTH_CORNERS, RIGHT_EYE, UPPER_INNER_LIP
 
@@ -104,6 +105,26 @@ def test_event_rates_follow_the_label_in_the_documented_direction() -> None:
     assert mean_of(high, "eye_closure") > mean_of(low, "eye_closure") + 0.2
     assert mean_of(high, "brow") < mean_of(low, "brow") - 0.3
     assert np.std([s.yaw for t in high for s in t.states]) < np.std([s.yaw for t in low for s in t.states])
+
+
+def test_a_planted_signal_moves_only_its_own_regions() -> None:
+    def behaviours(score: float, signal: tuple[str, ...]) -> list[Behaviour]:
+        return [behaviour_for_score(score, np.random.default_rng(s), signal) for s in range(4)]
+
+    for signal in (("mouth",), ("eyes",)):
+        low, high = behaviours(5.0, signal), behaviours(58.0, signal)
+        moved = {
+            name
+            for name in Behaviour.__dataclass_fields__
+            if not np.allclose([getattr(b, name) for b in low], [getattr(b, name) for b in high])
+        }
+        assert moved == ({"smile_rate", "smile_peak", "mouth_tone"} if signal == ("mouth",) else {
+            "blink_seconds", "lid_droop", "gaze_down", "gaze_shift_rate", "gaze_range"})  # fmt: skip
+    assert behaviour_for_score(5.0, np.random.default_rng(0), ("mouth",)).smile_narrows_eyes == 0.0  # eyes stay out
+    default = behaviour_for_score(40.0, np.random.default_rng(3))
+    assert default == behaviour_for_score(40.0, np.random.default_rng(3), SIGNAL_REGIONS)  # the old data unchanged
+    with pytest.raises(UsageError, match="signal regions nose not known"):
+        clip_specs("train", 2, signal=("nose",))
 
 
 def test_neutral_state_leaves_the_still_unchanged() -> None:

@@ -116,7 +116,7 @@ def test_documented_reject_reasons_are_the_ones_the_code_emits() -> None:
 def test_documented_quality_figures_are_the_ones_the_code_emits() -> None:
     frame = FrameQuality(face_present=True, faces=1, yaw=4.0, pitch=-3.0, brightness=120.0, contrast=40.0, blur=200.0)
     emitted = set(window_quality_figures(window_quality([frame] * 8, FaceConfig())))
-    documented = _backticked_between(CONTRACT.read_text(), "`quality` holds", "`regions` is reserved")
+    documented = _backticked_between(CONTRACT.read_text(), "`quality` holds", "`regions` holds")
     assert documented == emitted
     listed = load_schema("summary")["properties"]["quality"]["description"]
     assert set(re.findall(r"[a-z_]+", listed.split("(")[1].split(";")[0])) == emitted

@@ -1,0 +1,88 @@
+"""Behaviour descriptors per frame from the face mesh: landmark-geometry proxies for facial action units.
+
+These are *proxies* measured on mediapipe's 478 landmarks after eye alignment (roll, scale and position removed;
+distances in eye distances), not action units coded by a person or by OpenFace. What each stands in for:
+
+| descriptor        | geometry                                                         | stands in for          |
+|-------------------|------------------------------------------------------------------|------------------------|
+| ``eye_openness``  | lid gap / eye width, both eyes                                   | AU43 (closure), AU7    |
+| ``blink``         | 1 while ``eye_openness`` < 60% of the video's median (per video) | AU45 (blink)           |
+| ``brow_raise``    | upper brow edge above the eye-corner line                        | AU1 + AU2              |
+| ``brow_lowering`` | minus (inner-brow gap + inner-brow height above the inner eye corners) | AU4              |
+| ``lip_corner_pull`` | distance between the mouth corners (pulled apart by a smile)   | AU12 (smile)           |
+| ``mouth_opening`` | inner lip gap                                                    | AU25 / AU26            |
+| ``gaze_x``, ``gaze_y`` | iris centre offset from the eye centre / eye width (y down) | gaze (no AU)           |
+| ``head_motion``   | nose-tip movement since the previous frame, frame pixels / eye distance | head pose velocity |
+
+They run on the device only in memory; the offline ``python -m export explain`` correlates them with the
+attribution curve.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.face.align import ALIGNED_SIZE, LEFT_EYE_AT, RIGHT_EYE_AT, align_to_eyes, apply
+from edge.face.landmarks import Landmarks, eye_centres, eye_distance
+
+DESCRIPTORS = (
+    "eye_openness",
+    "blink",
+    "brow_raise",
+    "brow_lowering",
+    "lip_corner_pull",
+    "mouth_opening",
+    "gaze_x",
+    "gaze_y",
+    "head_motion",
+)
+BLINK_FRACTION = 0.6
+_EYES = (  # outer corner, inner corner, upper-lid points, lower-lid points, iris centre
+    (33, 133, (158, 159, 160), (153, 145, 144), 468),
+    (263, 362, (385, 386, 387), (380, 374, 373), 473),
+)
+_BROWS, _BROW_INNER = (70, 63, 105, 66, 107, 300, 293, 334, 296, 336), (55, 285)
+_EYE_CORNERS = (33, 133, 263, 362)
+_LIP_CORNERS, _UPPER_INNER_LIP, _LOWER_INNER_LIP, _NOSE_TIP = (61, 291), 13, 14, 1
+_UNIT = (LEFT_EYE_AT[0] - RIGHT_EYE_AT[0]) * ALIGNED_SIZE  # the eye distance in the aligned space
+
+
+def frame_descriptors(points: Landmarks, previous: Landmarks | None = None) -> dict[str, float]:
+    """The descriptors of one frame's landmarks (``blink`` is NaN here: it needs the video, see
+    :func:`add_blinks`); ``previous`` is the previous frame's landmarks for ``head_motion``."""
+    aligned = apply(align_to_eyes(*eye_centres(points)), points) / _UNIT
+    x, y = aligned[:, 0], aligned[:, 1]
+    openness, gaze_x, gaze_y = [], [], []
+    for outer, inner, upper, lower, iris in _EYES:
+        width = abs(x[outer] - x[inner])
+        openness.append(float(np.mean(y[list(lower)] - y[list(upper)])) / width)
+        gaze_x.append((x[iris] - (x[outer] + x[inner]) / 2) / width)
+        gaze_y.append((y[iris] - (y[outer] + y[inner]) / 2) / width)
+    inner_eyes = (y[133] + y[362]) / 2
+    eye_line = float(np.mean(y[list(_EYE_CORNERS)]))  # corners do not move with the lids
+    motion = float("nan")
+    if previous is not None:
+        motion = float(np.linalg.norm(points[_NOSE_TIP, :2] - previous[_NOSE_TIP, :2])) / max(eye_distance(points), 1)
+    return {
+        "eye_openness": float(np.mean(openness)),
+        "blink": float("nan"),
+        "brow_raise": eye_line - float(np.mean(y[list(_BROWS)])),
+        "brow_lowering": -float(
+            abs(x[_BROW_INNER[1]] - x[_BROW_INNER[0]]) + inner_eyes - np.mean(y[list(_BROW_INNER)])
+        ),
+        "lip_corner_pull": float(abs(x[_LIP_CORNERS[1]] - x[_LIP_CORNERS[0]])),
+        "mouth_opening": float(y[_LOWER_INNER_LIP] - y[_UPPER_INNER_LIP]),
+        "gaze_x": float(np.mean(gaze_x)),
+        "gaze_y": float(np.mean(gaze_y)),
+        "head_motion": motion,
+    }
+
+
+def add_blinks(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Fill the ``blink`` column of a video's descriptor series ``(F, len(DESCRIPTORS))`` in place and return it."""
+    openness = series[:, DESCRIPTORS.index("eye_openness")]
+    median = float(np.nanmedian(openness)) if np.isfinite(openness).any() else float("nan")
+    blink = np.where(np.isfinite(openness), (openness < BLINK_FRACTION * median).astype(np.float64), np.nan)
+    series[:, DESCRIPTORS.index("blink")] = blink
+    return series
