@@ -42,7 +42,7 @@ EXAMPLES = """\
 
 SAMPLE_VIDEO = Path(__file__).parents[1] / "assets" / "sample_video.mp4"
 """The first sample video (samples/clip_000_score04.3.mp4), packaged so that an installed device has it too."""
-COLUMNS = ("topic", "what", "period (UTC)", "windows", "mean", "median", "IQR", "bands min/mild/mod/sev %")
+COLUMNS = ("topic", "what", "period (UTC)", "windows", "mean", "median", "IQR", "scale: band shares %")
 WIDTHS = (8, 18, 23, 12, 6, 7, 11, 24)
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def render(topic: str, doc: dict[str, Any]) -> str:
     if kind == "summary":
         period, score, windows = doc["period"], doc["score"], doc["windows"]
         bands = score.get("bands") or {}
-        shares = "/".join(f"{100 * bands[b]:.0f}" for b in ("minimal", "mild", "moderate", "severe") if b in bands)
+        shares = f"{score['scale']}: " + "/".join(f"{100 * share:.0f}" for share in bands.values()) if bands else ""
         iqr = "-" if score["q1"] is None else f"{score['q1']:.1f}-{score['q3']:.1f}"
         span = f"{period['start'][5:16].replace('T', ' ')}-{period['end'][11:16]}"
         what = f"{doc['kind']}{'' if period['complete'] else ' (part)'}"

@@ -1,6 +1,6 @@
 """The explanation of a set of videos as numbers: per video, per severity band, and the JSON document.
 
-Bands are the BDI-II bands the device publishes (``edge.aggregate.BANDS``); a video falls in the band of its label
+Bands are the output scale's bands by the device's band rule (``edge.scale``); a video falls in the band of its label
 when one is given (``--labels``), else of the model's own mean score (``band_by`` says which).
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
-from edge.aggregate import BANDS
 from edge.face.descriptors import DESCRIPTORS
+from edge.scale import BDI_II, Scale
 from export.explain.correlate import mean_correlations
 from export.explain.pooling import top_region
 from export.explain.video import VideoResult
@@ -24,10 +24,9 @@ CAVEAT = (
 )
 
 
-def band_of(score: float) -> str:
-    """The BDI-II band a score falls in."""
-    lows = [low for _, low in BANDS]
-    return BANDS[max(int(np.searchsorted(lows, score, side="right")) - 1, 0)][0]
+def band_of(score: float, scale: Scale = BDI_II) -> str:
+    """The band of ``scale`` a score falls in."""
+    return scale.band_names_of([score])[0]
 
 
 def _rounded(values: dict[str, float | None], digits: int = 3) -> dict[str, float | None]:
@@ -65,11 +64,11 @@ def video_section(result: VideoResult, *, per_window: bool) -> dict[str, Any]:
     return section
 
 
-def band_sections(results: Sequence[VideoResult]) -> dict[str, dict[str, Any]]:
+def band_sections(results: Sequence[VideoResult], scale: Scale = BDI_II) -> dict[str, dict[str, Any]]:
     """Per severity band with videos: count, mean region shares and mean correlations over its videos."""
     out: dict[str, dict[str, Any]] = {}
-    for name, _ in BANDS:
-        members = [r for r in results if band_of(r.label if r.label is not None else r.score) == name]
+    for name in scale.band_names:
+        members = [r for r in results if band_of(r.label if r.label is not None else r.score, scale) == name]
         if not members:
             continue
         regions = members[0].regions

@@ -39,7 +39,7 @@ def sections(tmp_path: Path, bundle: Bundle, video: Path, port: int, prefix: str
     return {
         "device": {"state_dir": str(tmp_path / "state")},
         "camera": {"source": str(video), "realtime": False},
-        "model": {"bundle": str(bundle.root), "backend": "onnxruntime", "threads": 1},
+        "model": {"bundle": str(bundle.root), "backend": "onnxruntime", "threads": 1, "allow_random_weights": True},
         "aggregation": {"session_gap_s": 1.0},
         "privacy": {"consent": "granted", "k_min_windows": 2, "hold_until_period_end": False},  # no 15-min wait
         "mqtt": {"host": "127.0.0.1", "port": port, "topic_prefix": prefix, "health_interval_s": 1.0},
