@@ -51,6 +51,11 @@ class Scale:
         return self.high - self.low
 
     @property
+    def text(self) -> str:
+        """The name :func:`parse_scale` reads back (``PHQ-9``, ``custom:0:10``); a custom scale's bands are lost."""
+        return f"{CUSTOM}:{self.low:g}:{self.high:g}" if self.name == CUSTOM else self.name
+
+    @property
     def band_names(self) -> tuple[str, ...]:
         """The bands' names, lowest first."""
         return tuple(band.name for band in self.bands)

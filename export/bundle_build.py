@@ -29,7 +29,7 @@ from export.dataset import default_spec
 from export.degenerate import OutputCheck, OutputCheckSource, check_output, torch_scorer
 from export.macs import macs_of_onnx
 from export.onnx_export import DEFAULT_OPSET, OUTPUT_NAME, Verification, onnx_from_model, verify_onnx
-from export.zoo import BDI_MAX, DEFAULT_ARCHITECTURE, Architecture, get_architecture
+from export.zoo import DEFAULT_ARCHITECTURE, Architecture, get_architecture, scale_option
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def build_manifest(
         },
         "input": default_input_section(layout=architecture.layout, frames=frames, size=size),
         "regions": default_regions_section(size),
-        "output": {"name": OUTPUT_NAME, "units": "BDI-II", "range": [0, BDI_MAX]},
+        "output": scale_option(options).manifest_output(OUTPUT_NAME),
         "artifacts": [{"path": MODEL_FILE, "kind": "onnx", "precision": "fp32", "target": "any", "opset": opset}],
         "calibration": None,
         "model_card": model_card(
@@ -265,7 +265,13 @@ def export_bundle(
     else:
         source = check or OutputCheckSource()
         output_check = check_output(
-            torch_scorer(model, spec), spec, tiles, resolved["head"], source, loaded.reinitialised
+            torch_scorer(model, spec),
+            spec,
+            tiles,
+            resolved["head"],
+            source,
+            loaded.reinitialised,
+            scale=scale_option(resolved),
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -274,7 +280,9 @@ def export_bundle(
         step(EXPORT_STEPS[2])
         onnx_path = onnx_from_model(model, spec, staging / MODEL_FILE, opset=opset)
         step(EXPORT_STEPS[3])
-        verification = verify_onnx(onnx_path, model, spec, windows=verify_windows, output_span=BDI_MAX)
+        verification = verify_onnx(
+            onnx_path, model, spec, windows=verify_windows, output_span=scale_option(resolved).span
+        )
         step(EXPORT_STEPS[4])
         manifest = build_manifest(
             name=name or f"{arch}-{'random' if loaded is None else loaded.path.stem}",
