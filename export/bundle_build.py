@@ -23,6 +23,7 @@ from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.bundle import MANIFEST_NAME, Bundle, load_bundle, write_manifest
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, default_input_section, default_regions_section
+from edge.scale import BDI_II, Scale
 from export.arch_fit import fit_of, infer_architecture, load_with_suggestion
 from export.checkpoint import CheckpointError, CheckpointInfo, KeyRename, RawCheckpoint, read_checkpoint
 from export.dataset import default_spec
@@ -99,7 +100,7 @@ def random_layers_warning(layers: tuple[str, ...]) -> str:
 
 
 def model_card(
-    *, random_weights: bool, training_data: str | None, random_layers: tuple[str, ...] = ()
+    *, random_weights: bool, training_data: str | None, random_layers: tuple[str, ...] = (), scale: Scale = BDI_II
 ) -> dict[str, Any]:
     """The manifest's ``model_card``: intended use, training data, limitations, not a diagnostic device."""
     if random_weights:
@@ -110,8 +111,9 @@ def model_card(
     warnings += [random_layers_warning(random_layers)] if random_layers else []
     limitations = warnings + list(LIMITATIONS)
     return {
-        "intended_use": "Research and screening aid: estimate depression-related facial behaviour on the BDI-II "
-        "scale (0-63), aggregated over sessions, on the device. " + NOT_A_DIAGNOSTIC_DEVICE,
+        "intended_use": "Research and screening aid: estimate depression-related facial behaviour on the "
+        f"{scale.name} scale ({scale.low:g}-{scale.high:g}), aggregated over sessions, on the device. "
+        + NOT_A_DIAGNOSTIC_DEVICE,
         "not_a_diagnostic_device": True,
         "training_data": data,
         "limitations": limitations,
@@ -151,6 +153,7 @@ def build_manifest(
             random_weights=checkpoint is None,
             training_data=training_data,
             random_layers=checkpoint.reinitialised if checkpoint else (),
+            scale=scale_option(options),
         ),
     }
 

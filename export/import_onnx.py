@@ -241,7 +241,7 @@ def import_onnx(
         onnxruntime_scorer(path, input_spec), input_spec, tiles, HEAD, check or OutputCheckSource(), scale=scale
     )
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    card = model_card(random_weights=False, training_data=training_data)
+    card = model_card(random_weights=False, training_data=training_data, scale=scale)
     provenance = (
         f"Imported from {path.name}: its architecture and training are outside this project's zoo; check its "
         "provenance and evaluate it (python -m export evaluate)."

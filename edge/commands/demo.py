@@ -31,6 +31,7 @@ from edge.commands.run import add_overrides
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.errors import BrokerError, UsageError
+from edge.schemas import TOPIC_LEVEL
 
 NAME = "demo"
 HELP = "run the daemon on the bundled demo model and a sample video, printing what an integrator receives"
@@ -119,7 +120,7 @@ class Integrator:
         )
         if address.tls:
             self._client.tls_set()
-        self._client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/v1/+/#", qos=1)
+        self._client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/{TOPIC_LEVEL}/+/#", qos=1)
         self._client.on_subscribe = lambda *_: self._ready.set()
         self._client.on_message = self._on_message
         try:
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(None, overrides)
         prefix = config.mqtt.topic_prefix  # --set mqtt.topic_prefix=... wins over the fresh one
         if not args.json:
-            print(f"{address.description}; topics {prefix}/v1/<device>/...\n")
+            print(f"{address.description}; topics {prefix}/{TOPIC_LEVEL}/<device>/...\n")
             print(_row(COLUMNS))
         integrator = Integrator(address, prefix, as_json=args.json)
         started = time.monotonic()

@@ -21,9 +21,10 @@ from edge.aggregate import Summary
 from edge.control import ControlCommand, ControlMessageError
 from edge.privacy.consent import ConsentState
 from edge.privacy.release import PublishableScore
+from edge.schemas import CONTRACT_VERSION
 
 SCHEMA_PREFIX = "expresso-edge/"
-VERSION = 1
+VERSION = CONTRACT_VERSION
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 Activity = Literal["starting", "running", "waiting_for_consent", "paused", "input_lost", "idle", "stopping"]
 

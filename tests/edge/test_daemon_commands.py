@@ -41,7 +41,7 @@ def test_demo_prints_what_an_integrator_receives(
     overrides = ["--set", "privacy.k_min_windows=2", "--set", "model.backend=onnxruntime"]
     assert main([*argv, *overrides, "--set", f'mqtt.topic_prefix="{prefix}"']) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines and all(line["topic"].startswith(f"{prefix}/v1/") for line in lines)
+    assert lines and all(line["topic"].startswith(f"{prefix}/v2/") for line in lines)
     summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
     assert {s["kind"] for s in summaries} == {"session", "rolling"}
     assert all(schema_errors(s, "summary") == [] for s in summaries)
@@ -59,10 +59,10 @@ def test_the_demo_table_shows_region_shares_largest_first() -> None:
         "score": {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None},
         "regions": {"nose": 0.05, "mouth": 0.61, "left_eye": 0.34},
     }
-    first, second = render("x/v1/d/summary", doc).splitlines()
+    first, second = render("x/v2/d/summary", doc).splitlines()
     assert first.startswith("summary") and "12.0" in first
     assert second.strip() == "regions: mouth 61%, left_eye 34%, nose 5%"
-    assert len(render("x/v1/d/summary", {**doc, "regions": None}).splitlines()) == 1
+    assert len(render("x/v2/d/summary", {**doc, "regions": None}).splitlines()) == 1
 
 
 def test_replay_reports_throughput_stages_cpu_and_memory(

@@ -13,7 +13,9 @@ import torch
 from edge.bundle import load_bundle
 from edge.cli import main as edge_main
 from edge.cli_support import run_cli
+from edge.client import check
 from edge.scale import BDI_II, PUBLISHED, custom_scale
+from edge.schemas import schema_errors
 from export.synthetic import clip_specs, write_split
 from export.synthetic.catalogue import label_on_scale
 from export.zoo import get_architecture
@@ -78,8 +80,11 @@ def test_a_phq_9_model_trained_on_sample_data_publishes_phq_9_summaries(
     assert edge_main(argv) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
-    assert summaries
+    assert summaries and all(line["topic"].split("/")[1] == "v2" for line in lines)  # contract v2: scale named
     for summary in summaries:
+        assert summary["version"] == 2 and schema_errors(summary, "summary") == []
+        v1_topic = f"x/v1/{summary['device']}/summary"  # a v1 topic: the v2 client says what it expects
+        assert "is not <prefix>/v2/<device>/" in check(v1_topic, json.dumps(summary).encode()).errors[0]
         score = summary["score"]
         assert score["scale"] == "PHQ-9" and score["range"] == [0.0, 27.0]
         assert list(score["bands"]) == list(PHQ9.band_names) and sum(score["bands"].values()) == pytest.approx(1.0)
