@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-delta",
         type=float,
         help="largest mean |INT8 - FP32| on held-out windows, in the output scale's points (default "
-        f"{MAX_DELTA_SHARE:.0%} of the output range: 0.63 BDI-II, 0.27 PHQ-9)",
+        f"{MAX_DELTA_SHARE:.0%}% of the output range: 0.63 BDI-II, 0.27 PHQ-9)",
     )
     parser.add_argument(
         "--holdout-fraction", type=float, default=0.25, help="share of windows held out to measure accuracy (0.25)"

@@ -33,7 +33,7 @@ def _rounded(values: dict[str, float | None], digits: int = 3) -> dict[str, floa
     return {k: None if v is None else round(v, digits) for k, v in values.items()}
 
 
-def video_section(result: VideoResult, *, per_window: bool) -> dict[str, Any]:
+def video_section(result: VideoResult, *, per_window: bool, scale: Scale = BDI_II) -> dict[str, Any]:
     """One video's numbers (``per_window`` adds each window's; those stay on the engineer's machine)."""
     regions = result.regions
     band_score = result.label if result.label is not None else result.score
@@ -42,7 +42,7 @@ def video_section(result: VideoResult, *, per_window: bool) -> dict[str, Any]:
         "windows": len(result.windows),
         "score": round(result.score, 2),
         "label": result.label,
-        "band": band_of(band_score),
+        "band": band_of(band_score, scale),
         "regions": {r: round(float(s), 4) for r, s in zip(regions, result.shares, strict=True)},
         "regions_raw": {r: float(v) for r, v in zip(regions, result.raw, strict=True)},
         "top_region": top_region(result.shares, regions),
@@ -85,15 +85,18 @@ def _finite(values: dict[str, float | None]) -> dict[str, float]:
     return {k: float("nan") if v is None else v for k, v in values.items()}
 
 
-def document(results: Sequence[VideoResult], *, method: str, model: str, per_window: bool) -> dict[str, Any]:
-    """The whole explanation as a JSON-ready document."""
+def document(
+    results: Sequence[VideoResult], *, method: str, model: str, per_window: bool, scale: Scale = BDI_II
+) -> dict[str, Any]:
+    """The whole explanation as a JSON-ready document; bands are ``scale``'s (the model's output)."""
     return {
         "model": model,
         "method": method,
         "band_by": "label" if all(r.label is not None for r in results) else "model score",
         "descriptors": list(DESCRIPTORS),
-        "videos": [video_section(r, per_window=per_window) for r in results],
-        "bands": band_sections(results),
+        "scale": scale.text,
+        "videos": [video_section(r, per_window=per_window, scale=scale) for r in results],
+        "bands": band_sections(results, scale),
         "caveat": CAVEAT,
         "disclaimer": NOT_A_DIAGNOSTIC_DEVICE,
     }
