@@ -71,12 +71,11 @@ def _accuracy(bundle: Bundle, calib: Path, baseline: Path) -> dict[str, Any]:
         "int8": run_scores(bundle.path_of(int8), cset.batches(held_idx, bundle.input)),
         "quantize_static_defaults": run_scores(baseline, cset.batches(held_idx, bundle.input)),
     }
-    span = bundle.output.span
     return {
         "held_out_windows": len(held_idx),
         "held_out_sources": len(np.unique(cset.source[held_idx])),
-        "int8": compare(scores["fp32"], scores["int8"], span),
-        "quantize_static_defaults": compare(scores["fp32"], scores["quantize_static_defaults"], span),
+        "int8": compare(scores["fp32"], scores["int8"], bundle.scale),
+        "quantize_static_defaults": compare(scores["fp32"], scores["quantize_static_defaults"], bundle.scale),
         "output_std": {name: float(np.std(values)) for name, values in scores.items()},
         "baseline_collapsed": collapsed(scores["fp32"], scores["quantize_static_defaults"]),
     }
@@ -150,6 +149,7 @@ def int8_section(
         "speedup_met": all(row["speedup_met"] for row in rows),
         "delta_at_most": TARGET_DELTA_SHARE * span,
         "delta_met": None if delta is None else bool(delta <= TARGET_DELTA_SHARE * span),
+        "units": bundle.scale.name,
     }
     return section
 
@@ -174,15 +174,15 @@ def _speed_lines(section: dict[str, Any]) -> list[str]:
 
 
 def _accuracy_lines(section: dict[str, Any]) -> list[str]:
-    accuracy = section["accuracy"]
+    accuracy, units = section["accuracy"], section["targets"]["units"]
     ours, base = accuracy["int8"], accuracy["quantize_static_defaults"]
     if base is None:
         mae = ours["mae"]
-        lines = [] if mae is None else [f"accuracy recorded at calibration: MAE against FP32 {mae:.3f} BDI-II points"]
+        lines = [] if mae is None else [f"accuracy recorded at calibration: MAE against FP32 {mae:.3f} {units} points"]
         return [*lines, accuracy["baseline_note"]]
     lines = [
         f"accuracy on {accuracy['held_out_windows']} held-out windows of {accuracy['held_out_sources']} source(s), "
-        f"|score - FP32| in BDI-II points: INT8 MAE {ours['mae']:.3f} (max {ours['max_abs']:.3f}); "
+        f"|score - FP32| in {units} points: INT8 MAE {ours['mae']:.3f} (max {ours['max_abs']:.3f}); "
         f"quantize_static defaults MAE {base['mae']:.3f} (max {base['max_abs']:.3f})"
     ]
     if accuracy["baseline_collapsed"]:
@@ -206,7 +206,7 @@ def render_int8_section(section: dict[str, Any] | None) -> str:
         [
             *_speed_lines(section),
             *_accuracy_lines(section),
-            f"accuracy target: within {targets['delta_at_most']:.2f} BDI-II points of FP32: {verdict}",
+            f"accuracy target: within {targets['delta_at_most']:.2f} {targets['units']} points of FP32: {verdict}",
         ]
     )
 

@@ -44,7 +44,7 @@ TABLE = "calib.trt.cache"
 REPORT_JSON = "calibration_report.json"
 REPORT_HTML = "calibration_report.html"
 MAX_DELTA_SHARE = 0.01
-"""Default gate: INT8 within 1% of the output range of FP32 (0.63 BDI-II points)."""
+"""Default gate: INT8 within 1% of the output range of FP32, in the output's units (0.63 BDI-II, 0.27 PHQ-9 points)."""
 LAYER_WINDOWS = 4
 HISTOGRAMS = 6
 
@@ -107,7 +107,7 @@ def evaluate(
     write_table(work / TABLE, table_from_amax(amax_of(ranges)))
     fp32 = run_scores(source, cset.batches(held_idx, spec))
     int8 = {name: run_scores(work / name, cset.batches(held_idx, spec)) for name in (INT8_ORT, INT8_TRT)}
-    accuracy = accuracy_section(fp32, int8, cset.labels[held_idx], bundle.output.span)
+    accuracy = accuracy_section(fp32, int8, cset.labels[held_idx], bundle.scale)
     layer_batches = list(cset.batches(held_idx[:LAYER_WINDOWS], spec, batch_size=1))
     layers, values = layer_errors(source, work / INT8_ORT, layer_batches)
     plain = ranges_of(ranges)
@@ -122,7 +122,9 @@ def evaluate(
         "accuracy": accuracy,
         "layers": layers,
         "gate": {
-            "metric": "mean absolute difference from FP32 on held-out windows, worst INT8 model (BDI-II points)",
+            "metric": "mean absolute difference from FP32 on held-out windows, worst INT8 model "
+            f"({bundle.scale.name} points)",
+            "units": bundle.scale.name,
             "max_delta": max_delta,
             "measured_delta": measured,
             "passed": bool(measured <= max_delta),
@@ -227,7 +229,7 @@ def calibrate_bundle(
                 shutil.copyfile(work / name, kept / name)
             gate = report["gate"]
             raise AccuracyGateError(
-                f"INT8 drifts {gate['measured_delta']:.3f} BDI-II points from FP32 on "
+                f"INT8 drifts {gate['measured_delta']:.3f} {bundle.scale.name} points from FP32 on "
                 f"{report['windows']['held_out']} held-out windows (mean absolute difference), more than "
                 f"--max-delta {limit:.3f}; the bundle was not changed (report: {kept / REPORT_HTML})",
                 fix="try --method percentile or entropy, collect more and more varied calibration windows, "

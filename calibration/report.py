@@ -1,4 +1,4 @@
-"""How far INT8 drifts from FP32: output metrics, BDI-II band agreement, the layers that err most, plots.
+"""How far INT8 drifts from FP32: output metrics, severity-band agreement, the layers that err most, plots.
 
 Everything here is aggregate (errors, counts, histograms): no window, crop or score of one person is written.
 """
@@ -16,26 +16,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-BANDS: tuple[tuple[str, float, float], ...] = (
-    ("minimal", 0, 13),
-    ("mild", 14, 19),
-    ("moderate", 20, 28),
-    ("severe", 29, 63),
-)
-"""BDI-II severity bands on integer scores; a continuous estimate is rounded to the nearest point first."""
+from edge.scale import BDI_II, Scale
 
 
-def severity_bands(scores: npt.ArrayLike) -> npt.NDArray[np.str_]:
-    """The BDI-II band name of each score (rounded, clipped to 0-63)."""
-    rounded = np.clip(np.rint(np.asarray(scores, dtype=np.float64)), 0, 63)
-    upper = np.array([high for _, _, high in BANDS])
-    names = np.array([name for name, _, _ in BANDS])
-    return names[np.searchsorted(upper, rounded, side="left")]
+def severity_bands(scores: npt.ArrayLike, scale: Scale) -> npt.NDArray[np.str_]:
+    """The band name of each score on ``scale`` (edge.scale's band rule)."""
+    return np.array(scale.band_names_of(scores), dtype=np.str_)
 
 
-def compare(reference: npt.ArrayLike, candidate: npt.ArrayLike, span: float) -> dict[str, float]:
+def compare(reference: npt.ArrayLike, candidate: npt.ArrayLike, scale: Scale) -> dict[str, float | None]:
     """MAE, RMSE, max and 95th-percentile absolute error of ``candidate`` against ``reference``, and the MAE as a
-    share of the output range, plus how often both fall in the same BDI-II band."""
+    share of the output range, plus how often both fall in the same band of ``scale`` (None: it has no bands)."""
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     diff = np.abs(cand - ref)
@@ -44,25 +35,27 @@ def compare(reference: npt.ArrayLike, candidate: npt.ArrayLike, span: float) -> 
         "rmse": float(np.sqrt((diff**2).mean())),
         "max_abs": float(diff.max()),
         "p95_abs": float(np.percentile(diff, 95)),
-        "mae_share_of_range": float(diff.mean() / span),
-        "band_agreement": float((severity_bands(ref) == severity_bands(cand)).mean()),
+        "mae_share_of_range": float(diff.mean() / scale.span),
+        "band_agreement": float((severity_bands(ref, scale) == severity_bands(cand, scale)).mean())
+        if scale.bands
+        else None,
     }
 
 
 def accuracy_section(
-    fp32: npt.ArrayLike, quantized: Mapping[str, npt.ArrayLike], labels: npt.ArrayLike | None, span: float
+    fp32: npt.ArrayLike, quantized: Mapping[str, npt.ArrayLike], labels: npt.ArrayLike | None, scale: Scale
 ) -> dict[str, Any]:
     """Each quantized model against FP32, and every model against labels where some windows have one."""
     section: dict[str, Any] = {"windows": int(np.asarray(fp32).size), "against_fp32": {}, "against_labels": None}
     for name, scores in quantized.items():
-        section["against_fp32"][name] = compare(fp32, scores, span)
+        section["against_fp32"][name] = compare(fp32, scores, scale)
     label_array = None if labels is None else np.asarray(labels, dtype=np.float64)
     if label_array is not None and np.isfinite(label_array).any():
         known = np.isfinite(label_array)
         models = {"fp32": fp32, **quantized}
         section["against_labels"] = {
             "windows": int(known.sum()),
-            **{name: compare(label_array[known], np.asarray(s)[known], span) for name, s in models.items()},
+            **{name: compare(label_array[known], np.asarray(s)[known], scale) for name, s in models.items()},
         }
     return section
 
@@ -131,7 +124,10 @@ def render_html(report: dict[str, Any], histograms: str | None) -> str:
 
     rows = []
     for name, metrics in report["accuracy"]["against_fp32"].items():
-        cells = "".join(f"<td>{metrics[k]:.4g}</td>" for k in ("mae", "rmse", "max_abs", "band_agreement"))
+        cells = "".join(
+            "<td>-</td>" if metrics[k] is None else f"<td>{metrics[k]:.4g}</td>"
+            for k in ("mae", "rmse", "max_abs", "band_agreement")
+        )
         rows.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
     layers = "".join(
         f"<tr><td><code>{html.escape(row['tensor'])}</code></td><td>{row['sqnr_db']:.1f}</td></tr>"
@@ -139,6 +135,7 @@ def render_html(report: dict[str, Any], histograms: str | None) -> str:
     )
     images = f'<img alt="activation histograms" src="data:image/png;base64,{histograms}">' if histograms else ""
     gate = report["gate"]
+    units = html.escape(gate.get("units", BDI_II.name))  # reports written before scales were named are BDI-II
     verdict = "pass" if gate["passed"] else "FAIL"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>INT8 calibration report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:auto}}td,th{{padding:2px 8px;text-align:right}}
@@ -147,8 +144,8 @@ figure{{display:inline-block;margin:4px}}</style></head><body>
 <p><em>{html.escape(NOT_A_DIAGNOSTIC_DEVICE)}</em></p>
 <p>Method <b>{html.escape(report["method"])}</b>, {report["windows"]["calibration"]} calibration windows,
 {report["windows"]["held_out"]} held-out windows. Gate: MAE against FP32 of every INT8 model at most
-{gate["max_delta"]:.3g} BDI-II points; measured {gate["measured_delta"]:.3g}: <b>{verdict}</b>.</p>
-<h2>Held-out windows, INT8 against FP32 (BDI-II points)</h2>
+{gate["max_delta"]:.3g} {units} points; measured {gate["measured_delta"]:.3g}: <b>{verdict}</b>.</p>
+<h2>Held-out windows, INT8 against FP32 ({units} points)</h2>
 <table><tr><th></th><th>MAE</th><th>RMSE</th><th>max</th><th>band agreement</th></tr>{"".join(rows)}</table>
 <h2>Tensors with the largest error (onnxruntime-cpu model)</h2>
 <table><tr><th>tensor</th><th>SQNR against FP32 (dB; lower = larger error)</th></tr>{layers}</table>

@@ -7,5 +7,6 @@ __version__ = "0.1.0"
 
 NOT_A_DIAGNOSTIC_DEVICE = (
     "Research and screening aid only: not a diagnostic device. Scores estimate facial behaviour associated "
-    "with depression severity (BDI-II scale) and must not be used to diagnose or treat anyone."
+    "with depression severity (on the scale the model and each summary name) and must not be used to diagnose or "
+    "treat anyone."
 )

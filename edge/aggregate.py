@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from edge.scale import BDI_II, Scale
+
 if TYPE_CHECKING:
     from edge.publish.settings import AggregationSettings
 
 log = logging.getLogger(__name__)
 
-SCORE_MIN = 0.0
-SCORE_MAX = 63.0
-#: BDI-II severity bands: (name, lowest score in the band); a score belongs to the last band it reaches.
-BANDS: tuple[tuple[str, float], ...] = (("minimal", 0.0), ("mild", 14.0), ("moderate", 20.0), ("severe", 29.0))
 INVALID_SCORE = "invalid_score"
 
 
@@ -47,7 +45,7 @@ class WindowOutcome:
 
 @dataclass(frozen=True)
 class ScoreStats:
-    """Robust statistics of the scored windows of one summary (scores clamped to [0, 63])."""
+    """Robust statistics of the scored windows of one summary (scores clamped to the output's scale)."""
 
     mean: float
     median: float
@@ -80,6 +78,8 @@ class Summary:
     """Scored windows behind ``regions`` (the privacy gate's k applies to them too)."""
     behaviour: dict[str, float] | None = None
     """Means of the behaviour descriptors over the frames with a face (``explain.descriptors``; off: None)."""
+    scale: Scale = BDI_II
+    """The scale of the scores (the bundle's output), whose range clamps them and whose bands are counted."""
 
 
 def reason_key(reason: str) -> str:
@@ -88,20 +88,19 @@ def reason_key(reason: str) -> str:
     return key or "unspecified"
 
 
-def score_stats(scores: list[float]) -> ScoreStats:
-    """Mean, median, quartiles, MAD and severity-band shares of (already clamped) scores."""
+def score_stats(scores: list[float], scale: Scale = BDI_II) -> ScoreStats:
+    """Mean, median, quartiles, MAD and severity-band shares (by ``scale``'s band rule) of (already clamped)
+    scores; a scale without bands gives no shares."""
     values = np.asarray(scores, dtype=np.float64)
     median = float(np.median(values))
     q1, q3 = (float(q) for q in np.percentile(values, [25.0, 75.0]))
-    band_index = np.searchsorted([low for _, low in BANDS], values, side="right") - 1
-    counts = np.bincount(band_index, minlength=len(BANDS))
     return ScoreStats(
         mean=float(values.mean()),
         median=median,
         q1=q1,
         q3=q3,
         mad=float(np.median(np.abs(values - median))),
-        bands={name: float(counts[i]) / len(values) for i, (name, _) in enumerate(BANDS)},
+        bands=scale.band_shares(values) if scale.bands else {},
     )
 
 
@@ -137,7 +136,9 @@ class _Bucket:
                 if math.isfinite(weight):
                     self.attribution[region] = self.attribution.get(region, 0.0) + float(weight)
 
-    def summary(self, kind: Literal["session", "rolling"], model: dict[str, str], *, complete: bool) -> Summary:
+    def summary(
+        self, kind: Literal["session", "rolling"], model: dict[str, str], scale: Scale, *, complete: bool
+    ) -> Summary:
         quality = {
             name: {"mean": float(np.mean(values)), "median": float(np.median(values))}
             for name, values in sorted(self.quality.items())
@@ -150,21 +151,23 @@ class _Bucket:
             complete=complete,
             windows_scored=len(self.scores),
             windows_rejected=dict(sorted(self.rejected.items())),
-            stats=score_stats(self.scores) if self.scores else None,
+            stats=score_stats(self.scores, scale) if self.scores else None,
             quality=quality,
             regions=regions,
             model=dict(model),
             windows_explained=self.attributed,
             behaviour={n: float(np.mean(v)) for n, v in sorted(self.behaviour.items())} if self.behaviour else None,
+            scale=scale,
         )
 
 
 class Aggregator:
     """Groups window outcomes into sessions and clock-aligned rolling periods and emits their summaries."""
 
-    def __init__(self, settings: AggregationSettings, model_identity: dict[str, str]) -> None:
+    def __init__(self, settings: AggregationSettings, model_identity: dict[str, str], scale: Scale = BDI_II) -> None:
         self._settings = settings
         self._model = dict(model_identity)
+        self.scale = scale
         self._session: _Bucket | None = None
         self._last_face: float | None = None
         self._periods: dict[float, _Bucket] = {}
@@ -210,7 +213,7 @@ class Aggregator:
         period = self._settings.rolling_period_s
         for start in sorted(self._periods):
             if start + period + self._settings.lateness_s <= now:
-                out.append(self._periods.pop(start).summary("rolling", self._model, complete=True))
+                out.append(self._periods.pop(start).summary("rolling", self._model, self.scale, complete=True))
                 self._closed_until = max(self._closed_until, start + period)
         return out
 
@@ -223,7 +226,7 @@ class Aggregator:
             complete = start + period <= now
             if not complete:
                 bucket.end = max(bucket.start, min(now, start + period))
-            out.append(bucket.summary("rolling", self._model, complete=complete))
+            out.append(bucket.summary("rolling", self._model, self.scale, complete=complete))
             self._closed_until = max(self._closed_until, start + period)
         return out
 
@@ -238,7 +241,7 @@ class Aggregator:
             return None, reason_key(window.reject_reason or "unspecified")
         if not math.isfinite(window.score):
             return None, INVALID_SCORE
-        return min(max(float(window.score), SCORE_MIN), SCORE_MAX), None
+        return min(max(float(window.score), self.scale.low), self.scale.high), None
 
     def _add_to_period(self, window: WindowOutcome, score: float | None, reason: str | None) -> None:
         period = self._settings.rolling_period_s
@@ -258,7 +261,7 @@ class Aggregator:
     def _close_session(self) -> list[Summary]:
         if self._session is None:
             return []
-        summary = self._session.summary("session", self._model, complete=True)
+        summary = self._session.summary("session", self._model, self.scale, complete=True)
         self._session = None
         self._last_face = None
         return [summary]

@@ -86,6 +86,11 @@ class ModelSettings(_Section):
         le=256,
         description="CPU threads for inference (default: all cores but one, which the face pipeline uses)",
     )
+    allow_random_weights: bool = Field(
+        False,
+        description="run a bundle whose manifest lists random or re-initialised layers (tests and demos only: "
+        "its scores mean nothing)",
+    )
 
     @field_validator("backend")
     @classmethod

@@ -1,4 +1,4 @@
-"""Control messages from integrators (``<prefix>/v1/<pseudonym>/control``): pause, resume, consent, erase.
+"""Control messages from integrators (``<prefix>/v2/<pseudonym>/control``): pause, resume, consent, erase.
 
 A message is JSON like ``{"command": "consent", "granted": true, "request_id": "r-17"}`` and is validated against
 ``edge/schemas/control.schema.json``. Anything else is rejected with a :class:`ControlMessageError` that the

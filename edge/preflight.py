@@ -19,7 +19,7 @@ from pathlib import Path
 from edge.backends.base import Backend
 from edge.bundle import Bundle, load_bundle
 from edge.config import Config
-from edge.errors import BrokerError, ConfigError, InputError
+from edge.errors import BrokerError, BundleError, ConfigError, InputError
 from edge.publish.settings import MqttSettings
 from edge.sources import SourceKind, classify_source, display_source, opencv_backend
 
@@ -29,8 +29,37 @@ CONNECT_TIMEOUT_S = 10.0
 
 def load_checked_bundle(config: Config) -> Bundle:
     """The configured bundle, verified (schema, version, every file's hash; with ``trust.bundle_keys``, the
-    signature): the one load path of the daemon."""
-    return load_bundle(config.model.bundle, config.trust.bundle_public_keys())
+    signature) and refused when its weights are random unless ``model.allow_random_weights``: the one load path of
+    the daemon."""
+    bundle = load_bundle(config.model.bundle, config.trust.bundle_public_keys())
+    check_weights(bundle, allow_random=config.model.allow_random_weights)
+    return bundle
+
+
+def random_layers(bundle: Bundle) -> list[str]:
+    """The layers the manifest says were never trained: ``["*"]`` for ``weights.source = "random"``, else
+    ``weights.random_layers`` (empty for a fully trained model)."""
+    weights = bundle.manifest["model"].get("weights", {})
+    if weights.get("source") == "random":
+        return ["*"]
+    return [str(name) for name in weights.get("random_layers", [])]
+
+
+def check_weights(bundle: Bundle, *, allow_random: bool) -> str:
+    """BundleError when the bundle has random or re-initialised layers and ``allow_random`` is off."""
+    untrained = random_layers(bundle)
+    if not untrained:
+        return "trained"
+    what = "random weights only" if untrained == ["*"] else f"re-initialised layers {', '.join(untrained[:4])}"
+    if len(untrained) > 4:
+        what += f" (+{len(untrained) - 4} more)"
+    if allow_random:
+        return f"{what}, allowed by model.allow_random_weights"
+    raise BundleError(
+        f"bundle {bundle.root} has {what} (manifest model.weights): its scores would mean nothing",
+        fix="export the bundle from a trained checkpoint, or set model.allow_random_weights = true "
+        "for a test or demonstration",
+    )
 
 
 def open_backend(config: Config, bundle: Bundle) -> Backend:

@@ -23,13 +23,14 @@ from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.bundle import MANIFEST_NAME, Bundle, load_bundle, write_manifest
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, default_input_section, default_regions_section
+from edge.scale import BDI_II, Scale
 from export.arch_fit import fit_of, infer_architecture, load_with_suggestion
 from export.checkpoint import CheckpointError, CheckpointInfo, KeyRename, RawCheckpoint, read_checkpoint
 from export.dataset import default_spec
 from export.degenerate import OutputCheck, OutputCheckSource, check_output, torch_scorer
 from export.macs import macs_of_onnx
 from export.onnx_export import DEFAULT_OPSET, OUTPUT_NAME, Verification, onnx_from_model, verify_onnx
-from export.zoo import BDI_MAX, DEFAULT_ARCHITECTURE, Architecture, get_architecture
+from export.zoo import DEFAULT_ARCHITECTURE, Architecture, get_architecture, scale_option
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def random_layers_warning(layers: tuple[str, ...]) -> str:
 
 
 def model_card(
-    *, random_weights: bool, training_data: str | None, random_layers: tuple[str, ...] = ()
+    *, random_weights: bool, training_data: str | None, random_layers: tuple[str, ...] = (), scale: Scale = BDI_II
 ) -> dict[str, Any]:
     """The manifest's ``model_card``: intended use, training data, limitations, not a diagnostic device."""
     if random_weights:
@@ -110,8 +111,9 @@ def model_card(
     warnings += [random_layers_warning(random_layers)] if random_layers else []
     limitations = warnings + list(LIMITATIONS)
     return {
-        "intended_use": "Research and screening aid: estimate depression-related facial behaviour on the BDI-II "
-        "scale (0-63), aggregated over sessions, on the device. " + NOT_A_DIAGNOSTIC_DEVICE,
+        "intended_use": "Research and screening aid: estimate depression-related facial behaviour on the "
+        f"{scale.name} scale ({scale.low:g}-{scale.high:g}), aggregated over sessions, on the device. "
+        + NOT_A_DIAGNOSTIC_DEVICE,
         "not_a_diagnostic_device": True,
         "training_data": data,
         "limitations": limitations,
@@ -144,13 +146,14 @@ def build_manifest(
         },
         "input": default_input_section(layout=architecture.layout, frames=frames, size=size),
         "regions": default_regions_section(size),
-        "output": {"name": OUTPUT_NAME, "units": "BDI-II", "range": [0, BDI_MAX]},
+        "output": scale_option(options).manifest_output(OUTPUT_NAME),
         "artifacts": [{"path": MODEL_FILE, "kind": "onnx", "precision": "fp32", "target": "any", "opset": opset}],
         "calibration": None,
         "model_card": model_card(
             random_weights=checkpoint is None,
             training_data=training_data,
             random_layers=checkpoint.reinitialised if checkpoint else (),
+            scale=scale_option(options),
         ),
     }
 
@@ -265,7 +268,13 @@ def export_bundle(
     else:
         source = check or OutputCheckSource()
         output_check = check_output(
-            torch_scorer(model, spec), spec, tiles, resolved["head"], source, loaded.reinitialised
+            torch_scorer(model, spec),
+            spec,
+            tiles,
+            resolved["head"],
+            source,
+            loaded.reinitialised,
+            scale=scale_option(resolved),
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -274,7 +283,9 @@ def export_bundle(
         step(EXPORT_STEPS[2])
         onnx_path = onnx_from_model(model, spec, staging / MODEL_FILE, opset=opset)
         step(EXPORT_STEPS[3])
-        verification = verify_onnx(onnx_path, model, spec, windows=verify_windows, output_span=BDI_MAX)
+        verification = verify_onnx(
+            onnx_path, model, spec, windows=verify_windows, output_span=scale_option(resolved).span
+        )
         step(EXPORT_STEPS[4])
         manifest = build_manifest(
             name=name or f"{arch}-{'random' if loaded is None else loaded.path.stem}",

@@ -1,9 +1,10 @@
 """Labelled videos to model-ready windows, through the device's own face pipeline and normalisation.
 
-A labels CSV has a ``video`` column (path, relative to the CSV or absolute), a ``score`` column (BDI-II, 0-63)
-and optionally grouping columns (sex, age band, skin tone, camera...) for the per-group error report. Windows
-are cut by :func:`edge.face.windows_from_video` exactly as the device cuts them, kept in memory as uint8 mosaics
-(never written anywhere), and normalised by :func:`edge.preprocess.batch_windows` when a batch is drawn.
+A labels CSV has a ``video`` column (path, relative to the CSV or absolute), a ``score`` column (on the model's
+scale: BDI-II unless told otherwise) and optionally grouping columns (sex, age band, skin tone, camera...) for the
+per-group error report. Windows are cut by :func:`edge.face.windows_from_video` exactly as the device cuts them,
+kept in memory as uint8 mosaics (never written anywhere), and normalised by :func:`edge.preprocess.batch_windows`
+when a batch is drawn.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from edge.bundle.manifest import InputSpec, Tile
 from edge.errors import InputError, UsageError
 from edge.layout import default_input_section, default_regions_section
+from edge.scale import BDI_II, Scale
 
 VIDEO_COLUMN, SCORE_COLUMN = "video", "score"
 
@@ -40,8 +42,11 @@ def _default_groups(rows: list[dict[str, str]], columns: Sequence[str]) -> list[
     return [c for c in extra if len({row[c] for row in rows}) < len(rows)]
 
 
-def read_labels(csv_path: Path, group_columns: Sequence[str] | None = None) -> list[LabelledVideo]:
-    """Read a labels CSV; ``group_columns=None`` takes every extra column whose values repeat."""
+def read_labels(
+    csv_path: Path, group_columns: Sequence[str] | None = None, scale: Scale = BDI_II
+) -> list[LabelledVideo]:
+    """Read a labels CSV whose scores are on ``scale``; ``group_columns=None`` takes every extra column whose values
+    repeat."""
     if not csv_path.is_file():
         raise InputError(f"labels CSV {csv_path} does not exist", fix="pass the CSV written with the videos")
     with csv_path.open(newline="", encoding="utf-8") as handle:
@@ -64,8 +69,11 @@ def read_labels(csv_path: Path, group_columns: Sequence[str] | None = None) -> l
             score = float(row[SCORE_COLUMN])
         except ValueError as exc:
             raise InputError(f"{csv_path}:{line}: score {row[SCORE_COLUMN]!r} is not a number", fix="fix it") from exc
-        if not 0.0 <= score <= 63.0:
-            raise InputError(f"{csv_path}:{line}: score {score} is outside BDI-II 0-63", fix="fix the label")
+        if not scale.low <= score <= scale.high:
+            raise InputError(
+                f"{csv_path}:{line}: score {score} is outside {scale.name} {scale.low:g}-{scale.high:g}",
+                fix="fix the label, or name the labels' scale (train --scale)",
+            )
         path = Path(row[VIDEO_COLUMN])
         path = path if path.is_absolute() else csv_path.parent / path
         if not path.is_file():

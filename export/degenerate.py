@@ -24,7 +24,7 @@ from torch import nn
 from edge.bundle import InputSpec, Tile
 from edge.errors import BundleError, InputError
 from edge.preprocess import batch_windows
-from export.zoo import BDI_MAX
+from edge.scale import Scale
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +217,17 @@ def check_output(
     head: str,
     source: OutputCheckSource,
     random_layers: tuple[str, ...] = (),
+    *,
+    scale: Scale,
 ) -> OutputCheck | None:
-    """Score the model on real windows and refuse it when degenerate (unless allowed); None when none to use."""
+    """Score the model on real windows and refuse it when degenerate (pinned to ``scale``'s ends or constant;
+    unless allowed); None when none to use."""
     found = source.windows(spec, tiles)
     if found is None:
         log.warning("no real windows to check the model's outputs on: pass --check-videos or --check-calib")
         return None
     windows, where = found
-    check = check_scores(scorer(windows), 0.0, BDI_MAX, where)
+    check = check_scores(scorer(windows), scale.low, scale.high, where)
     refuse_if_degenerate(check, head, allow=source.allow_degenerate, random_layers=random_layers)
     if check.verdict != "ok":
         log.warning("exporting a degenerate model as --allow-degenerate asks: %s", check.describe())

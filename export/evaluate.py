@@ -25,14 +25,13 @@ from edge.backends import create
 from edge.bundle import Bundle
 from edge.errors import UsageError
 from edge.preprocess import batch_windows
+from edge.scale import Scale
 from export.dataset import LabelledVideo, WindowSet, build_window_set, read_labels
 from export.metrics import agreement, bland_altman
 
 BATCH = 16
 FEW_VIDEOS = 10
 """Below this many videos, bootstrap intervals and correlations say little; the report says so."""
-BANDED_UNITS = "BDI-II"
-"""The scale whose severity bands :func:`calibration.report.severity_bands` knows."""
 
 
 def score_windows(
@@ -78,9 +77,11 @@ def _errors(truth: npt.NDArray[np.float64], predicted: npt.NDArray[np.float64], 
     }
 
 
-def by_band(truth: npt.NDArray[np.float64], predicted: npt.NDArray[np.float64], baseline: float) -> dict[str, Any]:
-    """Errors per severity band of the true score (regression to the mean shows as + bias low, - bias high)."""
-    bands = severity_bands(truth)
+def by_band(
+    truth: npt.NDArray[np.float64], predicted: npt.NDArray[np.float64], baseline: float, scale: Scale
+) -> dict[str, Any]:
+    """Errors per band of ``scale`` of the true score (regression to the mean shows as + bias low, - bias high)."""
+    bands = severity_bands(truth, scale)
     order = dict.fromkeys(bands[np.argsort(truth, kind="stable")].tolist())
     return {str(band): _errors(truth[bands == band], predicted[bands == band], baseline) for band in order}
 
@@ -136,7 +137,7 @@ def report_of(
         "caution": f"only {videos.size} videos: intervals and correlations are unreliable below {FEW_VIDEOS}"
         if videos.size < FEW_VIDEOS
         else None,
-        "bands": by_band(truth, predicted, value) if output.units == BANDED_UNITS else None,
+        "bands": by_band(truth, predicted, value, bundle.scale) if bundle.scale.bands else None,
         "groups": by_group(data, videos, truth, predicted, value),
         "notice": NOT_A_DIAGNOSTIC_DEVICE,
     }
@@ -188,7 +189,9 @@ def evaluate_bundle(
     seed: int = 0,
 ) -> Evaluation:
     """Cut the labelled videos into windows with the device's pipeline, score them and build the report."""
-    data = build_window_set(read_labels(labels, group_by), bundle.input, bundle.tiles, desc="evaluation windows")
+    data = build_window_set(
+        read_labels(labels, group_by, bundle.scale), bundle.input, bundle.tiles, desc="evaluation windows"
+    )
     scores, described = score_windows(bundle, data, backend=backend, precision=precision)
     report, truth, predicted = report_of(bundle, data, scores, seed=seed)
     report["labels"] = str(labels)

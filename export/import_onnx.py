@@ -48,6 +48,7 @@ from edge.layout import (
     default_input_section,
     default_regions_section,
 )
+from edge.scale import BDI_II, Scale
 from export.bundle_build import MODEL_FILE, check_destination, model_card, move_into_place
 from export.degenerate import OutputCheck, OutputCheckSource, Scorer, check_output
 from export.macs import macs_of_onnx
@@ -216,8 +217,10 @@ def import_onnx(
     training_data: str | None = None,
     check: OutputCheckSource | None = None,
     force: bool = False,
+    scale: Scale = BDI_II,
 ) -> Imported:
-    """Check ``path`` and write a bundle for it at ``out`` (staged, moved into place only when all passed)."""
+    """Check ``path`` and write a bundle for it at ``out`` (staged, moved into place only when all passed); its
+    output is on ``scale``."""
     if not path.is_file():
         raise OnnxIntakeError(f"ONNX model {path} does not exist", fix="pass the path of a .onnx file")
     check_destination(out, force=force)
@@ -234,9 +237,11 @@ def import_onnx(
     regions = {"tiles": list(spec.tiles)} if spec.tiles is not None else default_regions_section(input_spec.height)
     output_name = runs_in_onnxruntime(path, input_spec)
     tiles = tuple(Tile(**tile) for tile in regions["tiles"])
-    checked = check_output(onnxruntime_scorer(path, input_spec), input_spec, tiles, HEAD, check or OutputCheckSource())
+    checked = check_output(
+        onnxruntime_scorer(path, input_spec), input_spec, tiles, HEAD, check or OutputCheckSource(), scale=scale
+    )
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    card = model_card(random_weights=False, training_data=training_data)
+    card = model_card(random_weights=False, training_data=training_data, scale=scale)
     provenance = (
         f"Imported from {path.name}: its architecture and training are outside this project's zoo; check its "
         "provenance and evaluate it (python -m export evaluate)."
@@ -260,7 +265,7 @@ def import_onnx(
         },
         "input": section,
         "regions": regions,
-        "output": {"name": output_name, "units": "BDI-II", "range": [0, 63.0]},
+        "output": scale.manifest_output(output_name),
         "artifacts": [{"path": MODEL_FILE, "kind": "onnx", "precision": "fp32", "target": "any", "opset": opset}],
         "calibration": None,
         "model_card": card,

@@ -36,7 +36,7 @@ from edge.preprocess import batch_windows
 from export.arch_fit import load_with_suggestion
 from export.checkpoint import CheckpointInfo, read_checkpoint
 from export.dataset import WindowSet
-from export.zoo import BDI_MAX, get_architecture
+from export.zoo import get_architecture, scale_option
 
 LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "expresso-edge-checkpoint"
@@ -221,7 +221,9 @@ def train_epoch(
     epoch: int,
     device: torch.device | None = None,
 ) -> float:
-    """One pass over ``data`` in a seeded random order; returns the mean training MAE (BDI points)."""
+    """One pass over ``data`` in a seeded random order; returns the mean training MAE (points of the scale); the
+    loss is the MSE on scores divided by the scale's span, so one learning rate suits every scale."""
+    span = scale_option(config.options).span
     model.train()
     order = torch.randperm(len(data), generator=generator).numpy()
     total, seen = 0.0, 0
@@ -232,7 +234,7 @@ def train_epoch(
         inputs = torch.from_numpy(batch_windows(list(windows), spec)).to(device or "cpu")
         target = torch.from_numpy(data.scores[index]).to(device or "cpu")
         prediction = model(inputs)
-        loss = nn.functional.mse_loss(prediction / BDI_MAX, target / BDI_MAX)
+        loss = nn.functional.mse_loss(prediction / span, target / span)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

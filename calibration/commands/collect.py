@@ -41,13 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", type=Path, help="bundle whose window shape and mosaic to use (default: defaults)")
     parser.add_argument("--max-windows", type=int, default=512, help="most windows kept, spread over videos")
     parser.add_argument(
-        "--labels", type=Path, action="append", help="CSV with columns video,score (BDI-II) for the report (repeatable)"
+        "--labels",
+        type=Path,
+        action="append",
+        help="CSV with columns video,score (on the bundle's scale) for the report (repeatable)",
     )
     add_json_flag(parser)
 
 
 def read_labels(path: Path) -> dict[str, float]:
-    """``{video file name: BDI-II score}`` from a CSV with ``video`` and ``score`` columns."""
+    """``{video file name: score}`` from a CSV with ``video`` and ``score`` columns."""
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or not {"video", "score"} <= set(rows[0]):

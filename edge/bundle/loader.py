@@ -11,6 +11,7 @@ from typing import Any
 
 from edge.bundle.manifest import Artifact, InputSpec, OutputSpec, Tile
 from edge.errors import BundleError
+from edge.scale import Scale, scale_of_output
 from edge.schemas import schema_errors
 from edge.trust.bundle_sig import SIGNATURE_NAME, verify_bundle
 from edge.trust.keys import PublicKey
@@ -50,6 +51,11 @@ class Bundle:
     def output(self) -> OutputSpec:
         """Output specification."""
         return OutputSpec.from_manifest(self.manifest["output"])
+
+    @property
+    def scale(self) -> Scale:
+        """The output's scale (range and bands), as the manifest names it."""
+        return scale_of_output(self.manifest["output"])
 
     @property
     def tiles(self) -> tuple[Tile, ...]:
@@ -171,6 +177,12 @@ def load_bundle(root: str | Path, trusted: Sequence[PublicKey] = ()) -> Bundle:
                 f"bundle {root}: manifest.json breaks the manifest schema: " + "; ".join(problems[:5]),
                 fix="re-export the bundle; hand edits to manifest.json are not supported",
             )
+        try:
+            scale_of_output(manifest["output"])
+        except ValueError as error:
+            raise BundleError(
+                f"bundle {root}: manifest output: {error}", fix="re-export the bundle naming its scale with --scale"
+            ) from error
         verify_files(root, manifest)
     except OSError as error:  # e.g. a file copied as root with mode 0600: a bad bundle (exit 4), not a crash
         raise BundleError(

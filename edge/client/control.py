@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 from edge.client.connection import Connection
 from edge.control import parse_control
 from edge.errors import BrokerError, ExpressoError
+from edge.schemas import TOPIC_LEVEL
 
 Signer = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -74,7 +75,7 @@ class ControlSender:
         """Publish ``message`` to ``device`` and wait up to ``timeout`` seconds for the correlated reply."""
         prepared = self.prepare(message)
         request_id = str(prepared["request_id"])
-        base = f"{self._prefix}/v1/{device}"
+        base = f"{self._prefix}/{TOPIC_LEVEL}/{device}"
         response_topic = f"{base}/reply/{uuid.uuid4().hex[:12]}"
         v5 = self._connection.protocol == "5"
         replies: list[Reply] = []

@@ -8,11 +8,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.schemas import schema_errors
+from edge.schemas import TOPIC_LEVEL, schema_errors
 
 KINDS = ("summary", "status", "health")
 """What devices publish (``control`` is what integrators publish)."""
-TOPIC = re.compile(r"^(?P<prefix>.+)/v1/(?P<device>[^/]+)/(?P<kind>[a-z]+)$")
+TOPIC = re.compile(rf"^(?P<prefix>.+)/{TOPIC_LEVEL}/(?P<device>[^/]+)/(?P<kind>[a-z]+)$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ def check(topic: str, payload: bytes) -> Checked:
     """Parse ``payload`` and validate it against the schema its topic names."""
     match = TOPIC.match(topic)
     if match is None or match["kind"] not in KINDS:
-        return Checked(topic, payload, None, None, None, [f"topic {topic!r} is not <prefix>/v1/<device>/{KINDS}"])
+        return Checked(
+            topic, payload, None, None, None, [f"topic {topic!r} is not <prefix>/{TOPIC_LEVEL}/<device>/{KINDS}"]
+        )
     kind, device = match["kind"], match["device"]
     if not payload:
         return Checked(topic, payload, kind, device, None, ["empty payload (a cleared retained message)"])

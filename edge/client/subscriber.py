@@ -22,6 +22,7 @@ from edge.client.connection import Connection
 from edge.client.messages import KINDS, Checked, check
 from edge.client.stores import Store, StoreError
 from edge.errors import BrokerError
+from edge.schemas import TOPIC_LEVEL
 
 log = logging.getLogger(__name__)
 Outcome = Literal["stored", "duplicate", "invalid"]
@@ -50,7 +51,7 @@ class Integrator:
         self._connection = connection
         self._on_message = on_message
         share = f"$share/{group}/" if group else ""
-        self.filters = [f"{share}{prefix.rstrip('/')}/v1/+/{kind}" for kind in kinds]
+        self.filters = [f"{share}{prefix.rstrip('/')}/{TOPIC_LEVEL}/+/{kind}" for kind in kinds]
         # a persistent session needs a client id the broker recognises next time
         self._expiry = session_expiry_s if client_id else 0
         self._client = connection.client(client_id, session_expiry_s=self._expiry)

@@ -49,7 +49,7 @@ def prefill(state_dir: Path, rows: int) -> None:
         db.executemany(
             "INSERT INTO messages (message_id, topic, payload, qos, kind, size) VALUES (?,?,?,?,?,?)",
             (
-                (f"fill-{i}", "expresso/v1/dev/summary", bytes(PAYLOAD_BYTES), 1, "session",
+                (f"fill-{i}", "expresso/v2/dev/summary", bytes(PAYLOAD_BYTES), 1, "session",
                  PAYLOAD_BYTES)
                 for i in range(rows)
             ),
@@ -65,7 +65,7 @@ def measure(state_dir: Path, rows: int, puts: int, drain: int) -> dict[str, Any]
         started = time.perf_counter()
         for i in range(puts):
             kind = "rolling" if i % 2 else "session"
-            outbox.put(f"put-{rows}-{i}", "expresso/v1/dev/summary", bytes(PAYLOAD_BYTES), kind=kind)
+            outbox.put(f"put-{rows}-{i}", "expresso/v2/dev/summary", bytes(PAYLOAD_BYTES), kind=kind)
         put_s = time.perf_counter() - started
         waiting = outbox.stats()["messages"]
         started, drained, after = time.perf_counter(), 0, 0

@@ -56,7 +56,9 @@ def _checks(config: Config, args: argparse.Namespace) -> list[Check]:
         loaded.append(preflight.load_checked_bundle(config))
         trusted = config.trust.bundle_public_keys()
         signer = read_signer(loaded[0].root, trusted) if trusted else None
-        return f"{loaded[0].name}, verified" + (f", signed by key {signer.key_id}" if signer is not None else "")
+        weights = preflight.check_weights(loaded[0], allow_random=True)
+        detail = f"{loaded[0].name}, verified" + (f", signed by key {signer.key_id}" if signer is not None else "")
+        return detail if weights == "trained" else f"{detail}; {weights}"
 
     def backend() -> str:
         if not loaded:

@@ -31,6 +31,7 @@ from edge.commands.run import add_overrides
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.errors import BrokerError, UsageError
+from edge.schemas import TOPIC_LEVEL
 
 NAME = "demo"
 HELP = "run the daemon on the bundled demo model and a sample video, printing what an integrator receives"
@@ -42,7 +43,7 @@ EXAMPLES = """\
 
 SAMPLE_VIDEO = Path(__file__).parents[1] / "assets" / "sample_video.mp4"
 """The first sample video (samples/clip_000_score04.3.mp4), packaged so that an installed device has it too."""
-COLUMNS = ("topic", "what", "period (UTC)", "windows", "mean", "median", "IQR", "bands min/mild/mod/sev %")
+COLUMNS = ("topic", "what", "period (UTC)", "windows", "mean", "median", "IQR", "scale: band shares %")
 WIDTHS = (8, 18, 23, 12, 6, 7, 11, 24)
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def render(topic: str, doc: dict[str, Any]) -> str:
     if kind == "summary":
         period, score, windows = doc["period"], doc["score"], doc["windows"]
         bands = score.get("bands") or {}
-        shares = "/".join(f"{100 * bands[b]:.0f}" for b in ("minimal", "mild", "moderate", "severe") if b in bands)
+        shares = f"{score['scale']}: " + "/".join(f"{100 * share:.0f}" for share in bands.values()) if bands else ""
         iqr = "-" if score["q1"] is None else f"{score['q1']:.1f}-{score['q3']:.1f}"
         span = f"{period['start'][5:16].replace('T', ' ')}-{period['end'][11:16]}"
         what = f"{doc['kind']}{'' if period['complete'] else ' (part)'}"
@@ -119,7 +120,7 @@ class Integrator:
         )
         if address.tls:
             self._client.tls_set()
-        self._client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/v1/+/#", qos=1)
+        self._client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/{TOPIC_LEVEL}/+/#", qos=1)
         self._client.on_subscribe = lambda *_: self._ready.set()
         self._client.on_message = self._on_message
         try:
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(None, overrides)
         prefix = config.mqtt.topic_prefix  # --set mqtt.topic_prefix=... wins over the fresh one
         if not args.json:
-            print(f"{address.description}; topics {prefix}/v1/<device>/...\n")
+            print(f"{address.description}; topics {prefix}/{TOPIC_LEVEL}/<device>/...\n")
             print(_row(COLUMNS))
         integrator = Integrator(address, prefix, as_json=args.json)
         started = time.monotonic()

@@ -21,7 +21,7 @@ NAME = "sign-control"
 HELP = "print a control message signed with an operator key for one device (JSON for mosquitto_pub)"
 EXAMPLES = """\
   python -m edge sign-control pause --key ~/.config/expresso-edge/operator.key --device 3f1c0a9e5b7d2468ace0
-  mosquitto_pub -h BROKER -V mqttv5 -q 1 -t expresso/v1/DEVICE/control \\
+  mosquitto_pub -h BROKER -V mqttv5 -q 1 -t expresso/v2/DEVICE/control \\
       -m "$(python -m edge sign-control erase --key operator.key --device DEVICE --ttl 120)"
 """
 

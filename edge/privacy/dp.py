@@ -2,7 +2,8 @@
 
 The noise comes from diffprivlib (IBM's maintained DP library): bounded-domain Laplace (pure epsilon-DP) or the
 analytic Gaussian mechanism. The unit of privacy is one scored window: replacing one window's score (clamped to
-[0, 63]) moves the mean of ``n`` windows by at most 63 / n, which is the sensitivity given to the mechanism.
+the output scale's range, e.g. [0, 27] for PHQ-9) moves the mean of ``n`` windows by at most the range's width / n,
+which is the sensitivity given to the mechanism.
 Spending is accounted by diffprivlib's ``BudgetAccountant``, restored from ``privacy-budget.json`` on every
 start, and written (atomically) *before* a noisy value is released, so a crash can waste budget but never
 overspend it. Once a day's budget is spent the mean is withheld until the next UTC day; a clock stepped back behind
@@ -29,11 +30,11 @@ if TYPE_CHECKING:
     from diffprivlib.accountant import BudgetAccountant
 
     from edge.publish.settings import DifferentialPrivacySettings
+    from edge.scale import Scale
 
 log = logging.getLogger(__name__)
 
 BUDGET_NAME = "privacy-budget.json"
-SCORE_RANGE = (0.0, 63.0)
 _LEDGER_FIX = (
     "nothing to do: the daemon treats today as fully spent and rewrites the ledger, so releases resume on the next "
     "UTC day (deleting the file would reset today's budget)"
@@ -174,11 +175,14 @@ def _is_spend(pair: object) -> bool:
     return epsilon >= 0 and 0 <= delta <= 1 and epsilon + delta > 0
 
 
-def release_mean(mean: float, n: int, settings: DifferentialPrivacySettings, budget: DailyBudget) -> DpRelease:
-    """The mean of ``n`` clamped window scores with noise from ``settings.mechanism``, paid from ``budget``."""
+def release_mean(
+    mean: float, n: int, settings: DifferentialPrivacySettings, budget: DailyBudget, scale: Scale
+) -> DpRelease:
+    """The mean of ``n`` window scores clamped to ``scale``'s range with noise from ``settings.mechanism``, paid
+    from ``budget``."""
     from diffprivlib.mechanisms import GaussianAnalytic, LaplaceBoundedDomain
 
-    low, high = SCORE_RANGE
+    low, high = scale.low, scale.high
     sensitivity = (high - low) / max(n, 1)
     epsilon = settings.epsilon_per_summary
     delta = settings.delta_per_summary if settings.mechanism == "gaussian" else 0.0

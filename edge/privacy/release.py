@@ -72,7 +72,7 @@ class PrivacyGate:
         }
         if self.budget is None:
             return PublishableScore(values, (), None, self._regions(summary), behaviour=summary.behaviour)
-        release = release_mean(stats.mean, summary.windows_scored, self.settings.dp, self.budget)
+        release = release_mean(stats.mean, summary.windows_scored, self.settings.dp, self.budget, summary.scale)
         values = {name: (None if name in DP_WITHHELD else value) for name, value in values.items()}
         values["mean"] = release.mean
         withheld = DP_WITHHELD if release.mean is not None else ("mean", *DP_WITHHELD)

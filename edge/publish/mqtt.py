@@ -34,6 +34,7 @@ from edge.errors import ConfigError
 from edge.publish.broker_problems import ProblemKind, describe_connect_error, describe_refusal
 from edge.publish.outbox import Outbox
 from edge.publish.settings import MqttSettings, TlsSettings
+from edge.schemas import TOPIC_LEVEL
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,12 @@ class Topics:
 
     @classmethod
     def for_device(cls, prefix: str, pseudonym: str) -> Topics:
-        """``<prefix>/v1/<pseudonym>/<name>`` for each topic."""
-        base = f"{prefix.rstrip('/')}/v1/{pseudonym}"
+        """``<prefix>/v2/<pseudonym>/<name>`` for each topic (the contract's major version as a level)."""
+        base = f"{prefix.rstrip('/')}/{TOPIC_LEVEL}/{pseudonym}"
         return cls(f"{base}/status", f"{base}/summary", f"{base}/health", f"{base}/control")
 
     def is_reply_topic(self, topic: str) -> bool:
-        """Whether an MQTT 5 Response Topic lies in ``<prefix>/v1/<pseudonym>/reply/...``, the only place a reply
+        """Whether an MQTT 5 Response Topic lies in ``<prefix>/v2/<pseudonym>/reply/...``, the only place a reply
         goes: a requester must not make the device publish on its summary or status, or on another device's."""
         reply = self.control.rsplit("/", 1)[0] + "/reply/"
         return topic.startswith(reply) and len(topic) > len(reply) and not any(c in topic for c in "+#\0")

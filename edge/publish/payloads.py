@@ -17,13 +17,14 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
-from edge.aggregate import SCORE_MAX, SCORE_MIN, Summary
+from edge.aggregate import Summary
 from edge.control import ControlCommand, ControlMessageError
 from edge.privacy.consent import ConsentState
 from edge.privacy.release import PublishableScore
+from edge.schemas import CONTRACT_VERSION
 
 SCHEMA_PREFIX = "expresso-edge/"
-VERSION = 1
+VERSION = CONTRACT_VERSION
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 Activity = Literal["starting", "running", "waiting_for_consent", "paused", "input_lost", "idle", "stopping"]
 
@@ -103,8 +104,8 @@ def summary_payload(
             "explained": summary.windows_explained,
         },
         "score": {
-            "scale": "BDI-II",
-            "range": [SCORE_MIN, SCORE_MAX],
+            "scale": summary.scale.name,
+            "range": [summary.scale.low, summary.scale.high],
             **{name: _rounded(values.get(name)) for name in ("mean", "median", "q1", "q3", "iqr", "mad")},
             "bands": {b: round(s, 3) for b, s in bands.items()} if isinstance(bands, dict) else None,
         },

@@ -171,7 +171,7 @@ class MqttSettings(_Strict):
         "expresso",
         min_length=1,
         pattern=r"^[^#+\s]+$",
-        description="First topic levels; topics are <prefix>/v1/<pseudonym>/<status|summary|health|control>.",
+        description="First topic levels; topics are <prefix>/v2/<pseudonym>/<status|summary|health|control>.",
     )
     client_id: str | None = Field(
         None, description="MQTT client id; None = the device pseudonym (the topics' device segment, for ACL %c)."

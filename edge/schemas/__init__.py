@@ -19,6 +19,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 NAMES = ("summary", "health", "status", "control", "control-reply", "manifest")
+CONTRACT_VERSION = 2
+"""Major version of the MQTT contract: every payload's ``version`` and the ``v2`` topic level (docs/mqtt-contract.md,
+"Migrating from v1": version 2 names each summary's scale, v1 assumed BDI-II)."""
+TOPIC_LEVEL = f"v{CONTRACT_VERSION}"
 
 
 @cache

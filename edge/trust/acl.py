@@ -10,6 +10,8 @@ The integrator role reads every device's status, summary, health and replies, an
 
 from __future__ import annotations
 
+from edge.schemas import TOPIC_LEVEL
+
 DEVICE_WRITES = ("status", "summary", "health", "reply/#")
 DEVICE_READS = ("control",)
 INTEGRATOR_READS = ("status", "summary", "health", "reply/#")
@@ -18,7 +20,7 @@ INTEGRATOR_WRITES = ("control",)
 
 def acl_text(prefix: str, integrators: tuple[str, ...] = ("integrator",)) -> str:
     """A whole Mosquitto ``acl_file`` for one topic prefix: the integrator users and the per-device patterns."""
-    root = f"{prefix.rstrip('/')}/v1"
+    root = f"{prefix.rstrip('/')}/{TOPIC_LEVEL}"
     rights = [
         *(f"topic read {root}/+/{suffix}" for suffix in INTEGRATOR_READS),
         *(f"topic write {root}/+/{suffix}" for suffix in INTEGRATOR_WRITES),
@@ -39,8 +41,8 @@ def acl_text(prefix: str, integrators: tuple[str, ...] = ("integrator",)) -> str
 
 
 def pattern_lines(prefix: str) -> list[str]:
-    """The ``pattern`` lines that confine every device to ``<prefix>/v1/<its user name>/...``."""
-    root = f"{prefix.rstrip('/')}/v1/%u"
+    """The ``pattern`` lines that confine every device to ``<prefix>/v2/<its user name>/...``."""
+    root = f"{prefix.rstrip('/')}/{TOPIC_LEVEL}/%u"
     return [
         *(f"pattern write {root}/{suffix}" for suffix in DEVICE_WRITES),
         *(f"pattern read {root}/{suffix}" for suffix in DEVICE_READS),

@@ -12,6 +12,7 @@ from calibration.pipeline import MAX_DELTA_SHARE, REPORT_HTML, calibrate_bundle
 from calibration.quantize import METHODS
 from edge.bundle import load_bundle
 from edge.cli_support import add_json_flag, print_report
+from edge.scale import BDI_II
 from export.signing import add_key_option, after_rewrite, was_signed
 
 NAME = "calibrate"
@@ -30,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-delta",
         type=float,
-        help=f"largest mean |INT8 - FP32| on held-out windows, BDI-II points (default {MAX_DELTA_SHARE:.0%}% of the "
-        "output range: 0.63)",
+        help="largest mean |INT8 - FP32| on held-out windows, in the output scale's points (default "
+        f"{MAX_DELTA_SHARE:.0%}% of the output range: 0.63 BDI-II, 0.27 PHQ-9)",
     )
     parser.add_argument(
         "--holdout-fraction", type=float, default=0.25, help="share of windows held out to measure accuracy (0.25)"
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _render(report: dict[str, Any]) -> str:
     lines = [
         f"INT8 calibration of {report['model']} ({report['method']}), {report['windows']['held_out']} held-out "
-        "windows, against FP32 (BDI-II points):"
+        f"windows, against FP32 ({report['gate'].get('units', BDI_II.name)} points):"
     ]
     for name, m in report["accuracy"]["against_fp32"].items():
         lines.append(

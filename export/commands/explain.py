@@ -12,6 +12,7 @@ from tqdm import tqdm
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.cli_support import add_json_flag, print_report
 from edge.errors import InputError, UsageError
+from edge.scale import Scale
 from export.explain.methods import METHODS
 
 NAME = "explain"
@@ -41,10 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_flag(parser)
 
 
-def _labels(path: Path | None) -> dict[str, float]:
+def _scale(model: Path) -> Scale:
+    """The output scale of ``model``: a bundle's manifest, or a training checkpoint's options (default BDI-II)."""
+    from edge.bundle import load_bundle
+    from export.checkpoint import read_checkpoint
+    from export.zoo import scale_option
+
+    if model.is_dir():
+        return load_bundle(model).scale
+    return scale_option(read_checkpoint(model).hints.get("options") or {})
+
+
+def _labels(path: Path | None, scale: Scale) -> dict[str, float]:
     from export.dataset import read_labels
 
-    return {} if path is None else {video.path.name: video.score for video in read_labels(path)}
+    return {} if path is None else {video.path.name: video.score for video in read_labels(path, scale=scale)}
 
 
 def _render(report: dict[str, Any]) -> str:
@@ -67,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(v) for v in args.videos if not v.is_file()]
     if missing:
         raise InputError(f"video(s) {', '.join(missing)} do not exist", fix="check the paths")
-    labels = _labels(args.labels)
+    scale = _scale(args.model)
+    labels = _labels(args.labels, scale)
     method = open_method(args.model, checkpoint=args.checkpoint, method=args.method, backend=args.backend)
     results = []
     with tqdm(unit="window", desc=f"explain ({method.name})", leave=False) as bar:
@@ -81,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         unlabelled = [r.video for r in results if r.label is None]
         raise UsageError(f"{args.labels} has no label for {', '.join(unlabelled)}", fix="add rows for them")
     args.out.mkdir(parents=True, exist_ok=True)
-    full = document(results, method=method.name, model=str(args.model), per_window=True)
+    full = document(results, method=method.name, model=str(args.model), per_window=True, scale=scale)
     (args.out / "explanations.json").write_text(json.dumps(full, indent=1))
     images: dict[str, list[str]] = {"region shares per video": [], "per-frame curves": [], "per band": []}
     for result, section in zip(results, full["videos"], strict=True):
@@ -96,6 +109,6 @@ def run(args: argparse.Namespace) -> int:
             tile_heatmap(section["regions"], method.tiles, args.out / f"band_{band}.png", f"band {band}").name
         )
     (args.out / "report.html").write_text(render_html(full, images))
-    brief = document(results, method=method.name, model=str(args.model), per_window=False)
+    brief = document(results, method=method.name, model=str(args.model), per_window=False, scale=scale)
     print_report({**brief, "report": str(args.out / "report.html")}, as_json=args.json, render=_render)
     return 0

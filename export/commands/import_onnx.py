@@ -8,6 +8,7 @@ from typing import Any
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.cli_support import add_json_flag, print_report
+from edge.scale import BDI_II, SCALE_CHOICES, parse_scale
 from export.degenerate import OutputCheckSource
 from export.import_onnx import IntakeSpec, import_onnx, tiles_option
 
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-videos", type=Path, nargs="+", metavar="VIDEO",
                         help="videos for the degenerate-model check (default: samples/*.mp4)")  # fmt: skip
     parser.add_argument("--allow-degenerate", action="store_true", help="import even if scores are constant/pinned")
+    parser.add_argument("--output-scale", type=parse_scale, default=BDI_II, metavar="SCALE",
+                        help=f"the scale the model's output is on: {SCALE_CHOICES} (default BDI-II)")  # fmt: skip
     parser.add_argument("--name", help="model name for the manifest (default: the file's stem)")
     parser.add_argument("--training-data", help="one paragraph on the model's training data, for the model card")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     spec = IntakeSpec.from_toml(args.intake).merged(given) if args.intake else given
     check = OutputCheckSource(tuple(args.check_videos) if args.check_videos else None, None, args.allow_degenerate)
     result = import_onnx(args.model, args.out, spec, name=args.name, training_data=args.training_data,
-                         check=check, force=args.force)  # fmt: skip
+                         check=check, force=args.force, scale=args.output_scale)  # fmt: skip
     manifest = result.bundle.manifest
     report = {
         "bundle": str(result.bundle.root),

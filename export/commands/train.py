@@ -12,14 +12,16 @@ import numpy as np
 from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, SUPPORTED_FRAMES
+from edge.scale import SCALE_CHOICES, parse_scale
 from export.dataset import LabelledVideo, build_window_set, default_spec, read_labels
 from export.train import TrainConfig, select_device, start_model, train
-from export.zoo import DEFAULT_ARCHITECTURE, get_architecture
+from export.zoo import DEFAULT_ARCHITECTURE, get_architecture, scale_option
 
 NAME = "train"
 HELP = "fine-tune a zoo architecture on windows of labelled videos (CSV: video, score, optional group columns)"
 EXAMPLES = """\
   python -m export train --labels samples/labels.csv --out runs/demo --epochs 2
+  python -m export train --labels phq9/labels.csv --scale phq-9 --out runs/phq9   # PHQ-9 labels, PHQ-9 bundle
   python -m export train --arch r2plus1d_18 --init r2plus1d_18-91a641e6.pth --labels labels.csv --out runs/r21d
   python -m export train --labels labels.csv --out runs/r2 --epochs 30 --patience 5 --device auto
   python -m export train --labels labels.csv --out runs/r2 --epochs 30 --patience 5 --resume   # after a crash
@@ -34,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--arch", default=DEFAULT_ARCHITECTURE, help=f"zoo architecture (default {DEFAULT_ARCHITECTURE})"
     )
     parser.add_argument("--labels", type=Path, required=True, help="training CSV with columns video, score[, groups]")
+    parser.add_argument("--scale", type=parse_scale, default=None, metavar="SCALE",
+                        help=f"the labels' scale, which the model's head and its bundle's output take: {SCALE_CHOICES} "
+                        "(default BDI-II, or the --init training checkpoint's)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and report.json")
     parser.add_argument("--epochs", type=int, default=8, help="passes over the training windows (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
@@ -140,7 +145,11 @@ def run(args: argparse.Namespace) -> int:
     """Check options, load the --init checkpoint, read labels, cut windows, train, print and save the report."""
     architecture = get_architecture(args.arch)
     check_arguments(args)
-    options = architecture.options(parse_options(args.option))
+    given = parse_options(args.option)
+    if args.scale is not None:
+        given["scale"] = args.scale.text
+    options = architecture.options(given)
+    scale = scale_option(options)
     config = TrainConfig(
         out=args.out, architecture=args.arch, options=options, frames=args.frames, size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, augment=not args.no_augment,
@@ -149,9 +158,9 @@ def run(args: argparse.Namespace) -> int:
     select_device(args.device)  # a GPU asked for where there is none fails now, before any video is read
     start = start_model(config)  # a wrong --init fails here, before minutes of window cutting
     groups = [c for c in args.group_columns.split(",") if c] if args.group_columns else None
-    videos = read_labels(args.labels, groups)
+    videos = read_labels(args.labels, groups, scale)
     if args.val_labels:
-        train_videos, val_videos = videos, read_labels(args.val_labels, list(videos[0].groups))
+        train_videos, val_videos = videos, read_labels(args.val_labels, list(videos[0].groups), scale)
     else:
         train_videos, val_videos = split_videos(videos, args.val_fraction, args.seed)
     spec, tiles = default_spec(architecture.layout, frames=args.frames, size=args.size)

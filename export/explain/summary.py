@@ -1,6 +1,6 @@
 """The explanation of a set of videos as numbers: per video, per severity band, and the JSON document.
 
-Bands are the BDI-II bands the device publishes (``edge.aggregate.BANDS``); a video falls in the band of its label
+Bands are the output scale's bands by the device's band rule (``edge.scale``); a video falls in the band of its label
 when one is given (``--labels``), else of the model's own mean score (``band_by`` says which).
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
-from edge.aggregate import BANDS
 from edge.face.descriptors import DESCRIPTORS
+from edge.scale import BDI_II, Scale
 from export.explain.correlate import mean_correlations
 from export.explain.pooling import top_region
 from export.explain.video import VideoResult
@@ -24,17 +24,16 @@ CAVEAT = (
 )
 
 
-def band_of(score: float) -> str:
-    """The BDI-II band a score falls in."""
-    lows = [low for _, low in BANDS]
-    return BANDS[max(int(np.searchsorted(lows, score, side="right")) - 1, 0)][0]
+def band_of(score: float, scale: Scale = BDI_II) -> str:
+    """The band of ``scale`` a score falls in."""
+    return scale.band_names_of([score])[0]
 
 
 def _rounded(values: dict[str, float | None], digits: int = 3) -> dict[str, float | None]:
     return {k: None if v is None else round(v, digits) for k, v in values.items()}
 
 
-def video_section(result: VideoResult, *, per_window: bool) -> dict[str, Any]:
+def video_section(result: VideoResult, *, per_window: bool, scale: Scale = BDI_II) -> dict[str, Any]:
     """One video's numbers (``per_window`` adds each window's; those stay on the engineer's machine)."""
     regions = result.regions
     band_score = result.label if result.label is not None else result.score
@@ -43,7 +42,7 @@ def video_section(result: VideoResult, *, per_window: bool) -> dict[str, Any]:
         "windows": len(result.windows),
         "score": round(result.score, 2),
         "label": result.label,
-        "band": band_of(band_score),
+        "band": band_of(band_score, scale),
         "regions": {r: round(float(s), 4) for r, s in zip(regions, result.shares, strict=True)},
         "regions_raw": {r: float(v) for r, v in zip(regions, result.raw, strict=True)},
         "top_region": top_region(result.shares, regions),
@@ -65,11 +64,11 @@ def video_section(result: VideoResult, *, per_window: bool) -> dict[str, Any]:
     return section
 
 
-def band_sections(results: Sequence[VideoResult]) -> dict[str, dict[str, Any]]:
+def band_sections(results: Sequence[VideoResult], scale: Scale = BDI_II) -> dict[str, dict[str, Any]]:
     """Per severity band with videos: count, mean region shares and mean correlations over its videos."""
     out: dict[str, dict[str, Any]] = {}
-    for name, _ in BANDS:
-        members = [r for r in results if band_of(r.label if r.label is not None else r.score) == name]
+    for name in scale.band_names:
+        members = [r for r in results if band_of(r.label if r.label is not None else r.score, scale) == name]
         if not members:
             continue
         regions = members[0].regions
@@ -86,15 +85,18 @@ def _finite(values: dict[str, float | None]) -> dict[str, float]:
     return {k: float("nan") if v is None else v for k, v in values.items()}
 
 
-def document(results: Sequence[VideoResult], *, method: str, model: str, per_window: bool) -> dict[str, Any]:
-    """The whole explanation as a JSON-ready document."""
+def document(
+    results: Sequence[VideoResult], *, method: str, model: str, per_window: bool, scale: Scale = BDI_II
+) -> dict[str, Any]:
+    """The whole explanation as a JSON-ready document; bands are ``scale``'s (the model's output)."""
     return {
         "model": model,
         "method": method,
         "band_by": "label" if all(r.label is not None for r in results) else "model score",
         "descriptors": list(DESCRIPTORS),
-        "videos": [video_section(r, per_window=per_window) for r in results],
-        "bands": band_sections(results),
+        "scale": scale.text,
+        "videos": [video_section(r, per_window=per_window, scale=scale) for r in results],
+        "bands": band_sections(results, scale),
         "caveat": CAVEAT,
         "disclaimer": NOT_A_DIAGNOSTIC_DEVICE,
     }

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.errors import UsageError
+from edge.scale import BDI_II, Scale
 from export.synthetic.behaviour import SCORE_MAX, SIGNAL_REGIONS
 from export.synthetic.identity import make_identity
 from export.synthetic.video import ClipSpec, write_clip
@@ -74,18 +75,45 @@ def clip_specs(
     return specs
 
 
-def write_split(specs: list[ClipSpec], out_dir: Path, *, csv_name: str = "labels.csv", progress: bool = True) -> Path:
-    """Render every clip into ``out_dir`` and write the labels CSV (video paths relative to it); returns the CSV."""
+def label_on_scale(latent: float, scale: Scale) -> float:
+    """The clip's latent BDI-II score as a label on ``scale`` (export/synthetic/README.md, "Labels on other scales").
+
+    A published scale with at least as many bands as BDI-II gets a band-preserving piecewise-linear map: BDI-II's
+    band edges (0, 13.5, 19.5, 28.5, 63) go to the scale's first band edges and its top (PHQ-9: 0, 4.5, 9.5, 14.5,
+    27), so a clip keeps its severity band and its rank; any other scale gets the latent's share of 0-63 of its
+    range. This relabels invented behaviour: it is no clinical crosswalk between questionnaires.
+    """
+    if scale == BDI_II:
+        return latent
+    edges = [BDI_II.low, *(band.low - 0.5 for band in BDI_II.bands[1:]), BDI_II.high]
+    if scale.integer and len(scale.bands) >= len(BDI_II.bands):
+        targets = [scale.low, *(band.low - 0.5 for band in scale.bands[1 : len(BDI_II.bands)]), scale.high]
+    else:
+        targets = [scale.low + (edge - BDI_II.low) / BDI_II.span * scale.span for edge in edges]
+    return float(np.interp(latent, edges, targets))
+
+
+def write_split(
+    specs: list[ClipSpec],
+    out_dir: Path,
+    *,
+    csv_name: str = "labels.csv",
+    progress: bool = True,
+    scale: Scale = BDI_II,
+) -> Path:
+    """Render every clip into ``out_dir`` and write the labels CSV (video paths relative to it, scores on
+    ``scale`` by :func:`label_on_scale`); returns the CSV."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for index, spec in enumerate(tqdm(specs, desc="rendering clips", unit="clip", disable=not progress)):
-        name = f"clip_{index:03d}_score{spec.score:04.1f}.mp4"
+        score = round(label_on_scale(spec.score, scale), 1)
+        name = f"clip_{index:03d}_score{score:04.1f}.mp4"
         write_clip(spec, out_dir / name)
         identity = spec.identity
         rows.append(
             {
                 "video": name,
-                "score": spec.score,
+                "score": score,
                 "identity": f"id{identity.seed}",
                 "photo": identity.photo,
                 "skin_tone": identity.tone_band,

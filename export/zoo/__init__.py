@@ -1,10 +1,12 @@
 """The model zoo: one module per architecture, each registering itself by name with its input layout.
 
 An architecture's builder takes the window length ``frames``, the square frame side ``size`` and its own keyword
-options and returns an ``nn.Module`` mapping a batch of windows in its layout to BDI-II severities ``(N,)``.
-Every architecture has the option ``head``: ``sigmoid`` (a scaled sigmoid bounds the output to the range, what the
-zoo trains) or ``linear`` (a plain regression, as most researchers train with MSE on raw scores; clipped to the
-range in eval mode, hence in the exported model, and left free in training so its gradients never vanish).
+options and returns an ``nn.Module`` mapping a batch of windows in its layout to severities ``(N,)``.
+Every architecture has the options ``scale`` (the output's scale, as ``edge.scale`` names it: ``BDI-II``, ``PHQ-9``,
+``PHQ-8`` or ``custom:MIN:MAX``; its range bounds the head) and ``head``: ``sigmoid`` (a scaled sigmoid bounds the
+output to the range, what the zoo trains) or ``linear`` (a plain regression, as most researchers train with MSE on
+raw scores; clipped to the range in eval mode, hence in the exported model, and left free in training so its
+gradients never vanish).
 (Knowing ``size`` lets a model reshape with constant shapes, so its ONNX graph has no shape arithmetic.)
 """
 
@@ -20,24 +22,39 @@ import torch
 from torch import nn
 
 from edge.errors import UsageError
+from edge.scale import BDI_II, Scale, parse_scale
 
 Builder = Callable[..., nn.Module]
 OptionsFromShapes = Callable[[dict[str, tuple[int, ...]]], dict[str, Any]]
 
 DEFAULT_ARCHITECTURE = "expresso-tsm"
-BDI_MAX = 63.0
-"""Top of the BDI-II scale; every head maps its logit into [0, BDI_MAX]."""
+DEFAULT_SCALE = BDI_II.name
+"""The scale of checkpoints and manifests that name none (everything written before scales were named)."""
 
 
 HEADS = ("sigmoid", "linear")
 DEFAULT_HEAD = "sigmoid"
 
 
-def score_head(logit: torch.Tensor, head: str, *, training: bool) -> torch.Tensor:
-    """``(N, 1)`` head outputs to ``(N,)`` severities: a scaled sigmoid, or linear and clipped to [0, 63] in eval."""
+def scale_option(options: dict[str, Any]) -> Scale:
+    """The scale an architecture's options name (the default for options written before scales were named)."""
+    return parse_scale(str(options.get("scale", DEFAULT_SCALE)))
+
+
+def head_range(scale: str) -> tuple[float, float]:
+    """The range a head is bounded to, from the ``scale`` option."""
+    parsed = parse_scale(scale)
+    return parsed.low, parsed.high
+
+
+def score_head(logit: torch.Tensor, head: str, output_range: tuple[float, float], *, training: bool) -> torch.Tensor:
+    """``(N, 1)`` head outputs to ``(N,)`` severities in ``output_range``: a scaled sigmoid, or linear and clipped
+    to the range in eval."""
+    low, high = output_range
     if head == "sigmoid":
-        return (torch.sigmoid(logit) * BDI_MAX).flatten()
-    return logit.flatten() if training else logit.flatten().clamp(0.0, BDI_MAX)
+        scaled = torch.sigmoid(logit) * (high - low)
+        return (scaled + low if low else scaled).flatten()
+    return logit.flatten() if training else logit.flatten().clamp(low, high)
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,7 @@ class Architecture:
             )
         if overrides.get("head", DEFAULT_HEAD) not in HEADS:
             raise UsageError(f"unknown head {overrides['head']!r}", fix=f"pass --head {' or --head '.join(HEADS)}")
+        scale_option(overrides)  # an unknown scale is refused here, naming the known ones
         return {**self.defaults, **overrides}
 
     def build(self, frames: int, size: int, options: dict[str, Any] | None = None) -> nn.Module:
@@ -106,8 +124,8 @@ def register(
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} is registered twice")
         _REGISTRY[name] = Architecture(
-            name, layout, builder, description, {**(defaults or {}), "head": DEFAULT_HEAD}, head_keys, min_size,
-            torchvision, options_from_shapes,
+            name, layout, builder, description, {**(defaults or {}), "head": DEFAULT_HEAD, "scale": DEFAULT_SCALE},
+            head_keys, min_size, torchvision, options_from_shapes,
         )  # fmt: skip
         return builder
 

@@ -8,7 +8,7 @@ frame forward and as many one frame back (Lin et al., "TSM: Temporal Shift Modul
 Understanding") by slicing ``N`` rows, an operation ONNX Runtime keeps in its NHWC INT8 layout, where a
 reshape to 5D would force transposes around every block. Edges repeat the first/last frame (no zero padding),
 so the graph needs no batch-dependent constants. Frames are averaged after global pooling; the head (option
-``head``) maps to BDI-II 0-63.
+``head``) maps to the range of the option ``scale``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edge.errors import UsageError
-from export.zoo import register, score_head
+from export.zoo import DEFAULT_SCALE, head_range, register, score_head
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -98,7 +98,7 @@ def check_options(stem: int, stem_stride: int, widths: Sequence[int], blocks: Se
 
 
 class ExpressoTSM(nn.Module):
-    """Temporal-shift ResNet on ``(N, T, 3, H, W)`` windows returning BDI-II severities ``(N,)``."""
+    """Temporal-shift ResNet on ``(N, T, 3, H, W)`` windows returning severities ``(N,)``."""
 
     def __init__(
         self,
@@ -110,10 +110,12 @@ class ExpressoTSM(nn.Module):
         blocks: Sequence[int],
         shift_div: int,
         head: str = "sigmoid",
+        scale: str = DEFAULT_SCALE,
     ) -> None:
         super().__init__()
         check_options(stem, stem_stride, widths, blocks, shift_div)
         self.head = head
+        self.output_range = head_range(scale)
         self.frames = frames
         self.input_shape = (-1, 3, size, size)
         stem_conv = conv_bn(3, stem, 3, stride=2) if stem_stride == 2 else patchify(stem, stem_stride)
@@ -139,7 +141,7 @@ class ExpressoTSM(nn.Module):
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """Severities ``(N,)`` in [0, 63] for windows ``(N, T, 3, H, W)``."""
+        """Severities ``(N,)`` in the scale's range for windows ``(N, T, 3, H, W)``."""
         windows = frames.shape[0]  # read from the input so no shape is taken of a (re-laid-out) feature map
         x = self.stem(frames.reshape(self.input_shape))  # (N*T, C, h, w): frames of window n at rows n*T + t
         x = torch.cat([x[t :: self.frames] for t in range(self.frames)], dim=0)  # time-major (T*N, C, h, w)
@@ -147,7 +149,7 @@ class ExpressoTSM(nn.Module):
             x = block(x, windows)
         x = self.pool(x)  # (T*N, C, 1, 1)
         x = self.time_pool(x.reshape(1, 1, self.frames, -1))  # (1, 1, 1, N*C): mean over frames
-        return score_head(self.fc(x.reshape(-1, self.channels)), self.head, training=self.training)
+        return score_head(self.fc(x.reshape(-1, self.channels)), self.head, self.output_range, training=self.training)
 
 
 def options_from_shapes(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
@@ -191,6 +193,8 @@ def build(
     blocks: list[int],
     shift_div: int,
     head: str,
+    scale: str,
 ) -> nn.Module:
-    """expresso-tsm for windows of ``frames`` frames of ``size`` pixels; width, depth and head from the options."""
-    return ExpressoTSM(frames, size, stem, stem_stride, widths, blocks, shift_div, head)
+    """expresso-tsm for windows of ``frames`` frames of ``size`` pixels; width, depth, head and scale from the
+    options."""
+    return ExpressoTSM(frames, size, stem, stem_stride, widths, blocks, shift_div, head, scale)

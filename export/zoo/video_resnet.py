@@ -2,7 +2,7 @@
 
 Follows ``torchvision.models.video.resnet`` (R3D, MC3, R(2+1)D of Tran et al., "A Closer Look at
 Spatiotemporal Convolutions for Action Recognition"), with the 400-class ``fc`` replaced by a one-output
-regression head under the same key names (``fc.weight``, ``fc.bias``) mapped to the BDI-II range.
+regression head under the same key names (``fc.weight``, ``fc.bias``) mapped to the range of the option ``scale``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from export.zoo import score_head
+from export.zoo import DEFAULT_SCALE, head_range, score_head
 
 HEAD_KEYS = ("fc.weight", "fc.bias")
 STAGE_PLANES = (64, 128, 256, 512)
@@ -127,7 +127,7 @@ class R2Plus1dStem(nn.Sequential):
 
 
 class VideoResNet(nn.Module):
-    """ResNet-18-shaped video network on ``(N, 3, T, H, W)`` windows returning BDI-II severities ``(N,)``."""
+    """ResNet-18-shaped video network on ``(N, 3, T, H, W)`` windows returning severities ``(N,)``."""
 
     def __init__(
         self,
@@ -135,9 +135,11 @@ class VideoResNet(nn.Module):
         conv_makers: Sequence[ConvBuilder],
         layers: Sequence[int] = (2, 2, 2, 2),
         head: str = "sigmoid",
+        scale: str = DEFAULT_SCALE,
     ) -> None:
         super().__init__()
         self.head = head
+        self.output_range = head_range(scale)
         self.inplanes = 64
         self.stem = stem()
         self.layer1 = self._make_layer(conv_makers[0], STAGE_PLANES[0], layers[0], stride=1)
@@ -172,10 +174,10 @@ class VideoResNet(nn.Module):
         reset_head(self.fc)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """Severities ``(N,)`` in [0, 63] for windows ``(N, 3, T, H, W)``."""
+        """Severities ``(N,)`` in the scale's range for windows ``(N, 3, T, H, W)``."""
         x = self.stem(frames)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return score_head(self.fc(self.avgpool(x).flatten(1)), self.head, training=self.training)
+        return score_head(self.fc(self.avgpool(x).flatten(1)), self.head, self.output_range, training=self.training)
 
 
 def reset_head(fc: nn.Linear) -> None:

@@ -75,9 +75,17 @@ def test_broken_json_is_refused(exported_bundle: Path) -> None:
 
 
 def test_a_manifest_breaking_the_schema_is_refused(exported_bundle: Path) -> None:
-    _edit_manifest(exported_bundle, output={"name": "bdi", "units": "PHQ-9", "range": [0, 27]})
+    _edit_manifest(exported_bundle, output={"name": "bdi", "units": "HAM-D", "range": [0, 52]})
     with pytest.raises(BundleError, match="breaks the manifest schema: output/units"):
         load_bundle(exported_bundle)
+
+
+def test_a_published_scale_with_another_range_is_refused(exported_bundle: Path) -> None:
+    _edit_manifest(exported_bundle, output={"name": "phq9", "units": "PHQ-9", "range": [0, 63]})
+    with pytest.raises(BundleError, match=r"output range \[0, 63\] is not PHQ-9's \[0, 27\]"):
+        load_bundle(exported_bundle)
+    _edit_manifest(exported_bundle, output={"name": "phq9", "units": "PHQ-9", "range": [0, 27]})
+    assert load_bundle(exported_bundle).scale.band_names[-2:] == ("moderately_severe", "severe")
 
 
 def test_a_missing_manifest_and_a_missing_directory_are_refused(exported_bundle: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from edge.control import MAX_CONTROL_BYTES, ControlCommand, ControlMessageError,
         (b'{"command": "pause"}', ControlCommand("pause")),
         (b'{"command": "resume", "request_id": "a.b:c-1"}', ControlCommand("resume", None, "a.b:c-1")),
         (b'{"command": "consent", "granted": false}', ControlCommand("consent", False)),
-        (b'{"schema": "expresso-edge/control", "version": 1, "command": "erase"}', ControlCommand("erase")),
+        (b'{"schema": "expresso-edge/control", "version": 2, "command": "erase"}', ControlCommand("erase")),
     ],
 )
 def test_valid_commands_parse(payload: bytes, expected: ControlCommand) -> None:
@@ -24,7 +24,7 @@ def test_valid_commands_parse(payload: bytes, expected: ControlCommand) -> None:
     ("payload", "message", "request_id"),
     [
         (b"\xff\xfe", "not UTF-8 JSON", None),
-        (b'{"command": "erase", "version": 2, "request_id": "r9"}', "version: 1 was expected", "r9"),
+        (b'{"command": "erase", "version": 1, "request_id": "r9"}', "version: 2 was expected", "r9"),
         (b'{"command": "consent", "granted": "yes"}', "is not of type 'boolean'", None),
         (b'{"command": "pause", "request_id": "has space"}', "does not match", None),
         (b" " * (MAX_CONTROL_BYTES + 1), "exceeds", None),

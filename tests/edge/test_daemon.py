@@ -39,7 +39,7 @@ def sections(tmp_path: Path, bundle: Bundle, video: Path, port: int, prefix: str
     return {
         "device": {"state_dir": str(tmp_path / "state")},
         "camera": {"source": str(video), "realtime": False},
-        "model": {"bundle": str(bundle.root), "backend": "onnxruntime", "threads": 1},
+        "model": {"bundle": str(bundle.root), "backend": "onnxruntime", "threads": 1, "allow_random_weights": True},
         "aggregation": {"session_gap_s": 1.0},
         "privacy": {"consent": "granted", "k_min_windows": 2, "hold_until_period_end": False},  # no 15-min wait
         "mqtt": {"host": "127.0.0.1", "port": port, "topic_prefix": prefix, "health_interval_s": 1.0},
@@ -196,7 +196,7 @@ def test_broker_stopped_and_restarted_mid_run_every_summary_arrives_once(
 ) -> None:
     broker = Broker(tmp_path / "broker", persistence=True)  # keeps the integrator's session across the restart
     broker.start()
-    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v1/+/summary", session=True)
+    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v2/+/summary", session=True)
     config = sections(tmp_path, media["bundle"], media["two_sessions"], broker.port, topic_prefix)
     config["camera"]["realtime"] = True
     config["aggregation"]["session_gap_s"] = 0.5
@@ -266,7 +266,7 @@ def running(daemon: Daemon) -> Iterator[dict[str, Any]]:
 
 def control_topic(daemon: Daemon, prefix: str) -> str:
     assert wait_until(lambda: daemon.reporter is not None and daemon.reporter.connected.is_set())
-    return f"{prefix}/v1/{daemon.reporter.pseudonym}/control"  # type: ignore[union-attr]
+    return f"{prefix}/v2/{daemon.reporter.pseudonym}/control"  # type: ignore[union-attr]
 
 
 def test_without_consent_nothing_is_processed_until_consent_arrives(

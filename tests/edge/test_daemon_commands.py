@@ -16,6 +16,9 @@ from edge.config import DEMO_BUNDLE
 from edge.errors import BrokerError
 from edge.schemas import schema_errors
 
+RANDOM_OK = ["--set", "model.allow_random_weights=true"]
+"""The fixture bundle has random weights: the demo runs it only when told so."""
+
 
 @pytest.fixture
 def media() -> dict[str, Any]:
@@ -25,12 +28,20 @@ def media() -> dict[str, Any]:
 def test_demo_prints_what_an_integrator_receives(
     media: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["demo", "--video", str(media["face"]), "--json", "--set", f"model.bundle={media['bundle'].root}"]
+    argv = [
+        "demo",
+        "--video",
+        str(media["face"]),
+        "--json",
+        "--set",
+        f"model.bundle={media['bundle'].root}",
+        *RANDOM_OK,
+    ]
     prefix = f"chosen-{tmp_path.name[-8:]}"  # an integrator's own prefix: the demo's subscriber follows it
     overrides = ["--set", "privacy.k_min_windows=2", "--set", "model.backend=onnxruntime"]
     assert main([*argv, *overrides, "--set", f'mqtt.topic_prefix="{prefix}"']) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines and all(line["topic"].startswith(f"{prefix}/v1/") for line in lines)
+    assert lines and all(line["topic"].startswith(f"{prefix}/v2/") for line in lines)
     summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
     assert {s["kind"] for s in summaries} == {"session", "rolling"}
     assert all(schema_errors(s, "summary") == [] for s in summaries)
@@ -48,16 +59,16 @@ def test_the_demo_table_shows_region_shares_largest_first() -> None:
         "score": {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None},
         "regions": {"nose": 0.05, "mouth": 0.61, "left_eye": 0.34},
     }
-    first, second = render("x/v1/d/summary", doc).splitlines()
+    first, second = render("x/v2/d/summary", doc).splitlines()
     assert first.startswith("summary") and "12.0" in first
     assert second.strip() == "regions: mouth 61%, left_eye 34%, nose 5%"
-    assert len(render("x/v1/d/summary", {**doc, "regions": None}).splitlines()) == 1
+    assert len(render("x/v2/d/summary", {**doc, "regions": None}).splitlines()) == 1
 
 
 def test_replay_reports_throughput_stages_cpu_and_memory(
     media: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["replay", str(media["face"]), "--fast", "--json", "--bundle", str(media["bundle"].root)]
+    argv = ["replay", str(media["face"]), "--fast", "--json", "--bundle", str(media["bundle"].root), *RANDOM_OK]
     assert main([*argv, "--set", "model.backend=onnxruntime"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["frames_read"], report["frames_sampled"], report["frames_processed"]) == (90, 24, 24)
@@ -77,7 +88,7 @@ def test_demo_falls_back_to_the_embedded_broker_without_mosquitto(
     import edge.commands._demo_broker as brokers
 
     monkeypatch.setattr(brokers, "mosquitto_binary", lambda: None)  # as on a machine without Mosquitto
-    argv = ["demo", "--video", str(media["face"]), "--set", f"model.bundle={media['bundle'].root}"]
+    argv = ["demo", "--video", str(media["face"]), "--set", f"model.bundle={media['bundle'].root}", *RANDOM_OK]
     assert main([*argv, "--set", "privacy.k_min_windows=2", "--set", "model.backend=onnxruntime"]) == 0
     out = capsys.readouterr().out
     assert "embedded amqtt" in out and "summary   session" in out and NOT_A_DIAGNOSTIC_DEVICE in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from daemon_media import write_config
 from mqtt_broker import Broker
 
+from edge.bundle import load_bundle, write_manifest
 from edge.cli import main
 from edge.config import DEMO_BUNDLE
 from edge.sources import opencv_backend
@@ -54,10 +56,25 @@ def _file(tmp_path: Path) -> Path:
     return tmp_path / "a-file"
 
 
+def _untrained(tmp_path: Path, weights: dict[str, Any]) -> Path:
+    """A copy of the demo bundle whose manifest records ``weights`` (random or re-initialised layers)."""
+    root = Path(shutil.copytree(DEMO_BUNDLE, tmp_path / "untrained"))
+    manifest = load_bundle(root).manifest
+    manifest["model"]["weights"] = weights
+    write_manifest(root, manifest)
+    return root
+
+
+RANDOM = {"source": "random", "note": "no checkpoint"}
+REINITIALISED = {"source": "checkpoint", "random_layers": ["fc.weight", "fc.bias"]}
+
+
 # (what check-config used to call valid, the change, the failed check, its exit code)
 CASES: list[tuple[str, Any, str, int]] = [
     ("missing bundle", lambda t: {"model": {"bundle": str(t / "no-bundle")}}, "bundle", 4),
     ("tensorrt here", lambda t: {"model": {"backend": "tensorrt"}}, "backend", 5),
+    ("random weights", lambda t: {"model": {"bundle": str(_untrained(t, RANDOM))}}, "bundle", 4),
+    ("re-initialised head", lambda t: {"model": {"bundle": str(_untrained(t, REINITIALISED))}}, "bundle", 4),
     (
         "gstreamer without gstreamer",
         lambda t: {"camera": {"source": "nvarguscamerasrc ! video/x-raw ! appsink"}},
@@ -99,6 +116,19 @@ def test_check_config_refuses_first_what_run_refuses_with_the_same_code_and_mess
     assert main(["run", "--config", str(path)]) == code  # the daemon refuses the same thing ...
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err  # ... with the same message
+
+
+@pytest.mark.parametrize(("weights", "said"), [(RANDOM, "random weights only"), (REINITIALISED, "fc.weight, fc.bias")])
+def test_untrained_weights_are_refused_with_the_reason_and_the_switch_that_allows_them(
+    weights: dict[str, Any], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = str(_untrained(tmp_path, weights))
+    code, report = check(merged(tmp_path, {"model": {"bundle": bundle}}), capsys)
+    refused = failed(report)["bundle"]
+    assert code == 4 and said in refused and "model.allow_random_weights = true" in refused
+    code, report = check(merged(tmp_path, {"model": {"bundle": bundle, "allow_random_weights": True}}), capsys)
+    detail = next(c["detail"] for c in report["checks"] if c["check"] == "bundle")
+    assert code == 0 and said in detail and "allowed by model.allow_random_weights" in detail
 
 
 def test_a_gstreamer_source_without_gstreamer_says_how_to_get_it(

@@ -122,7 +122,7 @@ def run_daemon(tmp_path: Path, broker: Broker, bundle: Path, source: str, *, liv
         {
             "device": {"state_dir": str(state)},
             "camera": {"source": source, "realtime": False},
-            "model": {"bundle": str(bundle), "backend": "onnxruntime", "threads": 1},
+            "model": {"bundle": str(bundle), "backend": "onnxruntime", "threads": 1, "allow_random_weights": True},
             # a live source runs on the wall clock: publish at once, do not hold until the 15-minute period ends
             "privacy": {"consent": "granted", "k_min_windows": 2, "hold_until_period_end": not live},
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "health_interval_s": 0.5},

@@ -42,11 +42,11 @@ def test_ids_and_references_resolve_from_the_package_registry() -> None:
         schema_id = load_schema(name)["$id"]
         assert shipped.resolver().lookup(schema_id).contents is load_schema(name)
         assert schema_id.startswith("urn:expresso-edge:schema:")  # no host to fetch: nothing to go stale
-    wrapper = {"$ref": "urn:expresso-edge:schema:summary:v1"}  # what an integrator's own schema would say
+    wrapper = {"$ref": "urn:expresso-edge:schema:summary:v2"}  # what an integrator's own schema would say
     validator = Draft202012Validator(wrapper, registry=shipped)
     assert validator.is_valid(summary_document())
-    assert not validator.is_valid({**summary_document(), "version": 2})
-    model = shipped.resolver().lookup("urn:expresso-edge:schema:status:v1#/$defs/model").contents
+    assert not validator.is_valid({**summary_document(), "version": 1})
+    model = shipped.resolver().lookup("urn:expresso-edge:schema:status:v2#/$defs/model").contents
     assert model["title"] == "ModelIdentity"
 
 

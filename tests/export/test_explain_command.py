@@ -14,6 +14,7 @@ from edge.backends import create
 from edge.bundle import load_bundle
 from edge.cli_support import run_cli
 from edge.errors import BundleError, UsageError
+from edge.scale import BDI_II
 from export.dataset import default_spec
 from export.explain.methods import GRADIENT_METHODS, Gradient
 from export.explain.model import open_method
@@ -89,6 +90,7 @@ def test_explain_writes_json_pictures_and_a_report_and_prints_region_shares(
     printed = json.loads(capsys.readouterr().out)
     (section,) = printed["videos"]
     assert printed["method"] == "occlusion" and section["windows"] > 3 and "per_window" not in section
+    assert printed["scale"] == "BDI-II" and section["band"] in BDI_II.band_names  # the bundle's scale and bands
     assert sum(section["regions"].values()) == pytest.approx(1.0, abs=1e-3)
     assert set(section["correlations"]) >= {"eye_openness", "lip_corner_pull", "gaze_x", "head_motion"}
     saved = json.loads((out / "explanations.json").read_text())

@@ -151,6 +151,6 @@ def test_spearman_needs_enough_varying_frames() -> None:
     assert pooled["gaze_x"] == pytest.approx(0.0) and pooled["blink"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(("score", "band"), [(0.0, "minimal"), (13.9, "minimal"), (14.0, "mild"), (63.0, "severe")])
+@pytest.mark.parametrize(("score", "band"), [(0.0, "minimal"), (13.4, "minimal"), (13.5, "mild"), (63.0, "severe")])
 def test_bands_are_the_devices_bdi_ii_bands(score: float, band: str) -> None:
     assert band_of(score) == band

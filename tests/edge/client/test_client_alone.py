@@ -61,8 +61,8 @@ def test_subscribe_stores_summaries_without_the_device_libraries(
     publisher = Subscriber(mqtt_broker.host, mqtt_broker.port, f"{topic_prefix}/nothing")
     device = "ab" * 10
     for _ in range(2):
-        publisher.publish(f"{topic_prefix}/v1/{device}/summary", json.dumps(summary_document(device)).encode())
-    publisher.publish(f"{topic_prefix}/v1/{device}/summary", b"not json")
+        publisher.publish(f"{topic_prefix}/v2/{device}/summary", json.dumps(summary_document(device)).encode())
+    publisher.publish(f"{topic_prefix}/v2/{device}/summary", b"not json")
     publisher.close()
     out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err

@@ -66,10 +66,10 @@ def test_the_shipped_acl_confines_devices_and_lets_the_integrator_client_work(tm
         assert reply.accepted  # the integrator wrote the control topic and read the reply
         assert reporter.submit([session_summary([13.0] * 6)]) == 1
         assert wait_until(lambda: worker.store.counts().get("summary") == 1)
-        assert _publish_as(broker, other, "other-pw", f"expresso/v1/{device}/summary").is_failure  # not its topic
-        assert not _publish_as(broker, other, "other-pw", f"expresso/v1/{other}/summary").is_failure
-        assert not _publish_as(broker, device, "dev-pw", f"expresso/v1/{device}/reply/x").is_failure
-        assert _publish_as(broker, device, "dev-pw", f"expresso/v1/{device}/control").is_failure  # read only
+        assert _publish_as(broker, other, "other-pw", f"expresso/v2/{device}/summary").is_failure  # not its topic
+        assert not _publish_as(broker, other, "other-pw", f"expresso/v2/{other}/summary").is_failure
+        assert not _publish_as(broker, device, "dev-pw", f"expresso/v2/{device}/reply/x").is_failure
+        assert _publish_as(broker, device, "dev-pw", f"expresso/v2/{device}/control").is_failure  # read only
         reporter.stop()
         worker.stop()
     finally:

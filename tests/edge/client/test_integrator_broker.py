@@ -96,7 +96,7 @@ def test_two_workers_on_a_shared_subscription_store_each_summary_once(
     devices = [f"{n:020x}" for n in range(4)]
     documents = [summary_document(device) for device in devices for _ in range(5)]
     for document in documents * 2:  # every summary twice, as if redelivered to the other worker
-        publisher.publish(f"{topic_prefix}/v1/{document['device']}/summary", json.dumps(document).encode())
+        publisher.publish(f"{topic_prefix}/v2/{document['device']}/summary", json.dumps(document).encode())
     assert wait_until(lambda: sum(w.counts["received"] for w in workers) == 40)
     stored = [w.counts["stored"] for w in workers]
     assert sum(stored) == 20 and sum(w.counts["duplicates"] for w in workers) == 20
@@ -140,7 +140,7 @@ def test_a_message_the_store_refused_is_not_acknowledged_and_comes_back_after_a_
     worker.start()
     worker.store.close()  # the database goes away under the running worker
     document = summary_document("cd" * 10)
-    publisher.publish(f"{topic_prefix}/v1/{'cd' * 10}/summary", json.dumps(document).encode())
+    publisher.publish(f"{topic_prefix}/v2/{'cd' * 10}/summary", json.dumps(document).encode())
     assert wait_until(lambda: worker.failed is not None)
     assert "refused a write" in str(worker.failed) and worker.failed.exit_code == 9
     worker.stop(close_store=False)
@@ -179,7 +179,7 @@ def test_an_mqtt5_reply_on_the_response_topic_is_matched_by_its_correlation_data
     responder.on_subscribe = lambda *_: subscribed.set()
     responder.connect(mqtt_broker.host, mqtt_broker.port)
     responder.loop_start()
-    responder.subscribe(f"{topic_prefix}/v1/{device}/control", qos=1)
+    responder.subscribe(f"{topic_prefix}/v2/{device}/control", qos=1)
     assert subscribed.wait(10)
     try:
         connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port)

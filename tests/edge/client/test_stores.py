@@ -15,7 +15,7 @@ from edge.client.stores import Store, StoreError, open_store
 from edge.errors import ConfigError
 
 DEVICE = "0123456789abcdef0123"
-TOPIC = f"acme/v1/{DEVICE}/summary"
+TOPIC = f"acme/v2/{DEVICE}/summary"
 
 
 def _payload(**changes: object) -> bytes:
@@ -27,10 +27,10 @@ def test_a_valid_summary_passes_and_each_kind_of_fault_is_named() -> None:
     assert check(TOPIC, _payload()).kind == "summary"
     faults = {
         "not JSON": check(TOPIC, b"{oops"),
-        "schema": check(TOPIC, _payload(version=2)),
-        "device": check(f"acme/v1/{'f' * 20}/summary", _payload()),
+        "schema": check(TOPIC, _payload(version=1)),  # a v1 payload on a v2 topic
+        "device": check(f"acme/v2/{'f' * 20}/summary", _payload()),
         "topic": check("acme/v2/x/summary", _payload()),
-        "kind": check(f"acme/v1/{DEVICE}/control", b"{}"),
+        "kind": check(f"acme/v2/{DEVICE}/control", b"{}"),
         "empty": check(TOPIC, b""),
     }
     for name, checked in faults.items():

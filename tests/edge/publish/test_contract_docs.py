@@ -67,7 +67,7 @@ def test_asyncapi_payloads_reference_the_shipped_schemas_and_examples_parse() ->
 def test_contract_doc_names_every_topic_and_the_dedup_rule() -> None:
     text = (ROOT / "docs" / "mqtt-contract.md").read_text()
     for suffix in ("status", "summary", "health", "control"):
-        assert re.search(rf"<prefix>/v1/<device>/{suffix}", text)
+        assert re.search(rf"<prefix>/v2/<device>/{suffix}", text)
     assert "De-duplicate by `message_id`" in text and "not a diagnostic device" in text
 
 

@@ -67,7 +67,7 @@ def kept_session(topic_prefix: str, tmp_path: Path) -> Iterator[KeptSession]:
     the broker) and a started reporter."""
     broker = Broker(tmp_path / "broker", persistence=True)
     broker.start()
-    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v1/+/summary", session=True)
+    sub = Subscriber(broker.host, broker.port, f"{topic_prefix}/v2/+/summary", session=True)
     reporter = make_reporter(broker, topic_prefix, tmp_path / "state")
     reporter.start()
     yield broker, sub, reporter
@@ -104,7 +104,7 @@ def test_summaries_reach_a_subscriber_and_every_payload_validates(
         doc = message.json()
         assert schema_errors(doc, kind) == [], (kind, doc)
         assert doc["disclaimer"] == NOT_A_DIAGNOSTIC_DEVICE and doc["model"] == IDENTITY
-        assert message.topic == f"{topic_prefix}/v1/{reporter.pseudonym}/{kind}"
+        assert message.topic == f"{topic_prefix}/v2/{reporter.pseudonym}/{kind}"
     summary = subscriber.on("summary")[0]
     for score in SCORES:
         assert str(score) not in summary.payload.decode()
@@ -168,7 +168,7 @@ def test_without_consent_nothing_is_published_until_a_control_message_grants_it(
         assert _last_status(subscriber)["consent"] == "unknown" and not reporter.processing_allowed
         assert reporter.submit([session_summary(SCORES)]) == 0
         assert reporter.outbox.stats()["messages"] == 0
-        control = f"{topic_prefix}/v1/{reporter.pseudonym}/control"
+        control = f"{topic_prefix}/v2/{reporter.pseudonym}/control"
         subscriber.publish(control, json.dumps({"command": "consent", "granted": True, "request_id": "c-1"}).encode())
         assert subscriber.wait_for(lambda _: (_last_status(subscriber)["control"] or {}).get("request_id") == "c-1")
         assert reporter.processing_allowed and _last_status(subscriber)["consent"] == "granted"
@@ -201,7 +201,7 @@ def test_bad_control_messages_are_rejected_on_status_and_the_device_carries_on(
     error: str,
 ) -> None:
     reporter = make_reporter(mqtt_broker, topic_prefix, tmp_path / "state")
-    control = f"{topic_prefix}/v1/{reporter.pseudonym}/control"
+    control = f"{topic_prefix}/v2/{reporter.pseudonym}/control"
     if retain:  # a retained message is replayed (retain flag set) when the device subscribes
         subscriber.publish(control, payload, retain=True)
     reporter.start()
@@ -519,7 +519,7 @@ def test_a_summary_routed_to_nobody_stays_in_the_outbox_until_an_integrator_subs
         assert reporter.submit([session_summary(SCORES)]) == 1
         time.sleep(1.5)  # PUBACK "No matching subscribers" came, and one retry met nobody either
         assert reporter.outbox.stats()["messages"] == 1
-        late = Subscriber(mqtt_broker.host, mqtt_broker.port, f"{topic_prefix}/v1/+/summary")
+        late = Subscriber(mqtt_broker.host, mqtt_broker.port, f"{topic_prefix}/v2/+/summary")
         assert late.wait_for(lambda messages: len(messages) >= 1, 10)
         assert reporter.wait_drained(5)
         late.close()

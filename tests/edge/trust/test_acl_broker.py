@@ -56,9 +56,9 @@ def test_devices_reach_only_their_own_topics_and_the_integrator_reads_and_contro
 ) -> None:
     broker, names, states = fleet
     a, b = names["a"], names["b"]
-    root_a, root_b = f"{PREFIX}/v1/{a}", f"{PREFIX}/v1/{b}"
+    root_a, root_b = f"{PREFIX}/v2/{a}", f"{PREFIX}/v2/{b}"
     integrator = AclClient(broker.port, "integrator", "pw-i")
-    assert integrator.subscribe(f"{PREFIX}/v1/+/summary") and integrator.subscribe(f"{PREFIX}/v1/+/status")
+    assert integrator.subscribe(f"{PREFIX}/v2/+/summary") and integrator.subscribe(f"{PREFIX}/v2/+/status")
     password = tmp_path / "a.password"
     password.write_text("pw-a\n")
     settings = MqttSettings(host=broker.host, port=broker.port, topic_prefix=PREFIX, username=a, password_file=password)
@@ -67,7 +67,7 @@ def test_devices_reach_only_their_own_topics_and_the_integrator_reads_and_contro
     intruder = AclClient(broker.port, b, "pw-b", client_id=a)  # B's credentials, A's client id: no takeover
     try:
         for suffix in ("status", "summary", "health", "reply/#"):  # granted, but the ACL filters each delivery
-            assert intruder.subscribe(f"{PREFIX}/v1/+/{suffix}")
+            assert intruder.subscribe(f"{PREFIX}/v2/+/{suffix}")
         assert device.connected.wait(10) and integrator.wait_for(f"{root_a}/status")
         assert device.submit([session_summary([12.0, 14.0, 13.0, 15.0, 16.0, 11.0])]) == 1
         assert integrator.wait_for(f"{root_a}/summary")  # a device publishes its own summary; the integrator reads
@@ -107,8 +107,8 @@ def test_the_acl_lines_identity_prints_for_one_device_work_in_mosquitto(tmp_path
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)
     device, root = report["pseudonym"], report["topic_root"]
-    other = f"{PREFIX}/v1/{'0' * 20}"
-    acl = "\n".join(["user integrator", f"topic write {PREFIX}/v1/+/control", *report["acl_device_lines"]]) + "\n"
+    other = f"{PREFIX}/v2/{'0' * 20}"
+    acl = "\n".join(["user integrator", f"topic write {PREFIX}/v2/+/control", *report["acl_device_lines"]]) + "\n"
     broker = Broker(tmp_path / "broker", users={device: "pw", "integrator": "pw-i"}, acl=acl)
     broker.start()
     client = AclClient(broker.port, device, "pw", client_id=report["client_id"])

@@ -62,7 +62,7 @@ def test_a_remote_grant_is_refused_by_default_and_the_mqtt5_reply_names_it(
     control = _started(reporter, client)
     try:
         properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = f"{topic_prefix}/v1/{reporter.pseudonym}/reply/tester"
+        properties.ResponseTopic = f"{topic_prefix}/v2/{reporter.pseudonym}/reply/tester"
         properties.CorrelationData = b"corr-42"
         grant = b'{"command": "consent", "granted": true, "request_id": "g-1"}'
         assert client.publish(control, grant, properties=properties)
@@ -86,9 +86,9 @@ def test_a_response_topic_outside_the_devices_reply_subtree_gets_no_reply(
     reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state")
     control = _started(reporter, client)
     try:
-        root = f"{topic_prefix}/v1/{reporter.pseudonym}"
+        root = f"{topic_prefix}/v2/{reporter.pseudonym}"
         # the device may write its own summary: a reply there would be a device-authenticated forged summary
-        for index, topic in enumerate((f"{root}/summary", f"{topic_prefix}/v1/{'0' * 20}/status", f"{root}/replyx")):
+        for index, topic in enumerate((f"{root}/summary", f"{topic_prefix}/v2/{'0' * 20}/status", f"{root}/replyx")):
             properties = Properties(PacketTypes.PUBLISH)
             properties.ResponseTopic = topic
             assert client.publish(control, f'{{"command": "pause", "request_id": "t-{index}"}}'.encode(),
@@ -100,7 +100,7 @@ def test_a_response_topic_outside_the_devices_reply_subtree_gets_no_reply(
         assert wait_until(lambda: any(m.topic == f"{root}/reply/ok" for m in client.received), 10)
         published = {m.topic for m in client.received}
         assert f"{root}/summary" not in published and f"{root}/replyx" not in published
-        assert f"{topic_prefix}/v1/{'0' * 20}/status" not in published
+        assert f"{topic_prefix}/v2/{'0' * 20}/status" not in published
     finally:
         reporter.stop(timeout=2)
 

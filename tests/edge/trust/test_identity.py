@@ -23,10 +23,10 @@ def test_identity_names_the_pseudonym_topics_client_id_and_acl_lines(tmp_path: P
     report = json.loads(shown.stdout)
     pseudonym = device_pseudonym(tmp_path / "state")  # the same secret: the command created it on first use
     assert report["pseudonym"] == pseudonym == report["client_id"]
-    assert report["topic_root"] == f"clinic-7/v1/{pseudonym}" and report["problems"] == []
-    assert report["topics"]["control"] == f"clinic-7/v1/{pseudonym}/control"
-    assert "pattern read clinic-7/v1/%u/control" in report["acl_patterns"]
-    assert f"topic write clinic-7/v1/{pseudonym}/summary" in report["acl_device_lines"]
+    assert report["topic_root"] == f"clinic-7/v2/{pseudonym}" and report["problems"] == []
+    assert report["topics"]["control"] == f"clinic-7/v2/{pseudonym}/control"
+    assert "pattern read clinic-7/v2/%u/control" in report["acl_patterns"]
+    assert f"topic write clinic-7/v2/{pseudonym}/summary" in report["acl_device_lines"]
     mismatched = _identity(config, "--set", "mqtt.username=edge-01", "--set", "mqtt.client_id=edge-01")
     assert mismatched.returncode == 0
     assert "WARNING: mqtt.client_id 'edge-01' is not the pseudonym" in mismatched.stdout
