@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 import pytest
@@ -131,6 +131,24 @@ def test_control_is_answered_through_the_device_status(mqtt_broker: Broker, topi
     reporter.stop()
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_reused_request_id_gets_the_new_answer_not_the_retained_status_of_the_old_one(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, protocol: Literal["5", "3.1.1"]
+) -> None:
+    reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state", granted=False)
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port, protocol=protocol)
+        sender = ControlSender(connection, prefix=topic_prefix)
+        assert sender.send(reporter.pseudonym, {"command": "pause", "request_id": "same-1"}).accepted
+        # the retained status still says "same-1 accepted"; the device refuses this one (a remote grant)
+        again = sender.send(reporter.pseudonym, {"command": "consent", "granted": True, "request_id": "same-1"})
+        assert not again.accepted and again.command == "consent" and "grant" in str(again.error)
+    finally:
+        reporter.stop()
+
+
 def test_a_message_the_store_refused_is_not_acknowledged_and_comes_back_after_a_restart(
     mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, publisher: Subscriber
 ) -> None:
@@ -165,11 +183,15 @@ def test_an_mqtt5_reply_on_the_response_topic_is_matched_by_its_correlation_data
         seen.append(request)
         properties = Properties(PacketTypes.PUBLISH)
         properties.CorrelationData = b"someone-else"  # a reply to another request: ignored
-        reply = {"accepted": False, "command": request["command"], "error": "not yours"}
+        reply = {"schema": "expresso-edge/control-reply", "version": 1, "device": device, "accepted": False,
+                 "command": request["command"], "request_id": "someone-else", "error": "not yours"}  # fmt: skip
         client.publish(message.properties.ResponseTopic, json.dumps(reply), qos=1, properties=properties)
         properties = Properties(PacketTypes.PUBLISH)
         properties.CorrelationData = message.properties.CorrelationData
-        reply = {"accepted": True, "command": request["command"], "request_id": request["request_id"]}
+        for wrong in ({"device": "0" * 20}, {"version": 2}):  # another device's, or not the schema's: ignored
+            invalid = {**reply, "request_id": request["request_id"], **wrong}
+            client.publish(message.properties.ResponseTopic, json.dumps(invalid), qos=1, properties=properties)
+        reply = {**reply, "accepted": True, "request_id": request["request_id"], "error": None}
         client.publish(message.properties.ResponseTopic, json.dumps(reply), qos=1, properties=properties)
 
     device = "ef" * 10
