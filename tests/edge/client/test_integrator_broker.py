@@ -1,7 +1,7 @@
 """The integrator client against a real Mosquitto and the device's own Reporter: summaries stored once each,
 redeliveries and replayed retained statuses counted as duplicates, invalid messages kept aside, a persistent
 session catching up after a restart, two workers on a shared subscription never storing a summary twice, and
-control answered through the device's status."""
+control answered on the MQTT 5 Response Topic or, for MQTT 3.1.1, through the device's status."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def test_control_is_answered_through_the_device_status(mqtt_broker: Broker, topi
     reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state", granted=False, trust=remote_grant)
     reporter.start()
     assert reporter.connected.wait(10)
-    connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port)
+    connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port, protocol="3.1.1")  # no Response Topic
     sender = ControlSender(connection, prefix=topic_prefix)
     reply = sender.send(reporter.pseudonym, {"command": "consent", "granted": True}, timeout=10)
     assert reply.accepted and reply.command == "consent" and reply.via == "status"
@@ -141,7 +141,8 @@ def test_a_reused_request_id_gets_the_new_answer_not_the_retained_status_of_the_
         assert reporter.connected.wait(10)
         connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port, protocol=protocol)
         sender = ControlSender(connection, prefix=topic_prefix)
-        assert sender.send(reporter.pseudonym, {"command": "pause", "request_id": "same-1"}).accepted
+        first = sender.send(reporter.pseudonym, {"command": "pause", "request_id": "same-1"})
+        assert first.accepted and first.via == {"5": "response", "3.1.1": "status"}[protocol]
         # the retained status still says "same-1 accepted"; the device refuses this one (a remote grant)
         again = sender.send(reporter.pseudonym, {"command": "consent", "granted": True, "request_id": "same-1"})
         assert not again.accepted and again.command == "consent" and "grant" in str(again.error)
