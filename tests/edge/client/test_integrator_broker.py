@@ -232,3 +232,11 @@ def test_the_control_command_signs_for_a_device_that_requires_signatures(
         assert accepted["accepted"] and accepted["command"] == "pause" and reporter.consent.paused
     finally:
         reporter.stop()
+
+
+def test_a_request_id_the_schema_refuses_is_a_usage_error_before_any_connection(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["control", "--port", "1", "--device", "ab" * 10, "pause", "--request-id", "no spaces"]
+    assert main(argv) == 2  # port 1 listens to nothing: reaching it would be exit 8
+    assert "request_id" in capsys.readouterr().err
