@@ -10,6 +10,7 @@ message to the broker only after that, so a crash loses nothing (the broker rede
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 from edge.client.messages import Checked
 from edge.errors import ConfigError, ExpressoError
 
+log = logging.getLogger(__name__)
 MESSAGES = "expresso_messages"
 REJECTED = "expresso_rejected"
 TABLES = """
@@ -186,7 +188,7 @@ class JsonLinesStore(Store):
     """One JSON object per line (``{"topic", "received_at", "payload"}``), rejected ones in ``<file>.rejected``.
 
     The ``message_id``s already in the file are read at start, so de-duplication holds across restarts; each
-    line is flushed and fsynced before the message is acknowledged.
+    line is flushed and fsynced before the message is acknowledged (a line a crash left half written is cut).
     """
 
     def __init__(self, path: Path) -> None:
@@ -196,12 +198,10 @@ class JsonLinesStore(Store):
         self._lock = threading.Lock()
         self._rejected = 0
         try:
-            if path.exists():
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    record = json.loads(line)
-                    self._seen[record["payload"]["message_id"]] = record["kind"]
-            if self._rejected_path.exists():
-                self._rejected = len(self._rejected_path.read_text(encoding="utf-8").splitlines())
+            for line in _whole_lines(path):
+                record = json.loads(line)
+                self._seen[record["payload"]["message_id"]] = record["kind"]
+            self._rejected = len(_whole_lines(self._rejected_path))
             self._file = self._open(path)
             self._rejected_file = self._open(self._rejected_path)
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -251,6 +251,20 @@ class JsonLinesStore(Store):
         with self._lock:
             self._file.close()
             self._rejected_file.close()
+
+
+def _whole_lines(path: Path) -> list[str]:
+    """The file's complete lines; a last line a crash left half written (no newline) is cut off the file: its
+    message was never acknowledged, so the broker delivers it again."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        whole = data.rfind(b"\n") + 1
+        log.warning("%s: cut a half-written last line (%d bytes) left by a crash", path, len(data) - whole)
+        os.truncate(path, whole)
+        data = data[:whole]
+    return data.decode("utf-8").splitlines()
 
 
 def open_store(url: str) -> Store:

@@ -115,3 +115,22 @@ def test_workers_starting_together_on_a_fresh_postgres_database_all_open_it(post
     assert all(store.counts() == {"rejected": 0} for store in stores)
     for store in stores:
         store.close()
+
+
+def test_a_json_lines_store_opens_after_a_crash_left_a_half_written_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    store = open_store(str(path))
+    first = check(TOPIC, _payload())
+    assert store.add(first)
+    store.reject(check(TOPIC, b"{}"))
+    store.close()
+    with path.open("a") as file:  # the crash: a message's line half written, never acknowledged
+        file.write('{"topic": "acme/v1/')
+    with path.with_name("in.jsonl.rejected").open("a") as file:
+        file.write('{"topic": ')
+    store = open_store(str(path))  # the broker delivers the torn message again: it must be stored
+    assert store.add(first) is False and store.add(check(TOPIC, _payload())) is True
+    store.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["kind"] == "summary" for line in lines)
+    assert len(path.with_name("in.jsonl.rejected").read_text().splitlines()) == 1
