@@ -17,7 +17,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.client.messages import Checked
 from edge.errors import ConfigError, ExpressoError
@@ -76,11 +76,18 @@ class SqlStore(Store):
     """The SQL both databases run; subclasses open the connection and name the placeholder."""
 
     placeholder = "?"
+    words: ClassVar[dict[str, str]]
+    """The database's words for ``{json}``, ``{serial}`` and ``{blob}`` in :data:`TABLES`."""
 
-    def __init__(self, connection: Any, words: dict[str, str]) -> None:
+    def __init__(self, connection: Any) -> None:
         self._db = connection
         self._lock = threading.Lock()
-        self._create_tables([s for s in TABLES.format(**words).split(";") if s.strip()])
+        self._create_tables([s for s in self.ddl().split(";") if s.strip()])
+
+    @classmethod
+    def ddl(cls) -> str:
+        """The statements that create this database's tables (docs/fleet.md shows PostgreSQL's)."""
+        return TABLES.format(**cls.words)
 
     def _create_tables(self, statements: list[str]) -> None:
         for statement in statements:
@@ -134,6 +141,8 @@ class SqlStore(Store):
 class SQLiteStore(SqlStore):
     """One file (WAL, ``synchronous=FULL``: a committed message survives a power cut), mode 0600."""
 
+    words: ClassVar[dict[str, str]] = {"json": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"}
+
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,13 +154,14 @@ class SQLiteStore(SqlStore):
             raise ConfigError(
                 f"store {path} cannot be opened ({error})", fix="pass --store with a writable path"
             ) from error
-        super().__init__(db, {"json": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"})
+        super().__init__(db)
 
 
 class PostgresStore(SqlStore):
     """A PostgreSQL database through psycopg 3 (extra ``postgres``), autocommit: each message its own commit."""
 
     placeholder = "%s"
+    words: ClassVar[dict[str, str]] = {"json": "JSONB", "serial": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"}
 
     def __init__(self, url: str) -> None:
         try:
@@ -167,13 +177,17 @@ class PostgresStore(SqlStore):
                 f"cannot connect to the PostgreSQL store ({error})".strip(),
                 fix="check the URL (postgresql://user@host/db or postgresql:///db?host=/run/postgresql)",
             ) from error
-        super().__init__(db, {"json": "JSONB", "serial": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"})
+        super().__init__(db)
 
     def _create_tables(self, statements: list[str]) -> None:
-        """In one transaction under an advisory lock: workers starting together would otherwise race in
-        ``CREATE TABLE IF NOT EXISTS`` (a unique violation in PostgreSQL's catalogue)."""
+        """Unless both tables exist (a user without CREATE rights is refused even ``CREATE ... IF NOT EXISTS``), in
+        one transaction under an advisory lock: workers starting together would otherwise race in ``CREATE TABLE
+        IF NOT EXISTS`` (a unique violation in PostgreSQL's catalogue)."""
+        exist = f"SELECT to_regclass('{MESSAGES}') IS NOT NULL AND to_regclass('{REJECTED}') IS NOT NULL"
         try:
             with self._db.transaction():
+                if self._db.execute(exist).fetchone()[0]:
+                    return
                 self._db.execute("SELECT pg_advisory_xact_lock(hashtext('expresso_messages'))")
                 for statement in statements:
                     self._db.execute(statement)
