@@ -24,8 +24,8 @@ def add_broker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def connection_from(args: argparse.Namespace) -> Connection:
-    """The :class:`Connection` the options describe (``--ca``/``--cert`` imply ``--tls``)."""
-    tls = bool(args.tls or args.ca or args.cert)
+    """The :class:`Connection` the options describe (``--ca``/``--cert``/``--key`` imply ``--tls``)."""
+    tls = bool(args.tls or args.ca or args.cert or args.key)
     return Connection(
         host=args.host,
         port=args.port or (8883 if tls else 1883),

@@ -19,8 +19,8 @@ EXAMPLES = """\
   python -m edge control --device 3f2a9c0d1e2b3c4d5e6f consent --granted yes --json
   python -m edge control --device 3f2a9c0d1e2b3c4d5e6f erase --timeout 30
   python -m edge control --device 3f2a9c0d1e2b3c4d5e6f pause --sign-key ~/.config/expresso-edge/operator.key
-exit codes: 0 accepted, 1 the device rejected it (the reason is printed), 2 usage, 8 broker unreachable or no
-reply in time (is the device online? its retained status says).
+exit codes: 0 accepted, 1 the device rejected it (the reason is printed), 2 usage, 3 TLS files unusable, 8 broker
+unreachable or no reply in time (is the device online? its retained status says).
 """
 
 
