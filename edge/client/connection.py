@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.errors import BrokerError, ConfigError
 
@@ -84,3 +86,16 @@ class Connection:
                 f"cannot reach the broker at {self.description}: {error}", fix="check --host, --port and --tls"
             ) from error
         client.loop_start()
+
+
+def refused(filters: Sequence[str], reason_codes: Sequence[ReasonCode]) -> str:
+    """The filters a SUBACK refused, with the broker's reasons (empty when all were granted)."""
+    return ", ".join(f"{name} ({code})" for name, code in zip(filters, reason_codes, strict=False) if code.is_failure)
+
+
+def refusal(description: str, filters: str) -> BrokerError:
+    """The error for a refused subscription (an ACL that does not let this user read the topics)."""
+    return BrokerError(
+        f"the broker at {description} refused the subscription to {filters}",
+        fix="check that the broker's ACL lets this user read these topics, and --prefix",
+    )

@@ -23,8 +23,9 @@ from typing import Any, Literal
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.client.connection import Connection
+from edge.client.connection import Connection, refusal, refused
 from edge.control import parse_control
 from edge.errors import BrokerError, ExpressoError
 from edge.schemas import schema_errors
@@ -109,14 +110,23 @@ class ControlSender:
                 replies.append(reply)
                 done.set()
 
+        filters = [f"{base}/status", *([response_topic] if v5 else [])]
+        refusals: list[str] = []
+
+        def on_subscribe(client: paho.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any) -> None:
+            refusals.append(refused(filters, codes))
+            subscribed.set()
+
         client = self._connection.client()
         client.on_message = on_message
-        client.on_subscribe = lambda *_: subscribed.set()
+        client.on_subscribe = on_subscribe
         self._connection.connect(client)
         try:
-            client.subscribe([(f"{base}/status", 1), *([(response_topic, 1)] if v5 else [])])
+            client.subscribe([(topic_filter, 1) for topic_filter in filters])
             if not subscribed.wait(timeout):
                 raise BrokerError(f"no subscription at {self._connection.description}", fix="check the broker and ACL")
+            if refusals[0]:  # the reply could never arrive: not a device that is offline
+                raise refusal(self._connection.description, refusals[0])
             properties = None
             if v5:
                 properties = Properties(PacketTypes.PUBLISH)
