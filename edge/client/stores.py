@@ -9,6 +9,7 @@ message to the broker only after that, so a crash loses nothing (the broker rede
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -212,11 +213,12 @@ class JsonLinesStore(Store):
         self._lock = threading.Lock()
         self._rejected = 0
         try:
+            self._file = self._open(path)
+            _lock_for_one_worker(self._file, path)
             for line in _whole_lines(path):
                 record = json.loads(line)
                 self._seen[record["payload"]["message_id"]] = record["kind"]
             self._rejected = len(_whole_lines(self._rejected_path))
-            self._file = self._open(path)
             self._rejected_file = self._open(self._rejected_path)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ConfigError(
@@ -265,6 +267,19 @@ class JsonLinesStore(Store):
         with self._lock:
             self._file.close()
             self._rejected_file.close()
+
+
+def _lock_for_one_worker(file: Any, path: Path) -> None:
+    """Hold an exclusive lock on the open ``file`` until it is closed: a second worker would know only the ids
+    that were in the file when it started, and store again what the first stores."""
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        file.close()
+        raise ConfigError(
+            f"JSON-lines store {path} is in use by another worker",
+            fix="give each worker its own file, or let workers share SQLite or PostgreSQL (one unique key for all)",
+        ) from error
 
 
 def _whole_lines(path: Path) -> list[str]:

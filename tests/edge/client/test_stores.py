@@ -155,3 +155,12 @@ def test_the_fleet_guide_shows_the_exact_postgresql_tables_a_dba_can_create(post
     assert store.add(check(TOPIC, _payload())) and store.counts() == {"summary": 1, "rejected": 0}
     store.reject(check(TOPIC, b"{}"))
     store.close()
+
+
+def test_a_json_lines_file_takes_one_worker_at_a_time(tmp_path: Path) -> None:
+    path = str(tmp_path / "in.jsonl")
+    first = open_store(path)
+    with pytest.raises(ConfigError, match="another worker"):  # it would store what the first one stored
+        open_store(path)
+    first.close()
+    open_store(path).close()  # free again once closed
