@@ -4,27 +4,33 @@ A message gets a ``request_id`` (unless it has one), is checked against the ship
 through an optional ``signer`` (e.g. ``functools.partial(edge.trust.control_auth.sign_control, private_key=...,
 key_id=..., device=..., ttl_s=60)`` for a device that requires signed control), and is published with QoS 1, not
 retained. Over MQTT 5 it carries a Response Topic and Correlation Data (the ``request_id``). The reply is whichever
-comes first: a message on the Response Topic with that Correlation Data (or ``request_id``), or the device's
-retained status whose ``control.request_id`` is ours (what every device version publishes).
+comes first: a message on the Response Topic with that Correlation Data (or ``request_id``), or a status the device
+publishes after our message whose ``control.request_id`` is ours (what every device version publishes). Either
+must be valid against its shipped schema and name the device; the retained status the broker hands over on
+subscribing predates our message, so it is never taken for the answer (it may answer an earlier use of the id).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.client.connection import Connection
+from edge.client.connection import Connection, refusal, refused
 from edge.control import parse_control
 from edge.errors import BrokerError, ExpressoError
-from edge.schemas import TOPIC_LEVEL
+from edge.schemas import TOPIC_LEVEL, schema_errors
+
+log = logging.getLogger(__name__)
 
 Signer = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -47,14 +53,20 @@ class Reply:
     document: dict[str, Any]
 
 
-def _reply_from(document: Any, request_id: str, via: str) -> Reply | None:
-    """A reply when ``document`` (a status, or a response-topic payload) answers ``request_id``."""
-    if not isinstance(document, dict):
+def _reply_from(document: Any, request_id: str, device: str, via: Literal["status", "response"]) -> Reply | None:
+    """A reply when ``document`` (a status, or a control reply on the Response Topic) is valid, comes from
+    ``device`` and answers ``request_id`` (the Response Topic's Correlation Data was checked by the caller)."""
+    errors = schema_errors(document, "status" if via == "status" else "control-reply")
+    if errors or document["device"] != device:
+        log.warning("ignored a %s message from %s that is not a valid reply: %s", via, device, "; ".join(errors))
         return None
-    answer = document.get("control") if via == "status" else document.get("control", document)
-    if not isinstance(answer, dict) or (via == "status" and answer.get("request_id") != request_id):
+    answer = document["control"] if via == "status" else document
+    if answer is None:
         return None
-    return Reply(request_id, bool(answer.get("accepted")), answer.get("command"), answer.get("error"), via, document)
+    # on the Response Topic, a message the device could not parse far enough is answered with request_id null
+    if answer["request_id"] != request_id and not (via == "response" and answer["request_id"] is None):
+        return None
+    return Reply(request_id, bool(answer["accepted"]), answer["command"], answer["error"], via, document)
 
 
 class ControlSender:
@@ -87,24 +99,34 @@ class ControlSender:
                 document = json.loads(msg.payload) if msg.payload else None
             except ValueError:
                 return
-            via = "status" if msg.topic == f"{base}/status" else "response"
-            if via == "response":
-                correlation = getattr(msg.properties, "CorrelationData", None)
-                if correlation not in (None, request_id.encode()):
-                    return
-            reply = _reply_from(document, request_id, via)
+            via: Literal["status", "response"] = "status" if msg.topic == f"{base}/status" else "response"
+            if via == "status" and msg.retain:
+                return  # handed over on subscribing: it predates our message
+            correlation = getattr(msg.properties, "CorrelationData", None)
+            if via == "response" and correlation not in (None, request_id.encode()):
+                return
+            reply = _reply_from(document, request_id, device, via)
             if reply is not None and not done.is_set():
                 replies.append(reply)
                 done.set()
 
+        filters = [f"{base}/status", *([response_topic] if v5 else [])]
+        refusals: list[str] = []
+
+        def on_subscribe(client: paho.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any) -> None:
+            refusals.append(refused(filters, codes))
+            subscribed.set()
+
         client = self._connection.client()
         client.on_message = on_message
-        client.on_subscribe = lambda *_: subscribed.set()
+        client.on_subscribe = on_subscribe
         self._connection.connect(client)
         try:
-            client.subscribe([(f"{base}/status", 1), *([(response_topic, 1)] if v5 else [])])
+            client.subscribe([(topic_filter, 1) for topic_filter in filters])
             if not subscribed.wait(timeout):
                 raise BrokerError(f"no subscription at {self._connection.description}", fix="check the broker and ACL")
+            if refusals[0]:  # the reply could never arrive: not a device that is offline
+                raise refusal(self._connection.description, refusals[0])
             properties = None
             if v5:
                 properties = Properties(PacketTypes.PUBLISH)

@@ -9,18 +9,21 @@ message to the broker only after that, so a crash loses nothing (the broker rede
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.client.messages import Checked
 from edge.errors import ConfigError, ExpressoError
 
+log = logging.getLogger(__name__)
 MESSAGES = "expresso_messages"
 REJECTED = "expresso_rejected"
 TABLES = """
@@ -74,11 +77,18 @@ class SqlStore(Store):
     """The SQL both databases run; subclasses open the connection and name the placeholder."""
 
     placeholder = "?"
+    words: ClassVar[dict[str, str]]
+    """The database's words for ``{json}``, ``{serial}`` and ``{blob}`` in :data:`TABLES`."""
 
-    def __init__(self, connection: Any, words: dict[str, str]) -> None:
+    def __init__(self, connection: Any) -> None:
         self._db = connection
         self._lock = threading.Lock()
-        self._create_tables([s for s in TABLES.format(**words).split(";") if s.strip()])
+        self._create_tables([s for s in self.ddl().split(";") if s.strip()])
+
+    @classmethod
+    def ddl(cls) -> str:
+        """The statements that create this database's tables (docs/fleet.md shows PostgreSQL's)."""
+        return TABLES.format(**cls.words)
 
     def _create_tables(self, statements: list[str]) -> None:
         for statement in statements:
@@ -132,6 +142,8 @@ class SqlStore(Store):
 class SQLiteStore(SqlStore):
     """One file (WAL, ``synchronous=FULL``: a committed message survives a power cut), mode 0600."""
 
+    words: ClassVar[dict[str, str]] = {"json": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"}
+
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,13 +155,14 @@ class SQLiteStore(SqlStore):
             raise ConfigError(
                 f"store {path} cannot be opened ({error})", fix="pass --store with a writable path"
             ) from error
-        super().__init__(db, {"json": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"})
+        super().__init__(db)
 
 
 class PostgresStore(SqlStore):
     """A PostgreSQL database through psycopg 3 (extra ``postgres``), autocommit: each message its own commit."""
 
     placeholder = "%s"
+    words: ClassVar[dict[str, str]] = {"json": "JSONB", "serial": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"}
 
     def __init__(self, url: str) -> None:
         try:
@@ -165,13 +178,17 @@ class PostgresStore(SqlStore):
                 f"cannot connect to the PostgreSQL store ({error})".strip(),
                 fix="check the URL (postgresql://user@host/db or postgresql:///db?host=/run/postgresql)",
             ) from error
-        super().__init__(db, {"json": "JSONB", "serial": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"})
+        super().__init__(db)
 
     def _create_tables(self, statements: list[str]) -> None:
-        """In one transaction under an advisory lock: workers starting together would otherwise race in
-        ``CREATE TABLE IF NOT EXISTS`` (a unique violation in PostgreSQL's catalogue)."""
+        """Unless both tables exist (a user without CREATE rights is refused even ``CREATE ... IF NOT EXISTS``), in
+        one transaction under an advisory lock: workers starting together would otherwise race in ``CREATE TABLE
+        IF NOT EXISTS`` (a unique violation in PostgreSQL's catalogue)."""
+        exist = f"SELECT to_regclass('{MESSAGES}') IS NOT NULL AND to_regclass('{REJECTED}') IS NOT NULL"
         try:
             with self._db.transaction():
+                if self._db.execute(exist).fetchone()[0]:
+                    return
                 self._db.execute("SELECT pg_advisory_xact_lock(hashtext('expresso_messages'))")
                 for statement in statements:
                     self._db.execute(statement)
@@ -186,7 +203,7 @@ class JsonLinesStore(Store):
     """One JSON object per line (``{"topic", "received_at", "payload"}``), rejected ones in ``<file>.rejected``.
 
     The ``message_id``s already in the file are read at start, so de-duplication holds across restarts; each
-    line is flushed and fsynced before the message is acknowledged.
+    line is flushed and fsynced before the message is acknowledged (a line a crash left half written is cut).
     """
 
     def __init__(self, path: Path) -> None:
@@ -196,13 +213,12 @@ class JsonLinesStore(Store):
         self._lock = threading.Lock()
         self._rejected = 0
         try:
-            if path.exists():
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    record = json.loads(line)
-                    self._seen[record["payload"]["message_id"]] = record["kind"]
-            if self._rejected_path.exists():
-                self._rejected = len(self._rejected_path.read_text(encoding="utf-8").splitlines())
             self._file = self._open(path)
+            _lock_for_one_worker(self._file, path)
+            for line in _whole_lines(path):
+                record = json.loads(line)
+                self._seen[record["payload"]["message_id"]] = record["kind"]
+            self._rejected = len(_whole_lines(self._rejected_path))
             self._rejected_file = self._open(self._rejected_path)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ConfigError(
@@ -251,6 +267,33 @@ class JsonLinesStore(Store):
         with self._lock:
             self._file.close()
             self._rejected_file.close()
+
+
+def _lock_for_one_worker(file: Any, path: Path) -> None:
+    """Hold an exclusive lock on the open ``file`` until it is closed: a second worker would know only the ids
+    that were in the file when it started, and store again what the first stores."""
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        file.close()
+        raise ConfigError(
+            f"JSON-lines store {path} is in use by another worker",
+            fix="give each worker its own file, or let workers share SQLite or PostgreSQL (one unique key for all)",
+        ) from error
+
+
+def _whole_lines(path: Path) -> list[str]:
+    """The file's complete lines; a last line a crash left half written (no newline) is cut off the file: its
+    message was never acknowledged, so the broker delivers it again."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        whole = data.rfind(b"\n") + 1
+        log.warning("%s: cut a half-written last line (%d bytes) left by a crash", path, len(data) - whole)
+        os.truncate(path, whole)
+        data = data[:whole]
+    return data.decode("utf-8").splitlines()
 
 
 def open_store(url: str) -> Store:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.client.connection import Connection
+from edge.client.connection import Connection, refusal, refused
 from edge.client.messages import KINDS, Checked, check
 from edge.client.stores import Store, StoreError
 from edge.errors import BrokerError
@@ -58,7 +58,8 @@ class Integrator:
         self._client.manual_ack_set(True)
         self._client.on_connect = self._handle_connect
         self.subscribed = threading.Event()
-        self._client.on_subscribe = lambda *_: self.subscribed.set()
+        self._refused = ""
+        self._client.on_subscribe = self._handle_subscribe
         self._client.on_message = self._handle_message
         self._client.reconnect_delay_set(1, 8)
         self.counts = {"received": 0, "stored": 0, "duplicates": 0, "invalid": 0}
@@ -75,6 +76,10 @@ class Integrator:
                 f"no subscription at {self._connection.description} within {timeout:.0f} s",
                 fix="check the broker address, the credentials and that the ACL lets this user read the topics",
             )
+        if self._refused:  # a worker that would receive nothing, silently
+            self._client.disconnect()
+            self._client.loop_stop()
+            raise refusal(self._connection.description, self._refused)
 
     def stop(self, *, close_store: bool = True) -> None:
         """Disconnect (the persistent session keeps what arrives meanwhile) and close the store."""
@@ -108,6 +113,14 @@ class Integrator:
             log.error("the broker refused the connection: %s", reason)
             return
         client.subscribe([(topic_filter, 1) for topic_filter in self.filters])
+
+    def _handle_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode], properties: Any
+    ) -> None:
+        self._refused = refused(self.filters, reason_codes)
+        if self._refused:  # also after a reconnect, when start() has returned
+            log.error("%s", refusal(self._connection.description, self._refused))
+        self.subscribed.set()
 
     def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if self.failed is not None:

@@ -20,12 +20,21 @@ def add_broker_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ca", type=Path, help="CA file (PEM) that signed the broker's certificate")
     group.add_argument("--cert", type=Path, help="client certificate (PEM) for X.509 authentication")
     group.add_argument("--key", type=Path, help="private key (PEM) of --cert")
-    group.add_argument("--prefix", default="expresso", help="the devices' mqtt.topic_prefix (default expresso)")
+    group.add_argument(
+        "--prefix", type=_prefix, default="expresso", help="the devices' mqtt.topic_prefix (default expresso)"
+    )
+
+
+def _prefix(value: str) -> str:
+    """A topic prefix: not empty, no wildcard (+, #) and no NUL, which no topic filter may hold."""
+    if not value.strip("/") or any(c in value for c in "+#\0"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a topic prefix (no +, # or NUL; e.g. expresso or site/a)")
+    return value
 
 
 def connection_from(args: argparse.Namespace) -> Connection:
-    """The :class:`Connection` the options describe (``--ca``/``--cert`` imply ``--tls``)."""
-    tls = bool(args.tls or args.ca or args.cert)
+    """The :class:`Connection` the options describe (``--ca``/``--cert``/``--key`` imply ``--tls``)."""
+    tls = bool(args.tls or args.ca or args.cert or args.key)
     return Connection(
         host=args.host,
         port=args.port or (8883 if tls else 1883),

@@ -91,8 +91,9 @@ def mosquitto(binary: str) -> Iterator[BrokerAddress]:
 
 
 @contextlib.contextmanager
-def embedded_amqtt() -> Iterator[BrokerAddress]:
-    """An amqtt broker (MQTT 3.1.1 only) in a background event loop on a free loopback port."""
+def embedded_amqtt(plugins: dict[str, Any] | None = None) -> Iterator[BrokerAddress]:
+    """An amqtt broker (MQTT 3.1.1 only) in a background event loop on a free loopback port; ``plugins`` adds amqtt
+    plugin configurations (tests give it a topic ACL)."""
     from amqtt.broker import Broker
 
     for noisy in ("amqtt", "transitions"):  # they log each client and state change, and shutdown as an error
@@ -100,7 +101,7 @@ def embedded_amqtt() -> Iterator[BrokerAddress]:
     port = free_port()
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}, **(plugins or {})},
     }
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="amqtt", daemon=True)

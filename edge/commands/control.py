@@ -19,8 +19,8 @@ EXAMPLES = """\
   python -m edge control --device 3f2a9c0d1e2b3c4d5e6f consent --granted yes --json
   python -m edge control --device 3f2a9c0d1e2b3c4d5e6f erase --timeout 30
   python -m edge control --device 3f2a9c0d1e2b3c4d5e6f pause --sign-key ~/.config/expresso-edge/operator.key
-exit codes: 0 accepted, 1 the device rejected it (the reason is printed), 2 usage, 8 broker unreachable or no
-reply in time (is the device online? its retained status says).
+exit codes: 0 accepted, 1 the device rejected it (the reason is printed), 2 usage, 3 TLS files unusable, 8 broker
+unreachable or no reply in time (is the device online? its retained status says).
 """
 
 
@@ -54,10 +54,9 @@ def run(args: argparse.Namespace) -> int:
     signer = _signer(args.sign_key, device=args.device, ttl_s=args.ttl) if args.sign_key else None
     sender = ControlSender(connection_from(args), prefix=args.prefix, signer=signer)
     try:
-        sender.prepare(message)
-    except ControlMessageError as error:  # e.g. a --request-id the schema refuses
+        reply = sender.send(args.device, message, timeout=args.timeout)
+    except ControlMessageError as error:  # e.g. a --request-id the schema refuses (checked before connecting)
         raise UsageError(error.message, fix=error.fix or "") from error
-    reply = sender.send(args.device, message, timeout=args.timeout)
     if args.json:
         print(json.dumps({"request_id": reply.request_id, "accepted": reply.accepted, "command": reply.command,
                           "error": reply.error, "via": reply.via}))  # fmt: skip

@@ -22,8 +22,8 @@ EXAMPLES = """\
   python -m edge subscribe --host broker.lan --store sqlite:///var/lib/expresso/messages.sqlite
   python -m edge subscribe --host broker.lan --store messages.jsonl --kind summary --count 10
   python -m edge subscribe --group ingest --client-id worker-1 --store postgresql://ingest@db/expresso
-exit codes: 0 stopped (SIGINT/SIGTERM, --count or --seconds reached), 3 bad --store, 8 broker unreachable or
-refusing, 9 the store refused a message (it stays unacknowledged in the broker until the next start).
+exit codes: 0 stopped (SIGINT/SIGTERM, --count or --seconds reached), 3 bad --store or TLS files, 8 broker
+unreachable or refusing, 9 the store refused a message (it stays unacknowledged in the broker until the next start).
 Invalid messages are counted and kept aside (table expresso_rejected, or FILE.rejected).
 """
 

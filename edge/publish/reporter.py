@@ -333,14 +333,14 @@ class Reporter:
         if isinstance(outcome, ControlMessageError):
             with self._lock:
                 self._reply = ControlReply.rejected_for(outcome)
-                self._publish_status()
                 self._send_reply(reply_to)
+                self._publish_status()
         elif outcome is not None:
             self.apply_control(outcome, reply_to)
 
     def apply_control(self, command: ControlCommand, reply_to: ReplyTo | None = None) -> None:
-        """Apply a validated, admitted command (as if it came on the control topic) and acknowledge it on status
-        (and to ``reply_to``, an MQTT 5 Response Topic)."""
+        """Apply a validated, admitted command (as if it came on the control topic) and acknowledge it to
+        ``reply_to`` (an MQTT 5 Response Topic) first, so the requester gets its own reply first, then on status."""
         with self._lock:
             try:
                 self._apply(command)
@@ -348,8 +348,8 @@ class Reporter:
             except Exception as error:  # e.g. a full or read-only disk: reported, and never processing by mistake
                 log.exception("control command %r failed", command.command)
                 self._reply = ControlReply.failed_for(command, error)
-            self._publish_status()
             self._send_reply(reply_to)
+            self._publish_status()
 
     def _send_reply(self, reply_to: ReplyTo | None) -> None:
         if reply_to is not None and self._link is not None and self._reply is not None:

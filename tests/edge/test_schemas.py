@@ -3,6 +3,7 @@ generated models get names), and the AsyncAPI document declares its security sch
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -63,3 +64,11 @@ def test_asyncapi_declares_security_correlation_ids_and_message_titles() -> None
     status = load_schema("status")["properties"]["control"]["properties"]
     assert "request_id" in status  # what statusReply points at exists
     assert all(message.get("title") for message in messages.values())
+
+
+def test_message_ids_are_the_component_keys_and_the_document_names_every_one() -> None:
+    document = yaml.safe_load(asyncapi_path().read_text())
+    messages = document["components"]["messages"]
+    assert all(message["name"] == key for key, message in messages.items())
+    listed = re.search(r"components\.messages \(([^)]*)\)", document["info"]["description"])
+    assert listed is not None and {name.strip() for name in listed[1].split(",")} == set(messages)

@@ -63,7 +63,7 @@ def test_the_shipped_acl_confines_devices_and_lets_the_integrator_client_work(tm
         reporter.start()
         assert reporter.connected.wait(10)
         reply = ControlSender(connection, prefix="expresso").send(device, {"command": "resume"})
-        assert reply.accepted  # the integrator wrote the control topic and read the reply
+        assert reply.accepted and reply.via == "response"  # wrote the control topic, read the reply/ tree
         assert reporter.submit([session_summary([13.0] * 6)]) == 1
         assert wait_until(lambda: worker.store.counts().get("summary") == 1)
         assert _publish_as(broker, other, "other-pw", f"expresso/v2/{device}/summary").is_failure  # not its topic

@@ -1,7 +1,7 @@
 """The integrator client against a real Mosquitto and the device's own Reporter: summaries stored once each,
 redeliveries and replayed retained statuses counted as duplicates, invalid messages kept aside, a persistent
 session catching up after a restart, two workers on a shared subscription never storing a summary twice, and
-control answered through the device's status."""
+control answered on the MQTT 5 Response Topic or, for MQTT 3.1.1, through the device's status."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 import pytest
@@ -21,6 +21,7 @@ from edge.cli import main
 from edge.client import Connection, ControlReplyTimeoutError, ControlSender, Integrator, open_store
 from edge.control import ControlMessageError
 from edge.publish import MqttSettings, PrivacySettings, Reporter
+from edge.schemas import CONTRACT_VERSION
 from edge.trust.keys import generate, write_key_pair
 from edge.trust.settings import ControlPolicy, TrustSettings
 
@@ -115,7 +116,7 @@ def test_control_is_answered_through_the_device_status(mqtt_broker: Broker, topi
     reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state", granted=False, trust=remote_grant)
     reporter.start()
     assert reporter.connected.wait(10)
-    connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port)
+    connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port, protocol="3.1.1")  # no Response Topic
     sender = ControlSender(connection, prefix=topic_prefix)
     reply = sender.send(reporter.pseudonym, {"command": "consent", "granted": True}, timeout=10)
     assert reply.accepted and reply.command == "consent" and reply.via == "status"
@@ -129,6 +130,25 @@ def test_control_is_answered_through_the_device_status(mqtt_broker: Broker, topi
     with pytest.raises(ControlReplyTimeoutError, match="no reply"):
         sender.send("f" * 20, {"command": "pause"}, timeout=0.5)
     reporter.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_reused_request_id_gets_the_new_answer_not_the_retained_status_of_the_old_one(
+    mqtt_broker: Broker, topic_prefix: str, tmp_path: Path, protocol: Literal["5", "3.1.1"]
+) -> None:
+    reporter = _reporter(mqtt_broker, topic_prefix, tmp_path / "state", granted=False)
+    reporter.start()
+    try:
+        assert reporter.connected.wait(10)
+        connection = Connection(host=mqtt_broker.host, port=mqtt_broker.port, protocol=protocol)
+        sender = ControlSender(connection, prefix=topic_prefix)
+        first = sender.send(reporter.pseudonym, {"command": "pause", "request_id": "same-1"})
+        assert first.accepted and first.via == {"5": "response", "3.1.1": "status"}[protocol]
+        # the retained status still says "same-1 accepted"; the device refuses this one (a remote grant)
+        again = sender.send(reporter.pseudonym, {"command": "consent", "granted": True, "request_id": "same-1"})
+        assert not again.accepted and again.command == "consent" and "grant" in str(again.error)
+    finally:
+        reporter.stop()
 
 
 def test_a_message_the_store_refused_is_not_acknowledged_and_comes_back_after_a_restart(
@@ -165,11 +185,19 @@ def test_an_mqtt5_reply_on_the_response_topic_is_matched_by_its_correlation_data
         seen.append(request)
         properties = Properties(PacketTypes.PUBLISH)
         properties.CorrelationData = b"someone-else"  # a reply to another request: ignored
-        reply = {"accepted": False, "command": request["command"], "error": "not yours"}
+        reply = {"schema": "expresso-edge/control-reply", "version": CONTRACT_VERSION, "device": device,
+                 "accepted": False, "command": request["command"], "request_id": "someone-else",
+                 "error": "not yours"}  # fmt: skip
         client.publish(message.properties.ResponseTopic, json.dumps(reply), qos=1, properties=properties)
         properties = Properties(PacketTypes.PUBLISH)
         properties.CorrelationData = message.properties.CorrelationData
-        reply = {"accepted": True, "command": request["command"], "request_id": request["request_id"]}
+        for wrong in (
+            {"device": "0" * 20},
+            {"version": CONTRACT_VERSION + 1},
+        ):  # another device's, or not the schema's: ignored
+            invalid = {**reply, "request_id": request["request_id"], **wrong}
+            client.publish(message.properties.ResponseTopic, json.dumps(invalid), qos=1, properties=properties)
+        reply = {**reply, "accepted": True, "request_id": request["request_id"], "error": None}
         client.publish(message.properties.ResponseTopic, json.dumps(reply), qos=1, properties=properties)
 
     device = "ef" * 10
@@ -209,3 +237,11 @@ def test_the_control_command_signs_for_a_device_that_requires_signatures(
         assert accepted["accepted"] and accepted["command"] == "pause" and reporter.consent.paused
     finally:
         reporter.stop()
+
+
+def test_a_request_id_the_schema_refuses_is_a_usage_error_before_any_connection(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["control", "--port", "1", "--device", "ab" * 10, "pause", "--request-id", "no spaces"]
+    assert main(argv) == 2  # port 1 listens to nothing: reaching it would be exit 8
+    assert "request_id" in capsys.readouterr().err

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from summary_factory import summary_document
 
 from edge.client.messages import check
-from edge.client.stores import Store, StoreError, open_store
+from edge.client.stores import PostgresStore, Store, StoreError, open_store
 from edge.errors import ConfigError
 
 DEVICE = "0123456789abcdef0123"
@@ -115,3 +117,50 @@ def test_workers_starting_together_on_a_fresh_postgres_database_all_open_it(post
     assert all(store.counts() == {"rejected": 0} for store in stores)
     for store in stores:
         store.close()
+
+
+def test_a_json_lines_store_opens_after_a_crash_left_a_half_written_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    store = open_store(str(path))
+    first = check(TOPIC, _payload())
+    assert store.add(first)
+    store.reject(check(TOPIC, b"{}"))
+    store.close()
+    with path.open("a") as file:  # the crash: a message's line half written, never acknowledged
+        file.write('{"topic": "acme/v2/')
+    with path.with_name("in.jsonl.rejected").open("a") as file:
+        file.write('{"topic": ')
+    store = open_store(str(path))  # the broker delivers the torn message again: it must be stored
+    assert store.add(first) is False and store.add(check(TOPIC, _payload())) is True
+    store.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["kind"] == "summary" for line in lines)
+    assert len(path.with_name("in.jsonl.rejected").read_text().splitlines()) == 1
+
+
+def test_the_fleet_guide_shows_the_exact_postgresql_tables_a_dba_can_create(postgres_db: str) -> None:
+    guide = (Path(__file__).parents[3] / "docs" / "fleet.md").read_text()
+    block = re.search(r"```sql\n(.*?)```", guide, re.S)
+    assert block is not None and " ".join(block[1].split()) == " ".join(PostgresStore.ddl().split())
+    import psycopg
+
+    role = f"ingest_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_db, autocommit=True) as db:  # created by hand, as the worker's error says
+        db.execute(block[1])
+        db.execute(f"CREATE ROLE {role} LOGIN")  # may read and write the tables, not create any
+        db.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}")
+        db.execute(f"GRANT SELECT, INSERT ON expresso_messages, expresso_rejected TO {role}")
+        db.execute(f"GRANT USAGE ON SEQUENCE expresso_rejected_id_seq TO {role}")
+    store = open_store(postgres_db.replace("postgresql://postgres@", f"postgresql://{role}@"))
+    assert store.add(check(TOPIC, _payload())) and store.counts() == {"summary": 1, "rejected": 0}
+    store.reject(check(TOPIC, b"{}"))
+    store.close()
+
+
+def test_a_json_lines_file_takes_one_worker_at_a_time(tmp_path: Path) -> None:
+    path = str(tmp_path / "in.jsonl")
+    first = open_store(path)
+    with pytest.raises(ConfigError, match="another worker"):  # it would store what the first one stored
+        open_store(path)
+    first.close()
+    open_store(path).close()  # free again once closed
