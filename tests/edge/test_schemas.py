@@ -3,6 +3,7 @@ generated models get names), and the AsyncAPI document declares its security sch
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -72,3 +73,16 @@ def test_message_ids_are_the_component_keys_and_the_document_names_every_one() -
     assert all(message["name"] == key for key, message in messages.items())
     listed = re.search(r"components\.messages \(([^)]*)\)", document["info"]["description"])
     assert listed is not None and {name.strip() for name in listed[1].split(",")} == set(messages)
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    duplicated = sorted({key for key in keys if keys.count(key) > 1})
+    assert not duplicated, f"duplicate keys {duplicated}: JSON parsers keep one silently, YAML-based tools refuse"
+    return dict(pairs)
+
+
+def test_no_schema_repeats_a_key_in_one_object() -> None:
+    # two branches each added "title" to one object: Python kept the last, the AsyncAPI parser refused the file
+    for path in asyncapi_path().parent.glob("*.schema.json"):
+        json.loads(path.read_text(), object_pairs_hook=_refuse_duplicate_keys)
