@@ -101,6 +101,38 @@ def test_check_config_refuses_first_what_run_refuses_with_the_same_code_and_mess
     assert message in err and "Traceback" not in err  # ... with the same message
 
 
+# every refusal at once, in the order run meets them; each step removes the first one
+ALL_AT_ONCE: list[tuple[str, Any]] = [
+    ("bundle", lambda t: {"model": {"bundle": str(t / "no-bundle")}}),
+    ("camera source", lambda t: {"camera": {"source": "nvarguscamerasrc ! video/x-raw ! appsink"}}),
+    ("TLS files", lambda t: {"mqtt.tls": {"enabled": True, "ca_file": str(t / "ca.pem")}}),
+    ("password file", lambda t: {"mqtt": {"username": "u", "password_file": str(t / "pw")}}),
+    ("backend", lambda t: {"model": {"backend": "tensorrt"}}),
+    ("state directory", lambda t: {"device": {"state_dir": str(_file(t) / "state")}}),
+]
+
+
+def test_with_several_refusals_check_config_and_run_name_the_same_first_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # check-config checked the backend before the camera source, run after it: a GStreamer source on a device
+    # without TensorRT was exit 5 in check-config and exit 3 in run
+    if opencv_backend("GSTREAMER"):
+        pytest.skip("this OpenCV build has GStreamer")
+    for first in range(len(ALL_AT_ONCE)):
+        config = base(tmp_path)
+        config["mqtt"] = {"enabled": True}
+        for _, change in ALL_AT_ONCE[first:]:
+            for section, values in change(tmp_path).items():
+                config[section] = {**config.get(section, {}), **values}
+        path = write_config(tmp_path / "c.toml", config)
+        code, report = check(path, capsys)
+        name, message = next((c["check"], c["detail"]) for c in report["checks"] if not c["ok"])
+        assert name == ALL_AT_ONCE[first][0]
+        assert main(["run", "--config", str(path)]) == code, name
+        assert message in capsys.readouterr().err, name
+
+
 def test_a_gstreamer_source_without_gstreamer_says_how_to_get_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
