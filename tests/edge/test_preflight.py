@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -9,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from daemon_media import write_config
 from mqtt_broker import Broker
 
@@ -54,6 +59,28 @@ def _file(tmp_path: Path) -> Path:
     return tmp_path / "a-file"
 
 
+def _password(tmp_path: Path, content: bytes) -> dict[str, dict[str, Any]]:
+    (tmp_path / "pw").write_bytes(content)
+    return {"mqtt": {"enabled": True, "username": "u", "password_file": str(tmp_path / "pw")}}
+
+
+def _encrypted_key(tmp_path: Path) -> dict[str, str]:
+    """A self-signed client certificate whose key is encrypted with a passphrase."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "client.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    encrypted = serialization.BestAvailableEncryption(b"passphrase")
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encrypted)
+    (tmp_path / "client.key").write_bytes(pem)
+    return {"cert_file": str(tmp_path / "client.pem"), "key_file": str(tmp_path / "client.key")}
+
+
 # (what check-config used to call valid, the change, the failed check, its exit code)
 CASES: list[tuple[str, Any, str, int]] = [
     ("missing bundle", lambda t: {"model": {"bundle": str(t / "no-bundle")}}, "bundle", 4),
@@ -75,6 +102,11 @@ CASES: list[tuple[str, Any, str, int]] = [
     ("missing password file", lambda t: {"mqtt": {"enabled": True, "username": "u", "password_file": str(t / "pw")}},
      "password file", 3),
     ("unwritable state dir", lambda t: {"device": {"state_dir": str(_file(t) / "state")}}, "state directory", 3),
+    # a binary password file was a traceback (exit 1), an empty one 'readable' and then every login refused
+    ("binary password file", lambda t: _password(t, b"\xff\xfe\x00"), "password file", 3),
+    ("empty password file", lambda t: _password(t, b""), "password file", 3),
+    # OpenSSL asked for the key's passphrase on the terminal: check-config waited there
+    ("encrypted client key", lambda t: tls(**_encrypted_key(t)), "TLS files", 3),
 ]  # fmt: skip
 
 
@@ -131,6 +163,12 @@ def test_with_several_refusals_check_config_and_run_name_the_same_first_one(
         assert name == ALL_AT_ONCE[first][0]
         assert main(["run", "--config", str(path)]) == code, name
         assert message in capsys.readouterr().err, name
+
+
+def test_an_encrypted_client_key_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # OpenSSL prompted for the passphrase on a terminal (check-config hung) and without one said "Invalid argument"
+    code, report = check(merged(tmp_path, tls(**_encrypted_key(tmp_path))), capsys)
+    assert code == 3 and "encrypted with a passphrase" in failed(report)["TLS files"]
 
 
 def test_a_gstreamer_source_without_gstreamer_says_how_to_get_it(
