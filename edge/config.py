@@ -211,7 +211,25 @@ def _relative_to(config: Config, base: Path, data: dict[str, Any]) -> Config:
     source = camera.source
     if "source" in data.get("camera", {}) and (base / source).is_file() and not Path(source).is_absolute():
         camera = camera.model_copy(update={"source": str(base / source)})
-    return config.model_copy(update={"device": device, "model": model, "camera": camera})
+    return config.model_copy(
+        update={"device": device, "model": model, "camera": camera, "mqtt": _mqtt_files(config, base, data)}
+    )
+
+
+def _mqtt_files(config: Config, base: Path, data: dict[str, Any]) -> MqttSettings:
+    """The password and TLS files from the file, against its directory (they were read against the working
+    directory: check-config run in /etc/expresso-edge found what the daemon, started in /, refused)."""
+    mqtt, tls = config.mqtt, config.mqtt.tls
+    given = data.get("mqtt", {})
+
+    def resolved(path: Path | None, key: str, section: dict[str, Any]) -> Path | None:
+        if path is not None and key in section and not path.is_absolute():
+            return base / path
+        return path
+
+    names = ("ca_file", "cert_file", "key_file")
+    tls = tls.model_copy(update={name: resolved(getattr(tls, name), name, given.get("tls", {})) for name in names})
+    return mqtt.model_copy(update={"password_file": resolved(mqtt.password_file, "password_file", given), "tls": tls})
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:

@@ -249,3 +249,18 @@ def test_every_numeric_key_refuses_non_finite_and_absurd_values_naming_itself(
         assert len(problems) == 1 and problems[0].startswith(f"--set: {key}: "), (value, problems)
         if value in ("inf", "-inf", "nan") and not integer:
             assert "must be a finite number" in problems[0], problems[0]
+
+
+def test_password_and_tls_files_are_taken_relative_to_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # they were read against the working directory: check-config run beside the file found them, the daemon
+    # (started by systemd in /) refused them
+    tls = {"enabled": True, "ca_file": "ca.pem", "cert_file": "/abs/client.pem", "key_file": "client.key"}
+    path = write_config(tmp_path / "c.toml", {"mqtt": {"username": "u", "password_file": "pw"}, "mqtt.tls": tls})
+    monkeypatch.chdir("/")
+    mqtt = load_config(path).mqtt
+    assert mqtt.password_file == tmp_path / "pw" and mqtt.tls.ca_file == tmp_path / "ca.pem"
+    assert mqtt.tls.key_file == tmp_path / "client.key" and mqtt.tls.cert_file == Path("/abs/client.pem")
+    bare = write_config(tmp_path / "bare.toml", {})
+    assert load_config(bare, ["mqtt.password_file=pw"]).mqtt.password_file == Path("pw")  # a --set path: the caller's
