@@ -67,12 +67,29 @@ def device_pseudonym(state_dir: Path) -> str:
     return pseudonym_from_secret(load_or_create_secret(state_dir))
 
 
-def _read_secret(path: Path) -> bytes:
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        log.warning("device secret %s had mode %o; tightening to 0600", path, mode)
-        path.chmod(0o600)
-    data = path.read_bytes()
+def check_secret(state_dir: Path) -> bool:
+    """An existing device secret reads and is whole (ConfigError otherwise, as at start); False when there is none
+    yet. Changes nothing."""
+    path = state_dir / SECRET_NAME
+    if not path.exists():
+        return False
+    _read_secret(path, tighten=False)
+    return True
+
+
+def _read_secret(path: Path, *, tighten: bool = True) -> bytes:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if tighten and mode & 0o077:
+            log.warning("device secret %s had mode %o; tightening to 0600", path, mode)
+            path.chmod(0o600)
+        data = path.read_bytes()
+    except OSError as error:  # e.g. a directory, or owned by another user: a traceback and exit 1 before
+        raise ConfigError(
+            f"device secret {path} cannot be read ({error.strerror})",
+            fix="make it a file readable by the daemon's user, or delete it to create a new device pseudonym "
+            "(integrators will see a new device)",
+        ) from error
     if len(data) < SECRET_BYTES:
         raise ConfigError(
             f"device secret {path} holds {len(data)} bytes, expected {SECRET_BYTES}",

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +128,27 @@ def _private_file(path: Path) -> None:
     path.chmod(0o600)
 
 
+def _unopenable(path: Path, error: Exception) -> ConfigError:
+    return ConfigError(
+        f"outbox {path} cannot be opened ({error})",
+        fix="check the state directory's permissions and free space; a corrupt outbox can be deleted",
+    )
+
+
+def check_outbox_file(state_dir: Path) -> bool:
+    """An existing outbox is a database :class:`Outbox` can open (its ConfigError otherwise); False when there is
+    none. Read as immutable: no lock, no ``-wal``/``-shm`` created (a root-owned one would lock the daemon out)."""
+    path = state_dir / OUTBOX_NAME
+    if not path.exists():
+        return False
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as db:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except (sqlite3.DatabaseError, OSError) as error:
+        raise _unopenable(path, error) from error
+    return True
+
+
 class Outbox:
     """A bounded, thread-safe, crash-safe FIFO of messages awaiting acknowledgement."""
 
@@ -160,10 +181,7 @@ class Outbox:
                 (DROPPABLE_FIRST,),
             ).fetchone()
         except (sqlite3.DatabaseError, OSError) as error:
-            raise ConfigError(
-                f"outbox {self.path} cannot be opened ({error})",
-                fix="check the state directory's permissions and free space; a corrupt outbox can be deleted",
-            ) from error
+            raise _unopenable(self.path, error) from error
         self._count, self._bytes, self._rolling = int(count), int(size), int(rolling)
         self.reserve = state_dir / RESERVE_NAME
         self._hold_reserve()

@@ -19,6 +19,9 @@ from mqtt_broker import Broker
 
 from edge.cli import main
 from edge.config import DEMO_BUNDLE
+from edge.privacy.pseudonym import load_or_create_secret
+from edge.publish.outbox import Outbox
+from edge.publish.settings import OutboxSettings
 from edge.sources import opencv_backend
 from edge.statelock import StateDirLock
 
@@ -64,6 +67,14 @@ def _password(tmp_path: Path, content: bytes) -> dict[str, dict[str, Any]]:
     return {"mqtt": {"enabled": True, "username": "u", "password_file": str(tmp_path / "pw")}}
 
 
+def _in_state(tmp_path: Path, name: str, content: bytes | None) -> dict[str, dict[str, Any]]:
+    """A file in the state directory (a directory in its place when ``content`` is None)."""
+    path = tmp_path / "state" / name
+    path.parent.mkdir(exist_ok=True)
+    path.mkdir() if content is None else path.write_bytes(content)
+    return {}
+
+
 def _encrypted_key(tmp_path: Path) -> dict[str, str]:
     """A self-signed client certificate whose key is encrypted with a passphrase."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -107,6 +118,10 @@ CASES: list[tuple[str, Any, str, int]] = [
     ("empty password file", lambda t: _password(t, b""), "password file", 3),
     # OpenSSL asked for the key's passphrase on the terminal: check-config waited there
     ("encrypted client key", lambda t: tls(**_encrypted_key(t)), "TLS files", 3),
+    # run refused these at start (a secret it cannot read was a traceback, exit 1): check-config called them valid
+    ("unreadable device secret", lambda t: _in_state(t, "device.secret", None), "state files", 3),
+    ("short device secret", lambda t: _in_state(t, "device.secret", b"short"), "state files", 3),
+    ("corrupt outbox", lambda t: _in_state(t, "outbox.sqlite3", b"not a database"), "state files", 3),
 ]  # fmt: skip
 
 
@@ -195,6 +210,23 @@ def test_a_good_configuration_passes_every_check_and_probe_reads_a_frame(
     probe = next(c for c in report["checks"] if c["check"] == "probe")
     assert probe["detail"].startswith("frame ") and "x" in probe["detail"]
     assert not (tmp_path / "state").exists()  # a preflight creates nothing
+
+
+def test_the_state_files_are_read_without_creating_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a -shm or -wal created by a check-config run as root would lock the daemon's own user out of its outbox
+    state = tmp_path / "state"
+    load_or_create_secret(state)
+    outbox = Outbox(state, OutboxSettings())
+    outbox.put("m1", "t", b"{}", kind="session")
+    outbox.close()
+    before = sorted(p.name for p in state.iterdir())
+    code, report = check(merged(tmp_path, {}), capsys)
+    assert code == 0
+    assert (
+        next(c for c in report["checks"] if c["check"] == "state files")["detail"]
+        == "device secret and outbox readable"
+    )
+    assert sorted(p.name for p in state.iterdir()) == before
 
 
 def test_probe_refuses_a_file_that_does_not_decode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
