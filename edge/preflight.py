@@ -23,6 +23,7 @@ from edge.config import Config
 from edge.errors import BrokerError, ConfigError, InputError
 from edge.publish.settings import MqttSettings
 from edge.sources import SourceKind, classify_source, display_source, opencv_backend
+from edge.statelock import StateDirLock
 
 PROBE_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
@@ -167,7 +168,9 @@ def check_state_files(state_dir: Path) -> str:
 
     checks = (("device secret", check_secret), ("outbox", check_outbox_file))
     found = [name for name, there in checks if there(state_dir)]
-    return f"{' and '.join(found)} readable" if found else "none yet"
+    held = StateDirLock(state_dir).holder()
+    running = f"; in use by a running daemon (pid {held}): run refuses a second one here" if held else ""
+    return (f"{' and '.join(found)} readable" if found else "none yet") + running
 
 
 def check_connect(mqtt: MqttSettings, timeout: float = CONNECT_TIMEOUT_S) -> str:

@@ -259,7 +259,12 @@ def test_a_second_daemon_on_one_state_directory_exits_3_naming_the_holder(
         assert main(["run", "--config", str(path)]) == 3
         err = capsys.readouterr().err
         assert f"in use by another expresso-edge daemon (pid {os.getpid()})" in err and "Traceback" not in err
+        # check-config (run beside the daemon, e.g. by install.sh before a restart) says so without failing
+        code, report = check(path, capsys)
+        detail = next(c for c in report["checks"] if c["check"] == "state files")["detail"]
+        assert code == 0 and f"in use by a running daemon (pid {os.getpid()})" in detail
     finally:
         holder.release()
+    assert StateDirLock(tmp_path / "state").holder() is None
     again = StateDirLock(tmp_path / "state").acquire()  # free once released (or once the holder died)
     again.release()
