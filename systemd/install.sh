@@ -124,7 +124,7 @@ if [[ -e "$CONF_DIR/config.toml" ]]; then
     echo "    keeping the existing $CONF_DIR/config.toml"
 else
     run install -m 0644 "$HERE/config.example.toml" "$CONF_DIR/config.toml"
-    echo "    wrote $CONF_DIR/config.toml: set camera.source, mqtt.host and privacy.consent before starting"
+    [[ $DRY -eq 1 ]] || echo "    wrote $CONF_DIR/config.toml: set camera.source, mqtt.host and privacy.consent before starting"
 fi
 
 echo "==> unit $UNIT"

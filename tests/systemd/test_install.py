@@ -102,6 +102,7 @@ def test_a_dry_run_changes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     out = install(root, env, "--dry-run", "--slim").stdout
     assert "would run:" in out and "pip install" in out and "[device]" in out
     assert "pip uninstall -y -q jax jaxlib ml_dtypes" in out
+    assert "wrote" not in out  # it said it wrote the configuration
     assert not root.exists()
     assert "would run: rm -rf" in install(root, env, "--uninstall", "--purge", "--dry-run").stdout
     assert not root.exists()
