@@ -246,6 +246,10 @@ def test_connect_reaches_the_broker_or_says_why_not(
         port = free.getsockname()[1]
     code, report = check(merged(tmp_path, {"mqtt": {**mqtt, "port": port}}), capsys, "--connect")
     assert code == 8 and "cannot be reached" in failed(report)["connect"]
+    code, report = check(merged(tmp_path, {"mqtt": {**mqtt, "enabled": False}}), capsys, "--connect")
+    assert (
+        code == 0 and next(c for c in report["checks"] if c["check"] == "connect")["detail"] == "skipped: MQTT is off"
+    )
 
 
 def test_a_second_daemon_on_one_state_directory_exits_3_naming_the_holder(
