@@ -8,6 +8,7 @@ holding the last holder's pid, and an erase keeps it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -42,8 +43,9 @@ class StateDirLock:
                 f"device.state_dir {self.path.parent} is in use by another expresso-edge daemon (pid {holder})",
                 fix="stop that daemon (systemctl stop expresso-edge) or give this one its own device.state_dir",
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # a full disk: the lock holds all the same, only the pid goes unnamed
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -159,32 +160,46 @@ class Outbox:
         self._lock = threading.Lock()
         self.dropped = 0
         self._drops = DropLog()
+        self.reserve = state_dir / RESERVE_NAME
         try:
-            _private_file(self.path)
-            for suffix in ("-wal", "-shm"):  # left by an older version or another umask
-                with suppress(FileNotFoundError):
-                    self.path.with_name(self.path.name + suffix).chmod(0o600)
-            self._db: sqlite3.Connection | None = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=10.0
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-            self._db.execute(_SCHEMA[0])
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+            self._db: sqlite3.Connection | None = self._connect()
+        except (sqlite3.DatabaseError, OSError) as error:
+            # a restart on a full disk (after a crash or a watchdog kill): the WAL and -shm cannot be made; the
+            # reserve gives the room back (it refused with exit 3, which systemd does not restart)
+            if shutil.disk_usage(state_dir).free >= RESERVE_BYTES or not self.release_reserve():
+                raise _unopenable(self.path, error) from error
+            try:
+                self._db = self._connect()
+            except (sqlite3.DatabaseError, OSError) as again:
+                raise _unopenable(self.path, again) from again
+        self._hold_reserve()
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the database (0600), create or upgrade its table, and read the kept counts."""
+        _private_file(self.path)
+        for suffix in ("-wal", "-shm"):  # left by an older version or another umask
+            with suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + suffix).chmod(0o600)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+            db.execute(_SCHEMA[0])
+            columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
             if "not_before" not in columns:  # an outbox written before summaries were held
-                self._db.execute("ALTER TABLE messages ADD COLUMN not_before REAL NOT NULL DEFAULT 0")
-            self._db.execute(_SCHEMA[1])
-            self._db.execute(_HELD_INDEX)
-            count, size, rolling = self._db.execute(
+                db.execute("ALTER TABLE messages ADD COLUMN not_before REAL NOT NULL DEFAULT 0")
+            db.execute(_SCHEMA[1])
+            db.execute(_HELD_INDEX)
+            count, size, rolling = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) FILTER (WHERE kind = ?) FROM messages",
                 (DROPPABLE_FIRST,),
             ).fetchone()
-        except (sqlite3.DatabaseError, OSError) as error:
-            raise _unopenable(self.path, error) from error
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
         self._count, self._bytes, self._rolling = int(count), int(size), int(rolling)
-        self.reserve = state_dir / RESERVE_NAME
-        self._hold_reserve()
+        return db
 
     def _hold_reserve(self) -> None:
         """Write the reserve file (real blocks, not a sparse file) unless it is there already."""

@@ -16,9 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from daemon_media import write_config
 from mqtt_broker import Broker
+from small_disk import fill, small_disk
 
 from edge.cli import main
 from edge.config import DEMO_BUNDLE
+from edge.errors import ConfigError
 from edge.privacy.pseudonym import load_or_create_secret
 from edge.publish.outbox import Outbox
 from edge.publish.settings import OutboxSettings
@@ -272,3 +274,15 @@ def test_a_second_daemon_on_one_state_directory_exits_3_naming_the_holder(
     assert StateDirLock(tmp_path / "state").holder() is None
     again = StateDirLock(tmp_path / "state").acquire()  # free once released (or once the holder died)
     again.release()
+
+
+def test_the_lock_is_taken_on_a_full_disk(tmp_path: Path) -> None:
+    # writing the pid into the lock file on a full disk was a traceback and exit 1
+    with small_disk(tmp_path / "disk", 1) as disk:
+        fill(disk)
+        lock = StateDirLock(disk).acquire()
+        try:
+            with pytest.raises(ConfigError, match=r"in use by another expresso-edge daemon \(pid unknown\)"):
+                StateDirLock(disk).acquire()
+        finally:
+            lock.release()

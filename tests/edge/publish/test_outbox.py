@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from small_disk import fill, small_disk
 
 from edge.publish.outbox import OUTBOX_NAME, Outbox, OutboxWriteError
 from edge.publish.settings import OutboxSettings
@@ -109,6 +110,21 @@ def test_a_full_database_raises_a_clear_error_and_keeps_what_it_had(tmp_path: Pa
     assert error.value.fix and "free space" in error.value.fix
     assert [r.message_id for r in outbox.pending()] == ["kept"]
     outbox.close()
+
+
+def test_a_restart_on_a_full_disk_opens_with_the_reserve_and_keeps_what_waited(tmp_path: Path) -> None:
+    # a daemon restarted on a full disk (after a crash or a watchdog kill) could not make the WAL: exit 3, which
+    # systemd does not restart, with the reserve meant for this still on the disk
+    with small_disk(tmp_path / "disk", 8) as disk:
+        outbox = Outbox(disk, OutboxSettings())
+        outbox.put("waiting", "t", b"x" * 100, kind="session")
+        outbox.close()
+        fill(disk)
+        again = Outbox(disk, OutboxSettings())
+        assert [r.message_id for r in again.pending()] == ["waiting"]
+        again.put("new", "t", b"y" * 100, kind="session")
+        assert [r.message_id for r in again.pending()] == ["waiting", "new"]
+        again.close()
 
 
 def test_puts_and_stats_never_scan_the_table(tmp_path: Path) -> None:
