@@ -7,11 +7,13 @@ on-device erase keeps it (the integrator still needs to reach the device to see 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import logging
 import os
 import secrets
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -49,6 +51,8 @@ def load_or_create_secret(state_dir: Path) -> bytes:
     except FileExistsError:
         return _read_secret(path)
     except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _full(state_dir) from error
         raise ConfigError(
             f"state directory {state_dir} is not writable ({error})",
             fix="create it owned by the daemon's user (systemd: StateDirectory=) or pass another state directory",
@@ -72,9 +76,18 @@ def check_secret(state_dir: Path) -> bool:
     yet. Changes nothing."""
     path = state_dir / SECRET_NAME
     if not path.exists():
+        if state_dir.is_dir() and shutil.disk_usage(state_dir).free == 0:
+            raise _full(state_dir)
         return False
     _read_secret(path, tighten=False)
     return True
+
+
+def _full(state_dir: Path) -> ConfigError:
+    return ConfigError(
+        f"state directory {state_dir} is full: the device secret cannot be created",
+        fix="free space in its file system (df, journalctl --vacuum-size=...), then start again",
+    )
 
 
 def _read_secret(path: Path, *, tighten: bool = True) -> bytes:

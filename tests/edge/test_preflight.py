@@ -286,3 +286,17 @@ def test_the_lock_is_taken_on_a_full_disk(tmp_path: Path) -> None:
                 StateDirLock(disk).acquire()
         finally:
             lock.release()
+
+
+def test_a_first_start_on_a_full_disk_is_named_as_such_by_check_config_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # run said "not writable ... create it owned by the daemon's user"; check-config called it valid
+    with small_disk(tmp_path / "disk", 1) as disk:
+        fill(disk)
+        path = merged(tmp_path, {"device": {"state_dir": str(disk)}})
+        code, report = check(path, capsys)
+        assert code == 3 and "is full: the device secret cannot be created" in failed(report)["state files"]
+        assert main(["run", "--config", str(path)]) == 3
+        err = capsys.readouterr().err
+        assert failed(report)["state files"] in err and "Traceback" not in err
