@@ -140,9 +140,11 @@ fi
 if [[ $DRY -eq 0 ]]; then
     NEW="$("$DEST/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("expresso-edge"))')"
     echo "==> installed expresso-edge $NEW ($(du -sh "$DEST/venv" | cut -f1) in $DEST/venv)"
-    echo "==> preflight: $PREFIX/venv/bin/python -m edge check-config $CONF_DIR/config.toml"
-    "$DEST/venv/bin/python" -m edge check-config "$CONF_DIR/config.toml" ||
-        echo "    the configuration is not ready yet (see above); fix it, then rerun check-config"
+    # a staging root: its state directory, not this machine's (the camera is checked on the target)
+    PREFLIGHT=("$DEST/venv/bin/python" -m edge check-config "$CONF_DIR/config.toml")
+    if [[ -n "$ROOT" ]]; then PREFLIGHT+=(--set "device.state_dir=$STATE_DIR"); fi
+    echo "==> preflight: ${PREFLIGHT[*]}"
+    "${PREFLIGHT[@]}" || echo "    the configuration is not ready yet (see above); fix it, then rerun check-config"
 fi
 
 if [[ $SYSTEMD -eq 1 ]]; then

@@ -69,6 +69,8 @@ def test_install_upgrade_uninstall_and_purge_in_a_root_prefix(tmp_path: Path, wh
     out = install(root, env, "--from", str(wheel)).stdout
     venv = root / PREFIX.lstrip("/") / "venv"
     assert "virtual environment in" in out and (venv / "bin" / "python").exists()
+    # the preflight looked at this machine's /var/lib/expresso-edge, not the staged one
+    assert f"check-config {root}/etc/expresso-edge/config.toml --set device.state_dir={root}/var/lib/" in out
     unit = (root / "etc/systemd/system/expresso-edge.service").read_text()
     assert f"ExecStart={PREFIX}/venv/bin/python -m edge run" in unit
     config = root / "etc/expresso-edge/config.toml"
