@@ -105,7 +105,10 @@ else
 fi
 # The device extra only: the daemon's dependencies, never the PyTorch side (export).
 if [[ -f "$SRC" ]]; then TARGET="$SRC[device]"; else TARGET="$(cd "$SRC" && pwd)[device]"; fi
+LEFT=()  # what pip's in-tree build leaves in a checkout (root-owned under sudo): removed unless it was there
+for made in build expresso_edge.egg-info; do [[ ! -d "$SRC" || -e "$SRC/$made" ]] || LEFT+=("$SRC/$made"); done
 run "$DEST/venv/bin/python" -m pip install -q --upgrade "$TARGET"
+if [[ $DRY -eq 0 && ${#LEFT[@]} -gt 0 ]]; then rm -rf "${LEFT[@]}"; fi
 if [[ $SLIM -eq 1 ]]; then
     # mediapipe declares jax, jaxlib and ml_dtypes (its model tools use them); the face mesh and face detection the
     # daemon runs do not import them. Removed, then the face mesh is built once to prove it; put back if it fails.
