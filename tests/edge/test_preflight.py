@@ -98,6 +98,7 @@ def _encrypted_key(tmp_path: Path) -> dict[str, str]:
 CASES: list[tuple[str, Any, str, int]] = [
     ("missing bundle", lambda t: {"model": {"bundle": str(t / "no-bundle")}}, "bundle", 4),
     ("tensorrt here", lambda t: {"model": {"backend": "tensorrt"}}, "backend", 5),
+    ("precision the bundle lacks", lambda t: {"model": {"precision": "fp16"}}, "backend", 6),
     (
         "gstreamer without gstreamer",
         lambda t: {"camera": {"source": "nvarguscamerasrc ! video/x-raw ! appsink"}},
@@ -186,6 +187,14 @@ def test_an_encrypted_client_key_is_named_as_such(tmp_path: Path, capsys: pytest
     # OpenSSL prompted for the passphrase on a terminal (check-config hung) and without one said "Invalid argument"
     code, report = check(merged(tmp_path, tls(**_encrypted_key(tmp_path))), capsys)
     assert code == 3 and "encrypted with a passphrase" in failed(report)["TLS files"]
+
+
+def test_a_precision_the_bundle_lacks_names_the_configuration_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the fix said "pass --precision int8", an option no daemon command has
+    code, report = check(merged(tmp_path, {"model": {"precision": "fp16"}}), capsys)
+    assert code == 6 and "set model.precision to int8 or auto" in failed(report)["backend"]
 
 
 def test_a_gstreamer_source_without_gstreamer_says_how_to_get_it(
