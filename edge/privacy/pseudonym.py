@@ -38,7 +38,7 @@ def load_or_create_secret(state_dir: Path) -> bytes:
     if path.exists():
         return _read_secret(path)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the preflight makes it for the daemon
         fd, tmp = tempfile.mkstemp(prefix=f".{SECRET_NAME}.", dir=state_dir)  # mode 0600 from the start
         try:
             with os.fdopen(fd, "wb") as handle:

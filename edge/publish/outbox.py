@@ -154,7 +154,7 @@ class Outbox:
     """A bounded, thread-safe, crash-safe FIFO of messages awaiting acknowledgement."""
 
     def __init__(self, state_dir: Path, settings: OutboxSettings) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = state_dir / OUTBOX_NAME
         self._settings = settings
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,16 @@ def test_pseudonym_is_stable_across_restarts_and_secret_is_0600(tmp_path: Path) 
     assert device_pseudonym(tmp_path / "other") != first
     secret = (tmp_path / SECRET_NAME).read_bytes()
     assert first == pseudonym_from_secret(secret) and secret.hex()[:20] != first
+
+
+def test_a_state_directory_made_for_the_secret_is_private(tmp_path: Path) -> None:
+    # `edge identity` before the first start made the state directory 0755: every file name in it readable
+    old = os.umask(0)
+    try:
+        device_pseudonym(tmp_path / "new" / "state")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new" / "state").stat().st_mode) == 0o700
 
 
 def test_a_loose_secret_mode_is_tightened_and_a_short_secret_refused(tmp_path: Path) -> None:

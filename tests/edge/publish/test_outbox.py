@@ -166,12 +166,14 @@ def test_a_message_dropped_as_soon_as_stored_is_reported_as_dropped(
 
 def test_database_wal_and_shm_are_private_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)  # outside systemd (UMask=0077) the -wal and -shm were created 0644
+    state = tmp_path / "state"  # and a state directory the outbox made was 0755
     try:
-        outbox = Outbox(tmp_path, OutboxSettings())
+        outbox = Outbox(state, OutboxSettings())
         outbox.put("s0", "t", b"x", kind="session")
-        files = [tmp_path / f"{OUTBOX_NAME}{suffix}" for suffix in ("", "-wal", "-shm")]
+        files = [state / f"{OUTBOX_NAME}{suffix}" for suffix in ("", "-wal", "-shm")]
         assert all(path.exists() for path in files)
         assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
+        assert oct(state.stat().st_mode & 0o777) == "0o700"
         outbox.close()
     finally:
         os.umask(old)
