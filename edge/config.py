@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from edge.errors import ConfigError
@@ -130,6 +130,15 @@ class FaceSettings(_Section):
     min_face_fraction: float = Field(
         _FACE.min_face_fraction, gt=0, le=1, description="share of a window's frames that must show the face"
     )
+
+    @model_validator(mode="after")
+    def _brightness_range(self) -> FaceSettings:
+        if self.min_brightness >= self.max_brightness:  # every frame would fail the quality gate, silently
+            raise ValueError(
+                f"face.min_brightness ({self.min_brightness}) must be below face.max_brightness "
+                f"({self.max_brightness}), or no frame passes the quality gate"
+            )
+        return self
 
     def to_face_config(self) -> FaceConfig:
         """The face pipeline's own configuration with these values."""

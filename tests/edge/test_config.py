@@ -264,3 +264,10 @@ def test_password_and_tls_files_are_taken_relative_to_the_configuration_file(
     assert mqtt.tls.key_file == tmp_path / "client.key" and mqtt.tls.cert_file == Path("/abs/client.pem")
     bare = write_config(tmp_path / "bare.toml", {})
     assert load_config(bare, ["mqtt.password_file=pw"]).mqtt.password_file == Path("pw")  # a --set path: the caller's
+
+
+def test_a_brightness_range_no_frame_can_pass_is_refused(tmp_path: Path) -> None:
+    # each bound was checked alone: min 200 and max 100 passed, and every window then failed the quality gate
+    path = write_config(tmp_path / "e.toml", {})
+    (line,) = problems_of(path, "face.min_brightness=200", "face.max_brightness=100")
+    assert "face.min_brightness (200.0) must be below face.max_brightness (100.0)" in line
