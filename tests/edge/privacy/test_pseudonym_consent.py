@@ -109,3 +109,13 @@ def test_a_corrupt_consent_file_stays_revoked_even_with_consent_granted_in_confi
     assert json.loads((tmp_path / CONSENT_NAME).read_text()) == {"granted": False, "paused": False, "source": "corrupt"}
     assert ConsentStore(tmp_path).apply_config("granted").label == "revoked"  # a restart does not re-grant it
     assert ConsentStore(tmp_path).record(True, "control").processing_allowed  # a control message does
+
+
+def test_a_state_file_that_cannot_be_read_is_refused_like_a_corrupt_one(tmp_path: Path) -> None:
+    # a read error other than a missing file (a directory here; a file of another owner outside systemd) was a
+    # traceback and exit 1, which systemd restarts for ever; a corrupt record has a safe default (revoked, spent)
+    from edge.privacy.statefile import read_json
+
+    (tmp_path / CONSENT_NAME).mkdir()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        read_json(tmp_path / CONSENT_NAME, fix="f")
