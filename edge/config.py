@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from edge.errors import ConfigError
@@ -136,6 +136,15 @@ class FaceSettings(_Section):
         _FACE.min_face_fraction, gt=0, le=1, description="share of a window's frames that must show the face"
     )
 
+    @model_validator(mode="after")
+    def _brightness_range(self) -> FaceSettings:
+        if self.min_brightness >= self.max_brightness:  # every frame would fail the quality gate, silently
+            raise ValueError(
+                f"face.min_brightness ({self.min_brightness}) must be below face.max_brightness "
+                f"({self.max_brightness}), or no frame passes the quality gate"
+            )
+        return self
+
     def to_face_config(self) -> FaceConfig:
         """The face pipeline's own configuration with these values."""
         return dataclasses.replace(_FACE, **self.model_dump())
@@ -216,7 +225,25 @@ def _relative_to(config: Config, base: Path, data: dict[str, Any]) -> Config:
     source = camera.source
     if "source" in data.get("camera", {}) and (base / source).is_file() and not Path(source).is_absolute():
         camera = camera.model_copy(update={"source": str(base / source)})
-    return config.model_copy(update={"device": device, "model": model, "camera": camera})
+    return config.model_copy(
+        update={"device": device, "model": model, "camera": camera, "mqtt": _mqtt_files(config, base, data)}
+    )
+
+
+def _mqtt_files(config: Config, base: Path, data: dict[str, Any]) -> MqttSettings:
+    """The password and TLS files from the file, against its directory (they were read against the working
+    directory: check-config run in /etc/expresso-edge found what the daemon, started in /, refused)."""
+    mqtt, tls = config.mqtt, config.mqtt.tls
+    given = data.get("mqtt", {})
+
+    def resolved(path: Path | None, key: str, section: dict[str, Any]) -> Path | None:
+        if path is not None and key in section and not path.is_absolute():
+            return base / path
+        return path
+
+    names = ("ca_file", "cert_file", "key_file")
+    tls = tls.model_copy(update={name: resolved(getattr(tls, name), name, given.get("tls", {})) for name in names})
+    return mqtt.model_copy(update={"password_file": resolved(mqtt.password_file, "password_file", given), "tls": tls})
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:

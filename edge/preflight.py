@@ -3,8 +3,9 @@
 ``run`` calls them before it starts anything; ``check-config`` calls the same functions, so it refuses first
 what ``run`` would refuse, with the same exit code and message. Each raises the project's error for its failure:
 bundle (4), backend or precision (5/6), camera source kind this OpenCV cannot open (3), TLS and password files
-(3), state directory (3); the optional checks: ``--probe`` opens the source and reads a frame (6), ``--connect``
-reaches the broker (8). None of them imports mediapipe or writes into the state directory.
+(3), state directory and the device secret and outbox in it (3); the optional checks: ``--probe`` opens the
+source and reads a frame (6), ``--connect`` reaches the broker (8). None of them imports mediapipe or writes into
+the state directory.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from edge.config import Config
 from edge.errors import BrokerError, BundleError, ConfigError, InputError
 from edge.publish.settings import MqttSettings
 from edge.sources import SourceKind, classify_source, display_source, opencv_backend
+from edge.statelock import StateDirLock
 
 PROBE_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
@@ -185,6 +187,19 @@ def check_state_dir(state_dir: Path, *, create: bool) -> None:
     except OSError as error:
         where = "is not writable" if target == state_dir else f"cannot be created in {target}"
         raise ConfigError(f"device.state_dir {state_dir} {where} ({error.strerror})", fix=fix) from error
+
+
+def check_state_files(state_dir: Path) -> str:
+    """The device secret and outbox already in the state directory read as the daemon will read them (ConfigError,
+    exit 3, with the daemon's message otherwise); nothing is changed or created."""
+    from edge.privacy.pseudonym import check_secret
+    from edge.publish.outbox import check_outbox_file
+
+    checks = (("device secret", check_secret), ("outbox", check_outbox_file))
+    found = [name for name, there in checks if there(state_dir)]
+    held = StateDirLock(state_dir).holder()
+    running = f"; in use by a running daemon (pid {held}): run refuses a second one here" if held else ""
+    return (f"{' and '.join(found)} readable" if found else "none yet") + running
 
 
 def check_connect(mqtt: MqttSettings, timeout: float = CONNECT_TIMEOUT_S) -> str:

@@ -8,6 +8,7 @@ holding the last holder's pid, and an erase keeps it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -36,19 +37,39 @@ class StateDirLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            holder = _pid_in(fd)
             os.close(fd)
             raise ConfigError(
                 f"device.state_dir {self.path.parent} is in use by another expresso-edge daemon (pid {holder})",
                 fix="stop that daemon (systemctl stop expresso-edge) or give this one its own device.state_dir",
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # a full disk: the lock holds all the same, only the pid goes unnamed
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def holder(self) -> str | None:
+        """The pid of the daemon that holds the lock now, else None; takes nothing and creates nothing."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:  # no lock file yet (no daemon ever ran here) or not ours to read
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _pid_in(fd)
+        finally:
+            os.close(fd)  # also lets go of the shared lock
+        return None
 
     def release(self) -> None:
         """Let go of the lock (idempotent)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _pid_in(fd: int) -> str:
+    """The pid the holder wrote into the lock file."""
+    return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"

@@ -105,7 +105,10 @@ else
 fi
 # The device extra only: the daemon's dependencies, never the PyTorch side (export).
 if [[ -f "$SRC" ]]; then TARGET="$SRC[device]"; else TARGET="$(cd "$SRC" && pwd)[device]"; fi
+LEFT=()  # what pip's in-tree build leaves in a checkout (root-owned under sudo): removed unless it was there
+for made in build expresso_edge.egg-info; do [[ ! -d "$SRC" || -e "$SRC/$made" ]] || LEFT+=("$SRC/$made"); done
 run "$DEST/venv/bin/python" -m pip install -q --upgrade "$TARGET"
+if [[ $DRY -eq 0 && ${#LEFT[@]} -gt 0 ]]; then rm -rf "${LEFT[@]}"; fi
 if [[ $SLIM -eq 1 ]]; then
     # mediapipe declares jax, jaxlib and ml_dtypes (its model tools use them); the face mesh and face detection the
     # daemon runs do not import them. Removed, then the face mesh is built once to prove it; put back if it fails.
@@ -124,7 +127,7 @@ if [[ -e "$CONF_DIR/config.toml" ]]; then
     echo "    keeping the existing $CONF_DIR/config.toml"
 else
     run install -m 0644 "$HERE/config.example.toml" "$CONF_DIR/config.toml"
-    echo "    wrote $CONF_DIR/config.toml: set camera.source, mqtt.host and privacy.consent before starting"
+    [[ $DRY -eq 1 ]] || echo "    wrote $CONF_DIR/config.toml: set camera.source, mqtt.host and privacy.consent before starting"
 fi
 
 echo "==> unit $UNIT"
@@ -140,9 +143,11 @@ fi
 if [[ $DRY -eq 0 ]]; then
     NEW="$("$DEST/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("expresso-edge"))')"
     echo "==> installed expresso-edge $NEW ($(du -sh "$DEST/venv" | cut -f1) in $DEST/venv)"
-    echo "==> preflight: $PREFIX/venv/bin/python -m edge check-config $CONF_DIR/config.toml"
-    "$DEST/venv/bin/python" -m edge check-config "$CONF_DIR/config.toml" ||
-        echo "    the configuration is not ready yet (see above); fix it, then rerun check-config"
+    # a staging root: its state directory, not this machine's (the camera is checked on the target)
+    PREFLIGHT=("$DEST/venv/bin/python" -m edge check-config "$CONF_DIR/config.toml")
+    if [[ -n "$ROOT" ]]; then PREFLIGHT+=(--set "device.state_dir=$STATE_DIR"); fi
+    echo "==> preflight: ${PREFLIGHT[*]}"
+    "${PREFLIGHT[@]}" || echo "    the configuration is not ready yet (see above); fix it, then rerun check-config"
 fi
 
 if [[ $SYSTEMD -eq 1 ]]; then

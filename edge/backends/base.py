@@ -74,7 +74,7 @@ class Backend(ABC):
             raise InputError(
                 f"backend {self.key!r} cannot run precision {requested!r} of bundle {self.bundle.root}; "
                 f"it offers {', '.join(choices)}",
-                fix=f"pass --precision {choices[0]} or auto",
+                fix=f"set model.precision to {choices[0]} or auto (--precision on the command line)",
             )
         return requested
 

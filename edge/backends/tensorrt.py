@@ -106,7 +106,8 @@ def choose_precision(requested: str, device: DeviceInfo, offered: Sequence[str])
             f"{device.gpu_name} (compute capability {device.compute_capability}) has no fast INT8: TensorRT reports "
             "platform_has_fast_int8 = False (Jetson Nano and TX1 are Maxwell, TX2 is Pascal sm_62); an INT8 engine "
             "would run no faster than FP16 or fail to build",
-            fix="use --precision fp16 (or auto, which picks the best this GPU has)",
+            fix="set model.precision to fp16 or auto, which picks the best this GPU has (--precision on the command "
+            "line)",
         )
     if requested not in usable:
         raise InputError(f"precision {requested!r} is not available; there is {usable}", fix="pick one of those")

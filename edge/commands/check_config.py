@@ -1,10 +1,11 @@
 """``python -m edge check-config FILE``: a preflight; what ``run`` would refuse, refused first, same code and message.
 
 The checks are the daemon's own start-up functions (:mod:`edge.preflight`), in the order ``run`` meets them:
-configuration (3), model bundle (4), backend and precision (5, 6), camera source kind vs this OpenCV build (3),
-TLS and password files (3), state directory (3); then what only a preflight looks at: that a V4L2 camera node
-exists (6), with ``--probe`` that the source opens and gives a frame (6), with ``--connect`` that the broker takes
-the configured credentials (8). Every check runs; the exit code is that of the first failure.
+configuration (3), model bundle (4), camera source kind vs this OpenCV build (3), TLS and password files (3),
+backend and precision (5, 6), state directory and the device secret and outbox in it (3); then what only a
+preflight looks at: that a V4L2 camera node exists (6), with ``--probe`` that the source opens and gives a frame
+(6), with ``--connect`` that the broker takes the configured credentials (8). Every check runs; the exit code is
+that of the first failure.
 """
 
 from __future__ import annotations
@@ -79,17 +80,19 @@ def _checks(config: Config, args: argparse.Namespace) -> list[Check]:
 
     checks: list[Check] = [
         ("bundle", bundle),
-        ("backend", backend),
         ("camera source", lambda: preflight.check_source(config.camera.source)),
         ("TLS files", tls_files),
         ("password file", password_file),
+        ("backend", backend),
         ("state directory", state_dir),
+        ("state files", lambda: preflight.check_state_files(config.device.state_dir)),
         ("camera node", lambda: preflight.check_camera_present(config.camera.source)),
     ]
     if args.probe:
         checks.append(("probe", lambda: "frame {}x{}".format(*preflight.probe_source(config.camera.source))))
-    if args.connect and config.mqtt.enabled:
-        checks.append(("connect", lambda: preflight.check_connect(config.mqtt)))
+    if args.connect:  # asked for and silently skipped, it read as a broker that takes us
+        enabled = config.mqtt.enabled
+        checks.append(("connect", lambda: preflight.check_connect(config.mqtt) if enabled else "skipped: MQTT is off"))
     return checks
 
 

@@ -13,7 +13,7 @@ videos, every window 10-16% (docs/explanations.md, "Cost on the device")."""
 class ExplainSettings(BaseModel):
     """Which region attribution runs on the device, and on how many of the scored windows."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf/nan: refused by name
 
     enabled: bool = Field(True, description="Attribute scores to face regions (published as the summary's regions).")
     method: str = Field("occlusion", description="Explanation method (edge.explain registry): occlusion.")

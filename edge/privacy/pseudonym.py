@@ -7,11 +7,13 @@ on-device erase keeps it (the integrator still needs to reach the device to see 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import logging
 import os
 import secrets
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -36,7 +38,7 @@ def load_or_create_secret(state_dir: Path) -> bytes:
     if path.exists():
         return _read_secret(path)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the preflight makes it for the daemon
         fd, tmp = tempfile.mkstemp(prefix=f".{SECRET_NAME}.", dir=state_dir)  # mode 0600 from the start
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -49,6 +51,8 @@ def load_or_create_secret(state_dir: Path) -> bytes:
     except FileExistsError:
         return _read_secret(path)
     except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _full(state_dir) from error
         raise ConfigError(
             f"state directory {state_dir} is not writable ({error})",
             fix="create it owned by the daemon's user (systemd: StateDirectory=) or pass another state directory",
@@ -67,12 +71,38 @@ def device_pseudonym(state_dir: Path) -> str:
     return pseudonym_from_secret(load_or_create_secret(state_dir))
 
 
-def _read_secret(path: Path) -> bytes:
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        log.warning("device secret %s had mode %o; tightening to 0600", path, mode)
-        path.chmod(0o600)
-    data = path.read_bytes()
+def check_secret(state_dir: Path) -> bool:
+    """An existing device secret reads and is whole (ConfigError otherwise, as at start); False when there is none
+    yet. Changes nothing."""
+    path = state_dir / SECRET_NAME
+    if not path.exists():
+        if state_dir.is_dir() and shutil.disk_usage(state_dir).free == 0:
+            raise _full(state_dir)
+        return False
+    _read_secret(path, tighten=False)
+    return True
+
+
+def _full(state_dir: Path) -> ConfigError:
+    return ConfigError(
+        f"state directory {state_dir} is full: the device secret cannot be created",
+        fix="free space in its file system (df, journalctl --vacuum-size=...), then start again",
+    )
+
+
+def _read_secret(path: Path, *, tighten: bool = True) -> bytes:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if tighten and mode & 0o077:
+            log.warning("device secret %s had mode %o; tightening to 0600", path, mode)
+            path.chmod(0o600)
+        data = path.read_bytes()
+    except OSError as error:  # e.g. a directory, or owned by another user: a traceback and exit 1 before
+        raise ConfigError(
+            f"device secret {path} cannot be read ({error.strerror})",
+            fix="make it a file readable by the daemon's user, or delete it to create a new device pseudonym "
+            "(integrators will see a new device)",
+        ) from error
     if len(data) < SECRET_BYTES:
         raise ConfigError(
             f"device secret {path} holds {len(data)} bytes, expected {SECRET_BYTES}",

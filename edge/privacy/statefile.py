@@ -14,8 +14,9 @@ from edge.errors import ConfigError
 def read_json(path: Path, *, fix: str) -> dict[str, Any] | None:
     """The JSON object stored at ``path``, or None when the file does not exist.
 
-    A file that is not a JSON object raises :class:`ConfigError` carrying ``fix``: what to do about that file
-    (never a blanket "delete it": deleting some state files resets what they protect).
+    A file that cannot be read or is not a JSON object raises :class:`ConfigError` carrying ``fix``: what to do
+    about that file (never a blanket "delete it": deleting some state files resets what they protect). Callers
+    treat it as their safe default: consent revoked, the day's privacy budget spent.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -23,6 +24,8 @@ def read_json(path: Path, *, fix: str) -> dict[str, Any] | None:
         return None
     except UnicodeDecodeError as error:
         raise ConfigError(f"state file {path} is not UTF-8 text ({error})", fix=fix) from error
+    except OSError as error:  # e.g. owned by root after a manual copy: a traceback and exit 1 before
+        raise ConfigError(f"state file {path} cannot be read ({error.strerror})", fix=fix) from error
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:

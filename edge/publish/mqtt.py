@@ -76,11 +76,23 @@ class Topics:
 
 def build_ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     """A client context verifying the broker's certificate and host name (TLS 1.2+), with optional client cert."""
+    asked: list[bool] = []
+
+    def no_passphrase() -> bytes:  # without it OpenSSL prompts on the terminal: check-config hung waiting
+        asked.append(True)
+        return b""
+
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None)
         if tls.cert_file and tls.key_file:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file), password=no_passphrase)
     except (OSError, ssl.SSLError) as error:
+        if asked:
+            raise ConfigError(
+                f"mqtt.tls.key_file {tls.key_file} is encrypted with a passphrase the daemon cannot type",
+                fix="give the daemon an unencrypted key readable only by it (openssl pkey -in KEY -out KEY.plain; "
+                "chmod 0600), e.g. through systemd's LoadCredential=",
+            ) from error
         raise ConfigError(
             f"TLS files cannot be used (ca_file={tls.ca_file}, cert_file={tls.cert_file}, key_file={tls.key_file}): "
             f"{error}",
@@ -96,14 +108,14 @@ def read_password(settings: MqttSettings) -> str | None:
     """The broker password from ``password`` or the first line of ``password_file``."""
     if settings.password_file is None:
         return settings.password
+    fix = "create it readable by the daemon's user, with the password on its first line"
     try:
         lines = settings.password_file.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(
-            f"mqtt.password_file {settings.password_file} cannot be read ({error})",
-            fix="create it readable by the daemon's user, with the password on its first line",
-        ) from error
-    return lines[0] if lines else ""
+    except (OSError, UnicodeDecodeError) as error:  # a binary file: a traceback and exit 1 before
+        raise ConfigError(f"mqtt.password_file {settings.password_file} cannot be read ({error})", fix=fix) from error
+    if not lines or not lines[0]:  # the broker would refuse every login, retried for ever
+        raise ConfigError(f"mqtt.password_file {settings.password_file} has no password on its first line", fix=fix)
+    return lines[0]
 
 
 def backoff_delay(attempt: int, low: float, high: float) -> float:

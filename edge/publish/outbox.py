@@ -25,11 +25,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,45 +129,77 @@ def _private_file(path: Path) -> None:
     path.chmod(0o600)
 
 
+def _unopenable(path: Path, error: Exception) -> ConfigError:
+    return ConfigError(
+        f"outbox {path} cannot be opened ({error})",
+        fix="check the state directory's permissions and free space; a corrupt outbox can be deleted",
+    )
+
+
+def check_outbox_file(state_dir: Path) -> bool:
+    """An existing outbox is a database :class:`Outbox` can open (its ConfigError otherwise); False when there is
+    none. Read as immutable: no lock, no ``-wal``/``-shm`` created (a root-owned one would lock the daemon out)."""
+    path = state_dir / OUTBOX_NAME
+    if not path.exists():
+        return False
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as db:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except (sqlite3.DatabaseError, OSError) as error:
+        raise _unopenable(path, error) from error
+    return True
+
+
 class Outbox:
     """A bounded, thread-safe, crash-safe FIFO of messages awaiting acknowledgement."""
 
     def __init__(self, state_dir: Path, settings: OutboxSettings) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = state_dir / OUTBOX_NAME
         self._settings = settings
         self._lock = threading.Lock()
         self.dropped = 0
         self._drops = DropLog()
+        self.reserve = state_dir / RESERVE_NAME
         try:
-            _private_file(self.path)
-            for suffix in ("-wal", "-shm"):  # left by an older version or another umask
-                with suppress(FileNotFoundError):
-                    self.path.with_name(self.path.name + suffix).chmod(0o600)
-            self._db: sqlite3.Connection | None = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=10.0
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-            self._db.execute(_SCHEMA[0])
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+            self._db: sqlite3.Connection | None = self._connect()
+        except (sqlite3.DatabaseError, OSError) as error:
+            # a restart on a full disk (after a crash or a watchdog kill): the WAL and -shm cannot be made; the
+            # reserve gives the room back (it refused with exit 3, which systemd does not restart)
+            if shutil.disk_usage(state_dir).free >= RESERVE_BYTES or not self.release_reserve():
+                raise _unopenable(self.path, error) from error
+            try:
+                self._db = self._connect()
+            except (sqlite3.DatabaseError, OSError) as again:
+                raise _unopenable(self.path, again) from again
+        self._hold_reserve()
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the database (0600), create or upgrade its table, and read the kept counts."""
+        _private_file(self.path)
+        for suffix in ("-wal", "-shm"):  # left by an older version or another umask
+            with suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + suffix).chmod(0o600)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+            db.execute(_SCHEMA[0])
+            columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
             if "not_before" not in columns:  # an outbox written before summaries were held
-                self._db.execute("ALTER TABLE messages ADD COLUMN not_before REAL NOT NULL DEFAULT 0")
-            self._db.execute(_SCHEMA[1])
-            self._db.execute(_HELD_INDEX)
-            count, size, rolling = self._db.execute(
+                db.execute("ALTER TABLE messages ADD COLUMN not_before REAL NOT NULL DEFAULT 0")
+            db.execute(_SCHEMA[1])
+            db.execute(_HELD_INDEX)
+            count, size, rolling = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) FILTER (WHERE kind = ?) FROM messages",
                 (DROPPABLE_FIRST,),
             ).fetchone()
-        except (sqlite3.DatabaseError, OSError) as error:
-            raise ConfigError(
-                f"outbox {self.path} cannot be opened ({error})",
-                fix="check the state directory's permissions and free space; a corrupt outbox can be deleted",
-            ) from error
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
         self._count, self._bytes, self._rolling = int(count), int(size), int(rolling)
-        self.reserve = state_dir / RESERVE_NAME
-        self._hold_reserve()
+        return db
 
     def _hold_reserve(self) -> None:
         """Write the reserve file (real blocks, not a sparse file) unless it is there already."""

@@ -17,6 +17,10 @@ class _Strict(BaseModel):
 
 
 DAY_S = 86_400.0
+MAX_MESSAGES = 10_000_000
+"""Outbox bounds beyond this are a typo, not a plan (at 1,200 bytes a summary: 12 GB)."""
+MAX_BYTES = 2**36
+"""64 GiB of payload: beyond this, a typo."""
 
 
 class AggregationSettings(_Strict):
@@ -137,16 +141,21 @@ class TlsSettings(_Strict):
 class OutboxSettings(_Strict):
     """Bounds of the durable outbox (see docs/mqtt-contract.md, "Outbox bound policy")."""
 
-    max_messages: int = Field(10_000, ge=1, description="Soft bound: above it the oldest rolling summaries go first.")
-    max_bytes: int = Field(16 * 2**20, ge=1024, description="Soft bound on payload bytes, same rule.")
-    hard_max_messages: int = Field(
-        50_000, ge=1, description="Hard bound: above it even the oldest session summaries are dropped."
+    max_messages: int = Field(
+        10_000, ge=1, le=MAX_MESSAGES, description="Soft bound: above it the oldest rolling summaries go first."
     )
-    hard_max_bytes: int = Field(64 * 2**20, ge=1024, description="Hard bound on payload bytes, same rule.")
+    max_bytes: int = Field(16 * 2**20, ge=1024, le=MAX_BYTES, description="Soft bound on payload bytes, same rule.")
+    hard_max_messages: int = Field(
+        50_000, ge=1, le=MAX_MESSAGES, description="Hard bound: above it even the oldest session summaries are dropped."
+    )
+    hard_max_bytes: int = Field(
+        64 * 2**20, ge=1024, le=MAX_BYTES, description="Hard bound on payload bytes, same rule."
+    )
     max_inflight: int = Field(16, ge=1, le=1000, description="Summaries sent and not yet acknowledged at a time.")
     unrouted_retry_s: float = Field(
         10.0,
         gt=0,
+        le=3600,
         description=(
             "A summary the broker acknowledged with 'No matching subscribers' (MQTT 5: no integrator subscribed) "
             "stays in the outbox and is sent again this many seconds later."

@@ -23,7 +23,7 @@ _ALLOW_NOTE = "(with trust.operator_keys set, 'allow' needs a signature too)"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf/nan: refused by name
 
 
 class ControlPolicy(_Strict):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import tomllib
 from daemon_media import write_config
+from pydantic import BaseModel
 
 from edge.cli import main
 from edge.config import DEMO_BUNDLE, Config, InvalidConfigError, apply_overrides, load_config
@@ -212,3 +215,59 @@ def test_run_refuses_a_non_finite_value_with_exit_3_and_no_traceback(
     assert main(["run", "--config", str(path)]) == 3
     err = capsys.readouterr().err
     assert "aggregation.rolling_period_s: must be a finite number" in err and "Traceback" not in err
+
+
+def _numeric_keys(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, bool]]:
+    """Every numeric key of the configuration (dotted) and whether it is an integer, through nested sections."""
+    for name, info in model.model_fields.items():
+        types = (info.annotation, *get_args(info.annotation))
+        section = next((t for t in types if isinstance(t, type) and issubclass(t, BaseModel)), None)
+        if section is not None:
+            yield from _numeric_keys(section, f"{prefix}{name}.")
+        elif int in types or float in types:
+            yield f"{prefix}{name}", float not in types
+
+
+NUMERIC_KEYS = sorted(_numeric_keys(Config))
+
+
+def test_the_walk_finds_the_keys_of_every_section() -> None:
+    sections = {key.split(".")[0] for key, _ in NUMERIC_KEYS}
+    assert {"camera", "face", "aggregation", "privacy", "mqtt", "trust", "explain"} <= sections
+    assert ("mqtt.outbox.unrouted_retry_s", False) in NUMERIC_KEYS
+
+
+@pytest.mark.parametrize(("key", "integer"), NUMERIC_KEYS, ids=[key for key, _ in NUMERIC_KEYS])
+def test_every_numeric_key_refuses_non_finite_and_absurd_values_naming_itself(
+    key: str, integer: bool, tmp_path: Path
+) -> None:
+    # sections added later (trust, explain) allowed nan, and the outbox's retry delay and hard bounds had no limit
+    # (mqtt.outbox.unrouted_retry_s = 1e300 held a summary for ever)
+    path = write_config(tmp_path / "e.toml", {})
+    for value in ("inf", "-inf", "nan", "1e300", "100000000000000000000"):
+        problems = problems_of(path, f"{key}={value}")
+        assert len(problems) == 1 and problems[0].startswith(f"--set: {key}: "), (value, problems)
+        if value in ("inf", "-inf", "nan") and not integer:
+            assert "must be a finite number" in problems[0], problems[0]
+
+
+def test_password_and_tls_files_are_taken_relative_to_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # they were read against the working directory: check-config run beside the file found them, the daemon
+    # (started by systemd in /) refused them
+    tls = {"enabled": True, "ca_file": "ca.pem", "cert_file": "/abs/client.pem", "key_file": "client.key"}
+    path = write_config(tmp_path / "c.toml", {"mqtt": {"username": "u", "password_file": "pw"}, "mqtt.tls": tls})
+    monkeypatch.chdir("/")
+    mqtt = load_config(path).mqtt
+    assert mqtt.password_file == tmp_path / "pw" and mqtt.tls.ca_file == tmp_path / "ca.pem"
+    assert mqtt.tls.key_file == tmp_path / "client.key" and mqtt.tls.cert_file == Path("/abs/client.pem")
+    bare = write_config(tmp_path / "bare.toml", {})
+    assert load_config(bare, ["mqtt.password_file=pw"]).mqtt.password_file == Path("pw")  # a --set path: the caller's
+
+
+def test_a_brightness_range_no_frame_can_pass_is_refused(tmp_path: Path) -> None:
+    # each bound was checked alone: min 200 and max 100 passed, and every window then failed the quality gate
+    path = write_config(tmp_path / "e.toml", {})
+    (line,) = problems_of(path, "face.min_brightness=200", "face.max_brightness=100")
+    assert "face.min_brightness (200.0) must be below face.max_brightness (100.0)" in line

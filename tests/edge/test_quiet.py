@@ -84,3 +84,36 @@ def test_a_broken_stderr_never_blocks_the_writer() -> None:
     assert not pump.is_alive()
     os.close(source_r)
     os.close(target_w)
+
+
+def test_the_last_lines_before_a_native_abort_reach_stderr() -> None:
+    # the filter was a thread: it died with the process and the cause of a crash (absl's F line) was lost 4 times
+    # in 5; a child process reads the pipe to its end
+    code = (
+        "import os\n"
+        "from edge.quiet import native_noise_filtered\n"
+        "with native_noise_filtered():\n"
+        "    os.write(2, b'W0000 00:00:00.1 1 x.cc:1] noise\\n')\n"
+        "    os.write(2, b'F0000 00:00:00.1 1 graph.cc:9] Check failed: the cause\\n')\n"
+        "    os.abort()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _ in range(5):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
+        assert done.returncode != 0
+        assert done.stderr == "F0000 00:00:00.1 1 graph.cc:9] Check failed: the cause\n"
+
+
+def test_a_noise_line_read_together_with_a_progress_bar_is_still_left_out() -> None:
+    # tqdm's last redraw has no newline: a mediapipe line read in the same chunk was glued to it and passed
+    from edge.quiet import _pump
+
+    source_r, source_w = os.pipe()
+    target_r, target_w = os.pipe()
+    os.write(source_w, b"\rreplay: 100%|###| 180/180 [00:02<00:00]W0000 00:00:1.6 2260 feedback.cc:114] noise\nend\n")
+    os.close(source_w)
+    _pump(source_r, target_w)
+    os.close(target_w)
+    assert os.read(target_r, 4096) == b"\rreplay: 100%|###| 180/180 [00:02<00:00]end\n"
+    os.close(source_r)
+    os.close(target_r)

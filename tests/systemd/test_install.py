@@ -69,6 +69,8 @@ def test_install_upgrade_uninstall_and_purge_in_a_root_prefix(tmp_path: Path, wh
     out = install(root, env, "--from", str(wheel)).stdout
     venv = root / PREFIX.lstrip("/") / "venv"
     assert "virtual environment in" in out and (venv / "bin" / "python").exists()
+    # the preflight looked at this machine's /var/lib/expresso-edge, not the staged one
+    assert f"check-config {root}/etc/expresso-edge/config.toml --set device.state_dir={root}/var/lib/" in out
     unit = (root / "etc/systemd/system/expresso-edge.service").read_text()
     assert f"ExecStart={PREFIX}/venv/bin/python -m edge run" in unit
     config = root / "etc/expresso-edge/config.toml"
@@ -97,11 +99,37 @@ def test_install_upgrade_uninstall_and_purge_in_a_root_prefix(tmp_path: Path, wh
     assert not config.exists() and not state.exists()
 
 
+FAKE_VENV_PYTHON = """#!/bin/sh
+case "$*" in
+  *"pip install"*) for arg; do case "$arg" in  # what pip's in-tree build of a checkout leaves behind
+      *"[device]") dir="${arg%"[device]"}"; mkdir -p "$dir/build" "$dir/expresso_edge.egg-info" ;; esac; done ;;
+  *importlib.metadata*) echo 0.1.0 ;;
+esac
+"""
+
+
+def test_an_upgrade_from_a_checkout_leaves_no_build_output_in_it(tmp_path: Path, env: dict[str, str]) -> None:
+    # pip builds a checkout in place: build/ and *.egg-info stayed in it (root-owned under sudo)
+    root, checkout = tmp_path / "root", tmp_path / "checkout"
+    python = root / PREFIX.lstrip("/") / "venv" / "bin" / "python"  # an installed venv: the upgrade path
+    python.parent.mkdir(parents=True)
+    python.write_text(FAKE_VENV_PYTHON)
+    python.chmod(0o755)
+    checkout.mkdir()
+    (checkout / "build").mkdir()  # there before: the operator's, kept
+    install(root, env, "--from", str(checkout))
+    assert (checkout / "build").exists() and not (checkout / "expresso_edge.egg-info").exists()
+    shutil.rmtree(checkout / "build")
+    install(root, env, "--from", str(checkout))
+    assert not (checkout / "build").exists()
+
+
 def test_a_dry_run_changes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     root = tmp_path / "root"
     out = install(root, env, "--dry-run", "--slim").stdout
     assert "would run:" in out and "pip install" in out and "[device]" in out
     assert "pip uninstall -y -q jax jaxlib ml_dtypes" in out
+    assert "wrote" not in out  # it said it wrote the configuration
     assert not root.exists()
     assert "would run: rm -rf" in install(root, env, "--uninstall", "--purge", "--dry-run").stdout
     assert not root.exists()

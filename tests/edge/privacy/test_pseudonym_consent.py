@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,16 @@ def test_pseudonym_is_stable_across_restarts_and_secret_is_0600(tmp_path: Path) 
     assert device_pseudonym(tmp_path / "other") != first
     secret = (tmp_path / SECRET_NAME).read_bytes()
     assert first == pseudonym_from_secret(secret) and secret.hex()[:20] != first
+
+
+def test_a_state_directory_made_for_the_secret_is_private(tmp_path: Path) -> None:
+    # `edge identity` before the first start made the state directory 0755: every file name in it readable
+    old = os.umask(0)
+    try:
+        device_pseudonym(tmp_path / "new" / "state")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new" / "state").stat().st_mode) == 0o700
 
 
 def test_a_loose_secret_mode_is_tightened_and_a_short_secret_refused(tmp_path: Path) -> None:
@@ -98,3 +109,13 @@ def test_a_corrupt_consent_file_stays_revoked_even_with_consent_granted_in_confi
     assert json.loads((tmp_path / CONSENT_NAME).read_text()) == {"granted": False, "paused": False, "source": "corrupt"}
     assert ConsentStore(tmp_path).apply_config("granted").label == "revoked"  # a restart does not re-grant it
     assert ConsentStore(tmp_path).record(True, "control").processing_allowed  # a control message does
+
+
+def test_a_state_file_that_cannot_be_read_is_refused_like_a_corrupt_one(tmp_path: Path) -> None:
+    # a read error other than a missing file (a directory here; a file of another owner outside systemd) was a
+    # traceback and exit 1, which systemd restarts for ever; a corrupt record has a safe default (revoked, spent)
+    from edge.privacy.statefile import read_json
+
+    (tmp_path / CONSENT_NAME).mkdir()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        read_json(tmp_path / CONSENT_NAME, fix="f")

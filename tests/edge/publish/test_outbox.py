@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from small_disk import fill, small_disk
 
 from edge.publish.outbox import OUTBOX_NAME, Outbox, OutboxWriteError
 from edge.publish.settings import OutboxSettings
@@ -111,6 +112,21 @@ def test_a_full_database_raises_a_clear_error_and_keeps_what_it_had(tmp_path: Pa
     outbox.close()
 
 
+def test_a_restart_on_a_full_disk_opens_with_the_reserve_and_keeps_what_waited(tmp_path: Path) -> None:
+    # a daemon restarted on a full disk (after a crash or a watchdog kill) could not make the WAL: exit 3, which
+    # systemd does not restart, with the reserve meant for this still on the disk
+    with small_disk(tmp_path / "disk", 8) as disk:
+        outbox = Outbox(disk, OutboxSettings())
+        outbox.put("waiting", "t", b"x" * 100, kind="session")
+        outbox.close()
+        fill(disk)
+        again = Outbox(disk, OutboxSettings())
+        assert [r.message_id for r in again.pending()] == ["waiting"]
+        again.put("new", "t", b"y" * 100, kind="session")
+        assert [r.message_id for r in again.pending()] == ["waiting", "new"]
+        again.close()
+
+
 def test_puts_and_stats_never_scan_the_table(tmp_path: Path) -> None:
     # each put counted and summed the whole table: 1,475 puts/s empty, 64/s at 10,000 rows
     outbox = Outbox(tmp_path, OutboxSettings(max_messages=3, hard_max_messages=4))
@@ -150,12 +166,14 @@ def test_a_message_dropped_as_soon_as_stored_is_reported_as_dropped(
 
 def test_database_wal_and_shm_are_private_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)  # outside systemd (UMask=0077) the -wal and -shm were created 0644
+    state = tmp_path / "state"  # and a state directory the outbox made was 0755
     try:
-        outbox = Outbox(tmp_path, OutboxSettings())
+        outbox = Outbox(state, OutboxSettings())
         outbox.put("s0", "t", b"x", kind="session")
-        files = [tmp_path / f"{OUTBOX_NAME}{suffix}" for suffix in ("", "-wal", "-shm")]
+        files = [state / f"{OUTBOX_NAME}{suffix}" for suffix in ("", "-wal", "-shm")]
         assert all(path.exists() for path in files)
         assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
+        assert oct(state.stat().st_mode & 0o777) == "0o700"
         outbox.close()
     finally:
         os.umask(old)
