@@ -40,7 +40,7 @@ def test_fast_precisions_by_compute_capability() -> None:
 def test_int8_on_a_gpu_without_fast_int8_is_refused_and_auto_picks_fp16() -> None:
     with pytest.raises(InputError, match="platform_has_fast_int8") as caught:
         choose_precision("int8", NANO, ["int8", "fp16", "fp32"])
-    assert "--precision fp16" in str(caught.value.fix)
+    assert "precision to fp16" in str(caught.value.fix) and "--precision" in str(caught.value.fix)
     assert choose_precision("auto", NANO, ["int8", "fp16", "fp32"]) == "fp16"
     assert choose_precision("auto", ORIN, ["int8", "fp16", "fp32"]) == "int8"
     assert choose_precision("auto", ORIN, ["fp16", "fp32"]) == "fp16"
@@ -97,7 +97,7 @@ def test_dla_core_must_exist_and_run_fp16_or_int8() -> None:
         check_dla(NANO, 0, "fp16")
     with pytest.raises(InputError, match="DLA runs FP16 and INT8 only") as caught:
         check_dla(ORIN, 0, "fp32")
-    assert "--precision fp16" in str(caught.value.fix)
+    assert "precision to fp16" in str(caught.value.fix) and "--precision" in str(caught.value.fix)
 
 
 def test_engine_record_is_loadable_and_selected(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_int8_without_fast_int8_is_refused_before_building(tmp_path: Path, monke
     gpu.install(monkeypatch)
     with pytest.raises(InputError, match="platform_has_fast_int8") as caught:
         build_engine(_calibrated(tmp_path / "b"), "int8")
-    assert "--precision fp16" in str(caught.value.fix)
+    assert "precision to fp16" in str(caught.value.fix) and "--precision" in str(caught.value.fix)
     assert gpu.builds == []
 
 
