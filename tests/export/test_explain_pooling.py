@@ -83,6 +83,7 @@ def face() -> np.ndarray:
         300: (205, 80), 293: (195, 76), 334: (185, 75), 296: (175, 76), 336: (167, 80),  # left brow
         55: (135, 85), 285: (165, 85),  # inner brow ends
         61: (125, 170), 291: (175, 170), 13: (150, 165), 14: (150, 172), 1: (150, 130),  # lips, nose tip
+        82: (140, 166), 87: (140, 171), 312: (160, 166), 317: (160, 171), 0: (150, 160), 17: (150, 178),  # lip pairs
     }  # fmt: skip
     for index, (x, y) in put.items():
         points[index, :2] = (x, y)
@@ -109,13 +110,15 @@ def test_descriptors_follow_the_actions_they_stand_in_for() -> None:
     raised = frame_descriptors(moved(face(), {105: (0, -6), 334: (0, -6)}))
     knit = frame_descriptors(moved(face(), {55: (4, 5), 285: (-4, 5)}))
     smile = frame_descriptors(moved(face(), {61: (-3, -6), 291: (3, -6)}))
-    open_mouth = frame_descriptors(moved(face(), {14: (0, 10)}))
+    open_mouth = frame_descriptors(moved(face(), {14: (0, 10), 87: (0, 9), 317: (0, 9), 17: (0, 12)}))
+    jaw_drop = frame_descriptors(moved(face(), {17: (0, 10), 87: (0, 4), 317: (0, 4)}))  # inner centre still shut
     looking_right = frame_descriptors(moved(face(), {468: (5, 0), 473: (5, 0)}))
     assert closed["eye_openness"] < 0.7 * base["eye_openness"]
     assert raised["brow_raise"] > base["brow_raise"] and raised["brow_lowering"] == pytest.approx(base["brow_lowering"])
     assert knit["brow_lowering"] > base["brow_lowering"]
     assert smile["lip_corner_pull"] > base["lip_corner_pull"] + 0.05
     assert open_mouth["mouth_opening"] > base["mouth_opening"] + 0.1
+    assert jaw_drop["mouth_opening"] > base["mouth_opening"] + 0.05
     assert looking_right["gaze_x"] > base["gaze_x"] + 0.1 and looking_right["gaze_y"] == pytest.approx(base["gaze_y"])
     assert np.isnan(base["head_motion"])
     assert frame_descriptors(moved(face(), {1: (7, 0)}), face())["head_motion"] == pytest.approx(0.1)
