@@ -1,7 +1,9 @@
 """The explanation of a set of videos as numbers: per video, per severity band, and the JSON document.
 
 Bands are the BDI-II bands the device publishes (``edge.aggregate.BANDS``); a video falls in the band of its label
-when one is given (``--labels``), else of the model's own mean score (``band_by`` says which).
+when one is given (``--labels``), else of the model's own mean score (``band_by`` says which). With labels, the
+videos are also split as Expresso-AI splits them, by whether the model got them right: ``correct`` (mean score
+within ``ERROR_TOLERANCE`` of the label), ``under`` (estimated lower) or ``over`` (higher).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from export.explain.correlate import mean_correlations
 from export.explain.pooling import top_region
 from export.explain.video import VideoResult
 
+ERROR_TOLERANCE = 5.0
+"""BDI-II points within which a video's mean score counts as correct: a stated choice for this report, not taken
+from the research; set it to the error a study counts as meaningful."""
+ERROR_GROUPS = ("correct", "under", "over")
+
 CAVEAT = (
     "Attributions are associations inside the model, not causes of anyone's state; artefacts (headsets, glasses, "
     "lighting, a cropped mouth) can draw them."
@@ -28,6 +35,12 @@ def band_of(score: float) -> str:
     """The BDI-II band a score falls in."""
     lows = [low for _, low in BANDS]
     return BANDS[max(int(np.searchsorted(lows, score, side="right")) - 1, 0)][0]
+
+
+def error_group(score: float, label: float) -> str:
+    """``correct``, ``under`` or ``over``: where ``score`` falls against ``label`` with ``ERROR_TOLERANCE``."""
+    error = score - label
+    return "correct" if abs(error) <= ERROR_TOLERANCE else ("under" if error < 0 else "over")
 
 
 def _rounded(values: dict[str, float | None], digits: int = 3) -> dict[str, float | None]:
@@ -49,6 +62,8 @@ def video_section(result: VideoResult, *, per_window: bool) -> dict[str, Any]:
         "top_region": top_region(result.shares, regions),
         "correlations": _rounded(result.correlations),
     }
+    if result.label is not None:
+        section["prediction"] = error_group(result.score, result.label)
     if per_window:
         section["per_window"] = [
             {
@@ -67,19 +82,29 @@ def video_section(result: VideoResult, *, per_window: bool) -> dict[str, Any]:
 
 def band_sections(results: Sequence[VideoResult]) -> dict[str, dict[str, Any]]:
     """Per severity band with videos: count, mean region shares and mean correlations over its videos."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, _ in BANDS:
-        members = [r for r in results if band_of(r.label if r.label is not None else r.score) == name]
-        if not members:
-            continue
-        regions = members[0].regions
-        shares = np.mean([r.shares for r in members], axis=0)
-        out[name] = {
-            "videos": len(members),
-            "regions": {r: round(float(s), 4) for r, s in zip(regions, shares, strict=True)},
-            "correlations": _rounded(mean_correlations([_finite(r.correlations) for r in members])),
-        }
-    return out
+    groups = {
+        name: [r for r in results if band_of(r.label if r.label is not None else r.score) == name] for name, _ in BANDS
+    }
+    return {name: _group(members) for name, members in groups.items() if members}
+
+
+def error_sections(results: Sequence[VideoResult]) -> dict[str, dict[str, Any]] | None:
+    """Per prediction group (:data:`ERROR_GROUPS`) with videos, the same numbers as a band; None without labels."""
+    if not results or any(r.label is None for r in results):
+        return None
+    groups = {
+        g: [r for r in results if r.label is not None and error_group(r.score, r.label) == g] for g in ERROR_GROUPS
+    }
+    return {name: _group(members) for name, members in groups.items() if members}
+
+
+def _group(members: Sequence[VideoResult]) -> dict[str, Any]:
+    shares = np.mean([r.shares for r in members], axis=0)
+    return {
+        "videos": len(members),
+        "regions": {r: round(float(s), 4) for r, s in zip(members[0].regions, shares, strict=True)},
+        "correlations": _rounded(mean_correlations([_finite(r.correlations) for r in members])),
+    }
 
 
 def _finite(values: dict[str, float | None]) -> dict[str, float]:
@@ -95,6 +120,8 @@ def document(results: Sequence[VideoResult], *, method: str, model: str, per_win
         "descriptors": list(DESCRIPTORS),
         "videos": [video_section(r, per_window=per_window) for r in results],
         "bands": band_sections(results),
+        "predictions": error_sections(results),
+        "error_tolerance": ERROR_TOLERANCE,
         "caveat": CAVEAT,
         "disclaimer": NOT_A_DIAGNOSTIC_DEVICE,
     }

@@ -10,7 +10,9 @@ from edge.face.descriptors import DESCRIPTORS, add_blinks, frame_descriptors
 from edge.layout import default_regions_section
 from export.explain.correlate import mean_correlations, spearman, window_correlations
 from export.explain.pooling import frame_maps, pool_video, pool_window, tile_sums, top_region
-from export.explain.summary import band_of
+from export.explain.report import render_html
+from export.explain.summary import ERROR_TOLERANCE, band_of, document
+from export.explain.video import VideoResult, WindowResult
 
 TILES = tuple(Tile(**t) for t in default_regions_section(32)["tiles"])
 REGIONS = tuple(t.region for t in TILES)
@@ -157,3 +159,31 @@ def test_spearman_needs_enough_varying_frames() -> None:
 @pytest.mark.parametrize(("score", "band"), [(0.0, "minimal"), (13.9, "minimal"), (14.0, "mild"), (63.0, "severe")])
 def test_bands_are_the_devices_bdi_ii_bands(score: float, band: str) -> None:
     assert band_of(score) == band
+
+
+def labelled_video(name: str, score: float, label: float | None, top: str) -> VideoResult:
+    """A one-window video whose attribution lies wholly on ``top``."""
+    per_frame = np.zeros((4, len(TILES)))
+    per_frame[:, REGIONS.index(top)] = 1.0
+    window = WindowResult(0.0, 2.0, score, pool_window(per_frame), np.arange(4.0), {})
+    return VideoResult(name, REGIONS, [window], np.arange(4.0), np.zeros((4, len(DESCRIPTORS))), label)
+
+
+def test_labelled_videos_are_split_into_correct_under_and_over_estimated() -> None:
+    videos = [
+        labelled_video("right.mp4", 30.0, 30.0 + ERROR_TOLERANCE, "mouth"),  # on the edge: still correct
+        labelled_video("low.mp4", 10.0, 40.0, "left_eye"),
+        labelled_video("low2.mp4", 20.0, 30.0, "right_eye"),
+        labelled_video("high.mp4", 40.0, 20.0, "nose"),
+    ]
+    doc = document(videos, method="occlusion", model="m", per_window=False)
+    assert [v["prediction"] for v in doc["videos"]] == ["correct", "under", "under", "over"]
+    groups = doc["predictions"]
+    assert {g: groups[g]["videos"] for g in groups} == {"correct": 1, "under": 2, "over": 1}
+    assert groups["under"]["regions"]["left_eye"] == pytest.approx(0.5)
+    assert groups["under"]["regions"]["right_eye"] == pytest.approx(0.5)
+    assert groups["over"]["regions"]["nose"] == pytest.approx(1.0)
+    assert "<td>under</td><td>2</td>" in render_html(doc, {})
+    unlabelled = document([labelled_video("x.mp4", 30.0, None, "mouth")], method="m", model="m", per_window=False)
+    assert unlabelled["predictions"] is None and "prediction" not in unlabelled["videos"][0]
+    assert "Per prediction" not in render_html(unlabelled, {})
