@@ -4,7 +4,8 @@
 
 - ``hits EXPLANATIONS.json --planted mouth``: for videos whose label is above the median label, the share of their
   scored windows whose top region (of Expresso-AI's four: eyes, eyebrows, nose, mouth; each the sum of its tiles)
-  is the planted one.
+  is the planted one; and Pearson's r of all windows' scores with their video's label (did the model learn the
+  planted signal at all: the figure the hit rate rests on).
 - ``nose EXPLANATIONS.json``: the nose's share per video and on average, and whether it is the smallest region.
 - ``compare A.json B.json``: the same windows explained twice (two methods, or a trained and a random-weight
   model): the mean Spearman rank agreement of their region shares and the mean total-variation distance.
@@ -66,9 +67,12 @@ def hit_rate(doc: dict[str, Any], planted: str) -> dict[str, Any]:
     windows = [w for v in doc["videos"] if v["label"] > median for w in v["per_window"]]
     hits = sum(top_group(w["regions"]) == planted for w in windows)
     tops = [top_group(w["regions"]) for w in windows]
+    scored = [(w["score"], v["label"]) for v in doc["videos"] for w in v["per_window"]]
     return {
         "method": doc["method"],
         "planted": planted,
+        # the check's premise: a model that learned the planted signal scores held-out windows by their label
+        "window_score_label_r": round(_r(*map(np.array, zip(*scored, strict=True))), 3),
         "videos_above_median": sum(v["label"] > median for v in doc["videos"]),
         "windows": len(windows),
         "hit_rate": round(hits / len(windows), 3) if windows else None,
