@@ -192,11 +192,11 @@ class Daemon:
 
     def _behaviour(self, result: FrameResult) -> dict[str, float] | None:
         """This frame's behaviour descriptors when ``explain.descriptors`` is on (memory only)."""
-        if not self.config.explain.descriptors or result.landmarks is None:
+        if not self.config.explain.descriptors or result.raw_landmarks is None:
             self._previous_landmarks = None
             return None
-        values = frame_descriptors(result.landmarks, self._previous_landmarks)
-        self._previous_landmarks = result.landmarks
+        values = frame_descriptors(result.raw_landmarks, self._previous_landmarks)
+        self._previous_landmarks = result.raw_landmarks
         return values
 
     def _forget(self, epoch: int) -> None:

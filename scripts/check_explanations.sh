@@ -15,7 +15,7 @@
 #    (DEMO_CHECKPOINT, default export/assets/demo_checkpoint.pt), and the two methods' rank agreement.
 # 4. Behaviour descriptors against the generator's per-frame actions on 6 rendered clips.
 #
-# Windows and landmarks stay in memory. About 10 minutes on a 2-core CPU.
+# Windows and landmarks stay in memory. About 10 minutes on an otherwise idle 2-core CPU.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -10,12 +10,14 @@ distances in eye distances), not action units coded by a person or by OpenFace. 
 | ``brow_raise``    | upper brow edge above the eye-corner line                        | AU1 + AU2              |
 | ``brow_lowering`` | minus (inner-brow gap + inner-brow height above the inner eye corners) | AU4              |
 | ``lip_corner_pull`` | distance between the mouth corners (pulled apart by a smile)   | AU12 (smile)           |
-| ``mouth_opening`` | inner lip gap                                                    | AU25 / AU26            |
+| ``mouth_opening`` | mean gap of four upper/lower lip pairs (inner and outer edge)    | AU25 / AU26            |
 | ``gaze_x``, ``gaze_y`` | iris centre offset from the eye centre / eye width (y down) | gaze (no AU)           |
 | ``head_motion``   | nose-tip movement since the previous frame, frame pixels / eye distance | head pose velocity |
 
-They run on the device only in memory; the offline ``python -m export explain`` correlates them with the
-attribution curve.
+Feed them the mesh's landmarks *before* the pipeline's smoothing (``FrameResult.raw_landmarks``): that smoothing
+keeps crops steady and lags a blink or a syllable, which last two or three frames at 8 fps (docs/explanations.md
+has the measurement). They run on the device only in memory; the offline ``python -m export explain`` correlates
+them with the attribution curve.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ _EYES = (  # outer corner, inner corner, upper-lid points, lower-lid points, iri
 )
 _BROWS, _BROW_INNER = (70, 63, 105, 66, 107, 300, 293, 334, 296, 336), (55, 285)
 _EYE_CORNERS = (33, 133, 263, 362)
-_LIP_CORNERS, _UPPER_INNER_LIP, _LOWER_INNER_LIP, _NOSE_TIP = (61, 291), 13, 14, 1
+_LIP_CORNERS, _NOSE_TIP = (61, 291), 1
+# upper and lower lip points facing each other: inner edge (centre, both sides) and outer edge (centre). The inner
+# centre pair alone coincides on some closed mouths and misses a jaw drop that moves the lower lip as a whole.
+_UPPER_LIP, _LOWER_LIP = (13, 82, 312, 0), (14, 87, 317, 17)
 _UNIT = (LEFT_EYE_AT[0] - RIGHT_EYE_AT[0]) * ALIGNED_SIZE  # the eye distance in the aligned space
 
 
@@ -72,7 +77,7 @@ def frame_descriptors(points: Landmarks, previous: Landmarks | None = None) -> d
             abs(x[_BROW_INNER[1]] - x[_BROW_INNER[0]]) + inner_eyes - np.mean(y[list(_BROW_INNER)])
         ),
         "lip_corner_pull": float(abs(x[_LIP_CORNERS[1]] - x[_LIP_CORNERS[0]])),
-        "mouth_opening": float(y[_LOWER_INNER_LIP] - y[_UPPER_INNER_LIP]),
+        "mouth_opening": float(np.mean(y[list(_LOWER_LIP)] - y[list(_UPPER_LIP)])),
         "gaze_x": float(np.mean(gaze_x)),
         "gaze_y": float(np.mean(gaze_y)),
         "head_motion": motion,

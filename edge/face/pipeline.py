@@ -46,6 +46,7 @@ class FrameResult:
     landmarks: Landmarks | None = None  # smoothed (478, 3) landmarks of the primary face, frame pixels
     faces: int = 0  # faces found in this frame
     mosaic: npt.NDArray[np.uint8] | None = None  # this sampled frame's (H, W, 3) RGB mosaic (the last one if no face)
+    raw_landmarks: Landmarks | None = None  # the same face's landmarks before smoothing (behaviour descriptors)
 
 
 @dataclass
@@ -120,6 +121,7 @@ class FacePipeline:
             height, width = rgb.shape[:2]
             index, switched = self._primary.choose(faces, width, height)
             points: Landmarks | None = None
+            raw: Landmarks | None = None
             corners: dict[str, npt.NDArray[np.float32]] = {}
             if index is None:
                 self._track.miss()
@@ -127,7 +129,8 @@ class FacePipeline:
             else:
                 if switched:
                     self._track.reset()
-                points, jump = self._track.update(faces[index].points)
+                raw = faces[index].points
+                points, jump = self._track.update(raw)
                 jump = "switch" if switched else jump
                 if jump is not None:
                     self._cropper.reset()
@@ -149,7 +152,7 @@ class FacePipeline:
                 window = self._buffer.add(Sample(self._last_mosaic, float(timestamp), grid_time, quality, corners))
                 windows.extend([window] if window is not None else [])
         self._quality = quality
-        return FrameResult(quality, windows, True, float(timestamp), points, len(faces), self._last_mosaic)
+        return FrameResult(quality, windows, True, float(timestamp), points, len(faces), self._last_mosaic, raw)
 
     def reset(self) -> None:
         """Drop the partial window and all tracking state (after a pause or a camera restart)."""

@@ -123,6 +123,20 @@ def render_html(doc: dict[str, Any], images: dict[str, list[str]]) -> str:
             ["band", "videos", *regions, *doc["descriptors"]],
         ),
     ]
+    if doc.get("predictions"):
+        parts += [
+            f"<h2>Per prediction: correct (within {doc['error_tolerance']:g} points of the label), under- or "
+            "over-estimated</h2>",
+            _table(
+                [
+                    [group, str(g["videos"])]
+                    + [f"{100 * g['regions'][r]:.0f}" for r in regions]
+                    + [_number(g["correlations"][d]) for d in doc["descriptors"]]
+                    for group, g in doc["predictions"].items()
+                ],
+                ["prediction", "videos", *regions, *doc["descriptors"]],
+            ),
+        ]
     for title, files in images.items():
         parts.append(f"<h3>{html.escape(title)}</h3>")
         parts += [f"<img src='{html.escape(name)}' alt='{html.escape(title)}'>" for name in files]

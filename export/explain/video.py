@@ -82,9 +82,9 @@ def explain_video(
     with FacePipeline(method.spec, method.tiles) as pipeline:
         for frame, timestamp in iter_video_frames(path):
             result = pipeline.push(frame, timestamp, color_order="BGR")
-            if result.sampled and result.landmarks is not None:
-                descriptors[result.timestamp] = frame_descriptors(result.landmarks, previous)
-            previous = result.landmarks if result.sampled else previous
+            if result.sampled and result.raw_landmarks is not None:
+                descriptors[result.timestamp] = frame_descriptors(result.raw_landmarks, previous)
+            previous = result.raw_landmarks if result.sampled else previous
             for window in result.windows:
                 if window.quality.passed:
                     score, per_frame = method.attribute(window_to_input(window.frames, method.spec))

@@ -8,9 +8,12 @@ import pytest
 from edge.bundle import Tile
 from edge.face.descriptors import DESCRIPTORS, add_blinks, frame_descriptors
 from edge.layout import default_regions_section
+from edge.scale import BDI_II
 from export.explain.correlate import mean_correlations, spearman, window_correlations
 from export.explain.pooling import frame_maps, pool_video, pool_window, tile_sums, top_region
-from export.explain.summary import band_of
+from export.explain.report import render_html
+from export.explain.summary import ERROR_TOLERANCE_SHARE, band_of, document
+from export.explain.video import VideoResult, WindowResult
 
 TILES = tuple(Tile(**t) for t in default_regions_section(32)["tiles"])
 REGIONS = tuple(t.region for t in TILES)
@@ -83,6 +86,7 @@ def face() -> np.ndarray:
         300: (205, 80), 293: (195, 76), 334: (185, 75), 296: (175, 76), 336: (167, 80),  # left brow
         55: (135, 85), 285: (165, 85),  # inner brow ends
         61: (125, 170), 291: (175, 170), 13: (150, 165), 14: (150, 172), 1: (150, 130),  # lips, nose tip
+        82: (140, 166), 87: (140, 171), 312: (160, 166), 317: (160, 171), 0: (150, 160), 17: (150, 178),  # lip pairs
     }  # fmt: skip
     for index, (x, y) in put.items():
         points[index, :2] = (x, y)
@@ -109,13 +113,15 @@ def test_descriptors_follow_the_actions_they_stand_in_for() -> None:
     raised = frame_descriptors(moved(face(), {105: (0, -6), 334: (0, -6)}))
     knit = frame_descriptors(moved(face(), {55: (4, 5), 285: (-4, 5)}))
     smile = frame_descriptors(moved(face(), {61: (-3, -6), 291: (3, -6)}))
-    open_mouth = frame_descriptors(moved(face(), {14: (0, 10)}))
+    open_mouth = frame_descriptors(moved(face(), {14: (0, 10), 87: (0, 9), 317: (0, 9), 17: (0, 12)}))
+    jaw_drop = frame_descriptors(moved(face(), {17: (0, 10), 87: (0, 4), 317: (0, 4)}))  # inner centre still shut
     looking_right = frame_descriptors(moved(face(), {468: (5, 0), 473: (5, 0)}))
     assert closed["eye_openness"] < 0.7 * base["eye_openness"]
     assert raised["brow_raise"] > base["brow_raise"] and raised["brow_lowering"] == pytest.approx(base["brow_lowering"])
     assert knit["brow_lowering"] > base["brow_lowering"]
     assert smile["lip_corner_pull"] > base["lip_corner_pull"] + 0.05
     assert open_mouth["mouth_opening"] > base["mouth_opening"] + 0.1
+    assert jaw_drop["mouth_opening"] > base["mouth_opening"] + 0.05
     assert looking_right["gaze_x"] > base["gaze_x"] + 0.1 and looking_right["gaze_y"] == pytest.approx(base["gaze_y"])
     assert np.isnan(base["head_motion"])
     assert frame_descriptors(moved(face(), {1: (7, 0)}), face())["head_motion"] == pytest.approx(0.1)
@@ -154,3 +160,33 @@ def test_spearman_needs_enough_varying_frames() -> None:
 @pytest.mark.parametrize(("score", "band"), [(0.0, "minimal"), (13.4, "minimal"), (13.5, "mild"), (63.0, "severe")])
 def test_bands_are_the_devices_bdi_ii_bands(score: float, band: str) -> None:
     assert band_of(score) == band
+
+
+def labelled_video(name: str, score: float, label: float | None, top: str) -> VideoResult:
+    """A one-window video whose attribution lies wholly on ``top``."""
+    per_frame = np.zeros((4, len(TILES)))
+    per_frame[:, REGIONS.index(top)] = 1.0
+    window = WindowResult(0.0, 2.0, score, pool_window(per_frame), np.arange(4.0), {})
+    return VideoResult(name, REGIONS, [window], np.arange(4.0), np.zeros((4, len(DESCRIPTORS))), label)
+
+
+def test_labelled_videos_are_split_into_correct_under_and_over_estimated() -> None:
+    videos = [
+        labelled_video(
+            "right.mp4", 30.0, 30.0 + ERROR_TOLERANCE_SHARE * BDI_II.span, "mouth"
+        ),  # on the edge: still correct
+        labelled_video("low.mp4", 10.0, 40.0, "left_eye"),
+        labelled_video("low2.mp4", 20.0, 30.0, "right_eye"),
+        labelled_video("high.mp4", 40.0, 20.0, "nose"),
+    ]
+    doc = document(videos, method="occlusion", model="m", per_window=False)
+    assert [v["prediction"] for v in doc["videos"]] == ["correct", "under", "under", "over"]
+    groups = doc["predictions"]
+    assert {g: groups[g]["videos"] for g in groups} == {"correct": 1, "under": 2, "over": 1}
+    assert groups["under"]["regions"]["left_eye"] == pytest.approx(0.5)
+    assert groups["under"]["regions"]["right_eye"] == pytest.approx(0.5)
+    assert groups["over"]["regions"]["nose"] == pytest.approx(1.0)
+    assert "<td>under</td><td>2</td>" in render_html(doc, {})
+    unlabelled = document([labelled_video("x.mp4", 30.0, None, "mouth")], method="m", model="m", per_window=False)
+    assert unlabelled["predictions"] is None and "prediction" not in unlabelled["videos"][0]
+    assert "Per prediction" not in render_html(unlabelled, {})

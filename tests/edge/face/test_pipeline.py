@@ -226,3 +226,18 @@ def test_unknown_or_misplaced_tiles_are_refused(detector: LandmarkDetector, spec
         FacePipeline(spec, (Tile("ears", 0, 0, 10, 10),), landmarks=detector)
     with pytest.raises(BundleError, match="does not fit"):
         FacePipeline(spec, (Tile("mouth", 100, 0, 20, 10),), landmarks=detector)
+
+
+def test_raw_landmarks_are_the_mesh_before_smoothing(
+    make_pipeline: MakePipeline, short_spec: InputSpec, astronaut: Frame
+) -> None:
+    """Behaviour descriptors read ``raw_landmarks``: the smoothed track must be an average of them, not them."""
+    results = _feed(make_pipeline(short_spec), [shifted(astronaut, 0.5 * i) for i in range(4)])
+    first, *rest = results
+    assert first.raw_landmarks is not None and np.array_equal(first.raw_landmarks, first.landmarks)
+    for before, now in zip(results[:-1], rest, strict=True):
+        assert before.landmarks is not None and now.landmarks is not None and now.raw_landmarks is not None
+        pulled, moved = (now.landmarks - before.landmarks).ravel(), (now.raw_landmarks - before.landmarks).ravel()
+        alpha = float(pulled @ moved / (moved @ moved))  # smoothed = alpha * raw + (1 - alpha) * previous
+        assert 0.39 < alpha < 0.99
+        assert np.abs(pulled - alpha * moved).max() < 1e-3
