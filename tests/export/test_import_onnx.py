@@ -112,7 +112,8 @@ def test_intake_file_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "is not a valid ONNX model" in capsys.readouterr().err
 
 
-def test_a_foreign_model_of_two_outputs_becomes_a_bundle_of_two_named_outputs(
+@pytest.mark.slow
+def test_a_foreign_model_of_two_outputs_becomes_a_bundle_that_calibrates_and_evaluates_per_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import numpy as np
@@ -142,6 +143,24 @@ def test_a_foreign_model_of_two_outputs_becomes_a_bundle_of_two_named_outputs(
         ("bdi_ii", "BDI-II", 6.3),
         ("phq9", "PHQ-9", pytest.approx(2.7)),
     ]
+    capsys.readouterr()
+    labels = tmp_path / "labels.csv"  # evaluate reports per output: the primary's labels in 'score', phq9's in 'phq9'
+    clips = sorted(SAMPLES.glob("*.mp4"))[:2]
+    labels.write_text("video,score,phq9\n" + "".join(f"{clip},30,12\n" for clip in clips), encoding="utf-8")
+    assert export_cli("evaluate", str(tmp_path / "b"), "--labels", str(labels), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    (phq,) = report["outputs"]
+    assert (report["output"], report["units"], phq["output"], phq["units"], phq["evaluated"]) == (
+        "bdi_ii",
+        "BDI-II",
+        "phq9",
+        "PHQ-9",
+        True,
+    )
+    assert phq["model_metrics"]["n"] == 2 and phq["baseline"]["value"] == 12.0 and "groups" in phq
+    labels.write_text("video,score\n" + "".join(f"{clip},30\n" for clip in clips), encoding="utf-8")
+    assert export_cli("evaluate", str(tmp_path / "b"), "--labels", str(labels)) == 0
+    assert "output phq9: not evaluated: the labels CSV has no column 'phq9'" in capsys.readouterr().out
     three = [*named, "--output", "phq8:phq-8"]  # more names than the model has columns
     assert export_cli("import-onnx", str(model), *three, "--out", str(tmp_path / "c")) == 4
     assert "a bundle of 3 output(s) needs one tensor of 3 finite scores per window" in capsys.readouterr().err
