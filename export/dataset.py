@@ -65,15 +65,7 @@ def read_labels(
         raise UsageError(f"group column(s) {', '.join(unknown)} not in {csv_path}", fix=f"use some of {columns}")
     videos = []
     for line, row in enumerate(rows, start=2):
-        try:
-            score = float(row[SCORE_COLUMN])
-        except ValueError as exc:
-            raise InputError(f"{csv_path}:{line}: score {row[SCORE_COLUMN]!r} is not a number", fix="fix it") from exc
-        if not scale.low <= score <= scale.high:
-            raise InputError(
-                f"{csv_path}:{line}: score {score} is outside {scale.name} {scale.low:g}-{scale.high:g}",
-                fix="fix the label, or name the labels' scale (train --scale)",
-            )
+        score = _label(row, SCORE_COLUMN, scale, f"{csv_path}:{line}", "name the labels' scale (train --scale)")
         path = Path(row[VIDEO_COLUMN])
         path = path if path.is_absolute() else csv_path.parent / path
         if not path.is_file():
@@ -90,19 +82,22 @@ def read_output_labels(csv_path: Path, column: str, scale: Scale) -> list[float]
         if column not in (reader.fieldnames or []):
             return None
         rows = list(reader)
-    labels = []
-    for line, row in enumerate(rows, start=2):
-        try:
-            value = float(row[column])
-        except ValueError as exc:
-            raise InputError(f"{csv_path}:{line}: {column} {row[column]!r} is not a number", fix="fix it") from exc
-        if not scale.low <= value <= scale.high:
-            raise InputError(
-                f"{csv_path}:{line}: {column} {value} is outside {scale.name} {scale.low:g}-{scale.high:g}",
-                fix=f"fix the label, or the scale of output {column} in the bundle",
-            )
-        labels.append(value)
-    return labels
+    where = f"the scale of output {column} in the bundle"
+    return [_label(row, column, scale, f"{csv_path}:{line}", where) for line, row in enumerate(rows, start=2)]
+
+
+def _label(row: dict[str, str], column: str, scale: Scale, where: str, scale_fix: str) -> float:
+    """The number in ``row[column]``, which must lie on ``scale`` (InputError naming ``where`` and the fix)."""
+    try:
+        value = float(row[column])
+    except ValueError as exc:
+        raise InputError(f"{where}: {column} {row[column]!r} is not a number", fix="fix it") from exc
+    if not scale.low <= value <= scale.high:
+        raise InputError(
+            f"{where}: {column} {value} is outside {scale.name} {scale.low:g}-{scale.high:g}",
+            fix=f"fix the label, or {scale_fix}",
+        )
+    return value
 
 
 def default_spec(layout: str, *, frames: int, size: int) -> tuple[InputSpec, tuple[Tile, ...]]:
