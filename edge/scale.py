@@ -140,6 +140,13 @@ def named_scales(manifest: dict[str, Any]) -> tuple[NamedScale, ...]:
     return tuple(NamedScale(str(section["name"]), scale_of_output(section)) for section in output_sections(manifest))
 
 
+def manifest_outputs(outputs: Sequence[NamedScale]) -> dict[str, Any]:
+    """The manifest's output part for ``outputs`` (primary first): one ``output`` section, as before, which devices of
+    earlier releases also read, or ``outputs`` for two or more."""
+    sections = [output.scale.manifest_output(output.name) for output in outputs]
+    return {"output": sections[0]} if len(sections) == 1 else {"outputs": sections}
+
+
 def scale_of_output(section: dict[str, Any]) -> Scale:
     """The scale of a manifest's ``output`` section: a published scale (its range must match) or a custom one."""
     units = str(section["units"])

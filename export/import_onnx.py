@@ -50,7 +50,7 @@ from edge.layout import (
     default_input_section,
     default_regions_section,
 )
-from edge.scale import BDI_II, NamedScale, Scale
+from edge.scale import BDI_II, NamedScale, Scale, manifest_outputs
 from export.bundle_build import MODEL_FILE, check_destination, model_card, move_into_place
 from export.degenerate import OutputCheck, OutputCheckSource, Scorer, check_output
 from export.macs import macs_of_onnx
@@ -274,7 +274,7 @@ def import_onnx(
         },
         "input": section,
         "regions": regions,
-        **output_sections_for(scale, output_name, outputs),
+        **manifest_outputs(outputs or (NamedScale(output_name, scale),)),
         "artifacts": [{"path": MODEL_FILE, "kind": "onnx", "precision": "fp32", "target": "any", "opset": opset}],
         "calibration": None,
         "model_card": card,
@@ -292,14 +292,6 @@ def import_onnx(
         if staging.exists():
             shutil.rmtree(staging)
     return Imported(load_bundle(out), checked)
-
-
-def output_sections_for(scale: Scale, name: str, outputs: Sequence[NamedScale]) -> dict[str, Any]:
-    """The manifest's output part: one ``output`` (``name`` on ``scale``) as before, which devices of earlier
-    releases also read, or ``outputs`` for a model of several."""
-    if len(outputs) > 1:
-        return {"outputs": [o.scale.manifest_output(o.name) for o in outputs]}
-    return {"output": (outputs[0].scale.manifest_output(outputs[0].name) if outputs else scale.manifest_output(name))}
 
 
 def tiles_option(values: Sequence[str]) -> tuple[dict[str, Any], ...]:
