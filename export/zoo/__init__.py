@@ -81,11 +81,8 @@ def score_head(
             scaled = torch.sigmoid(logit) * (high - low)
             return (scaled + low if low else scaled).flatten()
         return logit.flatten() if training else logit.flatten().clamp(low, high)
-    lows = torch.tensor([r[0] for r in output_range], dtype=logit.dtype, device=logit.device)
-    highs = torch.tensor([r[1] for r in output_range], dtype=logit.dtype, device=logit.device)
-    if head == "sigmoid":
-        return torch.sigmoid(logit) * (highs - lows) + lows
-    return logit if training else torch.minimum(torch.maximum(logit, lows), highs)  # Max/Min: ONNX Clip wants scalars
+    columns = [score_head(logit[:, i], head, [bounds], training=training) for i, bounds in enumerate(output_range)]
+    return torch.stack(columns, dim=1)  # column by column: each bound stays a plain number (no traced constants)
 
 
 @dataclass(frozen=True)
