@@ -12,13 +12,13 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from edge.scale import BDI_II, Scale
+from edge.scale import BDI_II, NamedScale, Scale
 
 if TYPE_CHECKING:
     from edge.publish.settings import AggregationSettings
@@ -38,6 +38,8 @@ class WindowOutcome:
     reject_reason: str | None = None
     quality: Mapping[str, float] = field(default_factory=dict)
     attribution: Mapping[str, float] | None = None
+    more: tuple[float, ...] = ()
+    """The other outputs' scores (a bundle of several outputs: the manifest's second output on), when scored."""
 
     def __repr__(self) -> str:  # keep single-window scores out of accidental log lines
         return f"WindowOutcome(start={self.start}, end={self.end}, scored={self.score is not None})"
@@ -61,6 +63,15 @@ class ScoreStats:
 
 
 @dataclass(frozen=True)
+class OutputStats:
+    """One output's statistics in a summary: its name, scale and the statistics of its (clamped) scores."""
+
+    name: str
+    scale: Scale
+    stats: ScoreStats
+
+
+@dataclass(frozen=True)
 class Summary:
     """An aggregate over a session or a rolling period; ``stats`` is None when no window was scored."""
 
@@ -80,6 +91,9 @@ class Summary:
     """Means of the behaviour descriptors over the frames with a face (``explain.descriptors``; off: None)."""
     scale: Scale = BDI_II
     """The scale of the scores (the bundle's output), whose range clamps them and whose bands are counted."""
+    outputs: tuple[OutputStats, ...] = ()
+    """Every output's statistics, primary first (its ``stats`` and ``scale`` are the ones above); empty when no
+    window was scored."""
 
 
 def reason_key(reason: str) -> str:
@@ -110,7 +124,8 @@ class _Bucket:
 
     start: float
     end: float
-    scores: list[float] = field(default_factory=list)
+    rows: list[tuple[float, ...]] = field(default_factory=list)
+    """Each scored window's scores, one per output (primary first)."""
     rejected: Counter[str] = field(default_factory=Counter)
     quality: dict[str, list[float]] = field(default_factory=dict)
     attribution: dict[str, float] = field(default_factory=dict)
@@ -122,9 +137,9 @@ class _Bucket:
             if math.isfinite(value):
                 self.behaviour.setdefault(name, []).append(float(value))
 
-    def add(self, window: WindowOutcome, score: float | None, reason: str | None) -> None:
+    def add(self, window: WindowOutcome, score: tuple[float, ...] | None, reason: str | None) -> None:
         if score is not None:
-            self.scores.append(score)
+            self.rows.append(score)
         else:
             self.rejected[reason or "unspecified"] += 1
         for name, value in window.quality.items():
@@ -137,37 +152,58 @@ class _Bucket:
                     self.attribution[region] = self.attribution.get(region, 0.0) + float(weight)
 
     def summary(
-        self, kind: Literal["session", "rolling"], model: dict[str, str], scale: Scale, *, complete: bool
+        self,
+        kind: Literal["session", "rolling"],
+        model: dict[str, str],
+        outputs: tuple[NamedScale, ...],
+        *,
+        complete: bool,
     ) -> Summary:
         quality = {
             name: {"mean": float(np.mean(values)), "median": float(np.median(values))}
             for name, values in sorted(self.quality.items())
         }
         regions = {r: w / self.attributed for r, w in sorted(self.attribution.items())} if self.attributed else None
+        columns = list(zip(*self.rows, strict=True))
+        stats = (
+            tuple(
+                OutputStats(out.name, out.scale, score_stats(list(column), out.scale))
+                for out, column in zip(outputs, columns, strict=True)
+            )
+            if self.rows
+            else ()
+        )
         return Summary(
             kind=kind,
             start=self.start,
             end=self.end,
             complete=complete,
-            windows_scored=len(self.scores),
+            windows_scored=len(self.rows),
             windows_rejected=dict(sorted(self.rejected.items())),
-            stats=score_stats(self.scores, scale) if self.scores else None,
+            stats=stats[0].stats if stats else None,
             quality=quality,
             regions=regions,
             model=dict(model),
             windows_explained=self.attributed,
             behaviour={n: float(np.mean(v)) for n, v in sorted(self.behaviour.items())} if self.behaviour else None,
-            scale=scale,
+            scale=outputs[0].scale,
+            outputs=stats,
         )
 
 
 class Aggregator:
     """Groups window outcomes into sessions and clock-aligned rolling periods and emits their summaries."""
 
-    def __init__(self, settings: AggregationSettings, model_identity: dict[str, str], scale: Scale = BDI_II) -> None:
+    def __init__(
+        self,
+        settings: AggregationSettings,
+        model_identity: dict[str, str],
+        outputs: Sequence[NamedScale] = (NamedScale("score", BDI_II),),
+    ) -> None:
         self._settings = settings
         self._model = dict(model_identity)
-        self.scale = scale
+        self.outputs = tuple(outputs)
+        self.scale = self.outputs[0].scale
         self._session: _Bucket | None = None
         self._last_face: float | None = None
         self._periods: dict[float, _Bucket] = {}
@@ -213,7 +249,7 @@ class Aggregator:
         period = self._settings.rolling_period_s
         for start in sorted(self._periods):
             if start + period + self._settings.lateness_s <= now:
-                out.append(self._periods.pop(start).summary("rolling", self._model, self.scale, complete=True))
+                out.append(self._periods.pop(start).summary("rolling", self._model, self.outputs, complete=True))
                 self._closed_until = max(self._closed_until, start + period)
         return out
 
@@ -226,7 +262,7 @@ class Aggregator:
             complete = start + period <= now
             if not complete:
                 bucket.end = max(bucket.start, min(now, start + period))
-            out.append(bucket.summary("rolling", self._model, self.scale, complete=complete))
+            out.append(bucket.summary("rolling", self._model, self.outputs, complete=complete))
             self._closed_until = max(self._closed_until, start + period)
         return out
 
@@ -236,14 +272,19 @@ class Aggregator:
         self._last_face = None
         self._periods.clear()
 
-    def _checked(self, window: WindowOutcome) -> tuple[float | None, str | None]:
+    def _checked(self, window: WindowOutcome) -> tuple[tuple[float, ...] | None, str | None]:
+        """A window's scores, one per output, each clamped to its scale; or why the window counts as rejected (a
+        window with any output not finite is an invalid score)."""
         if window.score is None:
             return None, reason_key(window.reject_reason or "unspecified")
-        if not math.isfinite(window.score):
+        values = (float(window.score), *(float(v) for v in window.more))
+        if len(values) != len(self.outputs):
+            raise ValueError(f"a window has {len(values)} scores; the bundle has {len(self.outputs)} outputs")
+        if not all(math.isfinite(v) for v in values):
             return None, INVALID_SCORE
-        return min(max(float(window.score), self.scale.low), self.scale.high), None
+        return tuple(min(max(v, o.scale.low), o.scale.high) for v, o in zip(values, self.outputs, strict=True)), None
 
-    def _add_to_period(self, window: WindowOutcome, score: float | None, reason: str | None) -> None:
+    def _add_to_period(self, window: WindowOutcome, score: tuple[float, ...] | None, reason: str | None) -> None:
         period = self._settings.rolling_period_s
         start = math.floor(window.end / period) * period
         if start + period <= self._closed_until:
@@ -261,7 +302,7 @@ class Aggregator:
     def _close_session(self) -> list[Summary]:
         if self._session is None:
             return []
-        summary = self._session.summary("session", self._model, self.scale, complete=True)
+        summary = self._session.summary("session", self._model, self.outputs, complete=True)
         self._session = None
         self._last_face = None
         return [summary]

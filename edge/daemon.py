@@ -74,7 +74,7 @@ class Daemon:
         self.capture: Capture | None = None
         self.capture_totals = CaptureStats()
         self.reporter: Reporter | None = None
-        self.aggregator = Aggregator(config.aggregation, self.bundle.identity, self.bundle.scale)
+        self.aggregator = Aggregator(config.aggregation, self.bundle.identity, self.bundle.outputs)
         self._t0 = time.time()  # origin of the pipeline's timestamps
         explain = config.explain
         self.scorer = WindowScorer(

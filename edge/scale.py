@@ -1,9 +1,14 @@
 """Severity scales: the one place that knows a scale's range and bands (DESIGN.md, "Scale is one concept").
 
-A bundle's manifest names its output's scale (``output.units``: ``BDI-II``, ``PHQ-9``, ``PHQ-8`` or ``custom``)
+A bundle's manifest names each output's scale (``outputs[i].units``: ``BDI-II``, ``PHQ-9``, ``PHQ-8`` or ``custom``)
 and range; a custom scale may list its own bands (``output.bands``). Everything else (heads, training loss,
 calibration gate, aggregation bands, payloads, the demo table) asks :func:`scale_of_output` and never writes a
 scale's numbers itself.
+
+**Several outputs.** A manifest lists one or more named outputs (``outputs``, e.g. a BDI-II and a PHQ-9 head of one
+model); the first is the *primary* output, the one a summary's ``score`` carries. A manifest written before
+``outputs`` existed has one ``output`` section; :func:`output_sections` reads both forms (the one place that
+migrates them), so no other code looks at ``output`` itself.
 
 **Band rule.** A published scale is a sum of integer item scores and its bands are integer ranges (BDI-II 0-13
 minimal, 14-19 mild, ...). A model's estimate is continuous, so it is placed in the band of the nearest whole score,
@@ -113,6 +118,33 @@ PUBLISHED: dict[str, Scale] = {
 """The published scales and their severity bands (BDI-II: Beck 1996; PHQ-9/PHQ-8: Kroenke 2001/2009)."""
 BDI_II = PUBLISHED["BDI-II"]
 """The scale of manifests written before scales were named (and of the demo model)."""
+
+
+@dataclass(frozen=True)
+class NamedScale:
+    """One output of a model: its name in the manifest and its scale."""
+
+    name: str
+    scale: Scale
+
+
+def output_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's output sections, primary first: ``outputs``, or the single ``output`` of an older manifest."""
+    if "outputs" in manifest:
+        return list(manifest["outputs"])
+    return [manifest["output"]]
+
+
+def named_scales(manifest: dict[str, Any]) -> tuple[NamedScale, ...]:
+    """Every output of a manifest as name and scale, primary first (ValueError naming a bad range)."""
+    return tuple(NamedScale(str(section["name"]), scale_of_output(section)) for section in output_sections(manifest))
+
+
+def manifest_outputs(outputs: Sequence[NamedScale]) -> dict[str, Any]:
+    """The manifest's output part for ``outputs`` (primary first): one ``output`` section, as before, which devices of
+    earlier releases also read, or ``outputs`` for two or more."""
+    sections = [output.scale.manifest_output(output.name) for output in outputs]
+    return {"output": sections[0]} if len(sections) == 1 else {"outputs": sections}
 
 
 def scale_of_output(section: dict[str, Any]) -> Scale:

@@ -93,29 +93,33 @@ class WindowScorer:
 
     def _outcomes(self, windows: list[Window]) -> list[WindowOutcome]:
         passed = [w for w in windows if w.quality.passed]
-        scores: dict[int, float] = {}
+        scores: dict[int, npt.NDArray[np.float32]] = {}
         shares: dict[int, dict[str, float] | None] = {}
         if passed:
             started = time.perf_counter()
             batch = batch_windows([w.frames for w in passed], self.backend.bundle.input)
-            values = self.backend.infer(batch)
-            scores = {id(w): float(v) for w, v in zip(passed, values, strict=True)}
+            rows = self.backend.infer_outputs(batch)  # (N, K): every output of the bundle, primary first
+            scores = {id(w): row for w, row in zip(passed, rows, strict=True)}
             self.seconds += time.perf_counter() - started
             if self.explainer is not None:
-                shares = self._explain(passed, batch, values)
+                shares = self._explain(passed, batch, rows[:, 0])
         self.scored += len(passed)
         self.rejected += len(windows) - len(passed)
-        return [
-            WindowOutcome(
-                start=self.origin + w.start,
-                end=self.origin + w.end,
-                score=scores.get(id(w)),
-                reject_reason=w.quality.reject_reason,
-                quality=window_quality_figures(w.quality),
-                attribution=shares.get(id(w)),
-            )
-            for w in windows
-        ]
+        return [self._outcome(w, scores.get(id(w)), shares.get(id(w))) for w in windows]
+
+    def _outcome(
+        self, window: Window, row: npt.NDArray[np.float32] | None, shares: dict[str, float] | None
+    ) -> WindowOutcome:
+        """One window's outcome: its scores (primary and the other outputs) or its reject reason."""
+        return WindowOutcome(
+            start=self.origin + window.start,
+            end=self.origin + window.end,
+            score=None if row is None else float(row[0]),
+            reject_reason=window.quality.reject_reason,
+            quality=window_quality_figures(window.quality),
+            attribution=shares,
+            more=() if row is None else tuple(float(v) for v in row[1:]),
+        )
 
     def _explain(
         self, passed: list[Window], batch: npt.NDArray[np.float32], values: npt.NDArray[np.float32]

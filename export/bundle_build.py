@@ -23,14 +23,14 @@ from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.bundle import MANIFEST_NAME, Bundle, load_bundle, write_manifest
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, default_input_section, default_regions_section
-from edge.scale import BDI_II, Scale
+from edge.scale import BDI_II, NamedScale, Scale, manifest_outputs
 from export.arch_fit import fit_of, infer_architecture, load_with_suggestion
 from export.checkpoint import CheckpointError, CheckpointInfo, KeyRename, RawCheckpoint, read_checkpoint
 from export.dataset import default_spec
 from export.degenerate import OutputCheck, OutputCheckSource, check_output, torch_scorer
 from export.macs import macs_of_onnx
 from export.onnx_export import DEFAULT_OPSET, OUTPUT_NAME, Verification, onnx_from_model, verify_onnx
-from export.zoo import DEFAULT_ARCHITECTURE, Architecture, get_architecture, scale_option
+from export.zoo import DEFAULT_ARCHITECTURE, Architecture, get_architecture, named_outputs, scale_option
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def build_manifest(
         },
         "input": default_input_section(layout=architecture.layout, frames=frames, size=size),
         "regions": default_regions_section(size),
-        "output": scale_option(options).manifest_output(OUTPUT_NAME),
+        **manifest_outputs(named_outputs(options) or (NamedScale(OUTPUT_NAME, scale_option(options)),)),
         "artifacts": [{"path": MODEL_FILE, "kind": "onnx", "precision": "fp32", "target": "any", "opset": opset}],
         "calibration": None,
         "model_card": model_card(
@@ -275,6 +275,7 @@ def export_bundle(
             source,
             loaded.reinitialised,
             scale=scale_option(resolved),
+            more=named_outputs(resolved)[1:],
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))

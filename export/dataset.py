@@ -36,17 +36,17 @@ class LabelledVideo:
     groups: dict[str, str]
 
 
-def _default_groups(rows: list[dict[str, str]], columns: Sequence[str]) -> list[str]:
-    """Every extra column whose values repeat (a per-row id such as a seed is no group)."""
-    extra = [c for c in columns if c not in (VIDEO_COLUMN, SCORE_COLUMN)]
+def _default_groups(rows: list[dict[str, str]], columns: Sequence[str], labels: Sequence[str] = ()) -> list[str]:
+    """Every extra column whose values repeat (a per-row id such as a seed is no group; nor is a label column)."""
+    extra = [c for c in columns if c not in (VIDEO_COLUMN, SCORE_COLUMN, *labels)]
     return [c for c in extra if len({row[c] for row in rows}) < len(rows)]
 
 
 def read_labels(
-    csv_path: Path, group_columns: Sequence[str] | None = None, scale: Scale = BDI_II
+    csv_path: Path, group_columns: Sequence[str] | None = None, scale: Scale = BDI_II, label_columns: Sequence[str] = ()
 ) -> list[LabelledVideo]:
     """Read a labels CSV whose scores are on ``scale``; ``group_columns=None`` takes every extra column whose values
-    repeat."""
+    repeat, except ``label_columns`` (the labels of a bundle's further outputs, :func:`read_output_labels`)."""
     if not csv_path.is_file():
         raise InputError(f"labels CSV {csv_path} does not exist", fix="pass the CSV written with the videos")
     with csv_path.open(newline="", encoding="utf-8") as handle:
@@ -59,27 +59,45 @@ def read_labels(
             f"labels CSV {csv_path} lacks column(s) {', '.join(missing)} or has no rows (columns: {columns})",
             fix="give it a header with 'video' and 'score' and one row per video",
         )
-    groups = _default_groups(rows, columns) if group_columns is None else list(group_columns)
+    groups = _default_groups(rows, columns, label_columns) if group_columns is None else list(group_columns)
     unknown = [c for c in groups if c not in columns]
     if unknown:
         raise UsageError(f"group column(s) {', '.join(unknown)} not in {csv_path}", fix=f"use some of {columns}")
     videos = []
     for line, row in enumerate(rows, start=2):
-        try:
-            score = float(row[SCORE_COLUMN])
-        except ValueError as exc:
-            raise InputError(f"{csv_path}:{line}: score {row[SCORE_COLUMN]!r} is not a number", fix="fix it") from exc
-        if not scale.low <= score <= scale.high:
-            raise InputError(
-                f"{csv_path}:{line}: score {score} is outside {scale.name} {scale.low:g}-{scale.high:g}",
-                fix="fix the label, or name the labels' scale (train --scale)",
-            )
+        score = _label(row, SCORE_COLUMN, scale, f"{csv_path}:{line}", "name the labels' scale (train --scale)")
         path = Path(row[VIDEO_COLUMN])
         path = path if path.is_absolute() else csv_path.parent / path
         if not path.is_file():
             raise InputError(f"{csv_path}:{line}: video {path} does not exist", fix="fix the path or the file")
         videos.append(LabelledVideo(path, score, {c: row[c] for c in groups}))
     return videos
+
+
+def read_output_labels(csv_path: Path, column: str, scale: Scale) -> list[float] | None:
+    """The labels of one further output of a bundle, in the CSV's row order: the column named after the output
+    (``phq9``), each on ``scale``; None when the CSV has no such column."""
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or []):
+            return None
+        rows = list(reader)
+    where = f"the scale of output {column} in the bundle"
+    return [_label(row, column, scale, f"{csv_path}:{line}", where) for line, row in enumerate(rows, start=2)]
+
+
+def _label(row: dict[str, str], column: str, scale: Scale, where: str, scale_fix: str) -> float:
+    """The number in ``row[column]``, which must lie on ``scale`` (InputError naming ``where`` and the fix)."""
+    try:
+        value = float(row[column])
+    except ValueError as exc:
+        raise InputError(f"{where}: {column} {row[column]!r} is not a number", fix="fix it") from exc
+    if not scale.low <= value <= scale.high:
+        raise InputError(
+            f"{where}: {column} {value} is outside {scale.name} {scale.low:g}-{scale.high:g}",
+            fix=f"fix the label, or {scale_fix}",
+        )
+    return value
 
 
 def default_spec(layout: str, *, frames: int, size: int) -> tuple[InputSpec, tuple[Tile, ...]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from torch import nn
 from edge.bundle import InputSpec, Tile
 from edge.errors import BundleError, InputError
 from edge.preprocess import batch_windows
-from edge.scale import Scale
+from edge.scale import NamedScale, Scale
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ class OutputCheck:
     at_ceiling: float
     verdict: str
     """``ok``, ``constant``, ``pinned_floor`` or ``pinned_ceiling``."""
+    others: dict[str, str] = field(default_factory=dict)
+    """A model of several outputs: the verdict of each output after the primary one (whose figures these are)."""
 
     def describe(self) -> str:
         """The figures in one clause."""
@@ -219,16 +221,22 @@ def check_output(
     random_layers: tuple[str, ...] = (),
     *,
     scale: Scale,
+    more: Sequence[NamedScale] = (),
 ) -> OutputCheck | None:
     """Score the model on real windows and refuse it when degenerate (pinned to ``scale``'s ends or constant;
-    unless allowed); None when none to use."""
+    unless allowed); None when none to use. With ``more`` outputs the scorer gives ``(N, 1 + len(more))`` scores
+    and every output is checked on its own scale (the refusal names the output)."""
     found = source.windows(spec, tiles)
     if found is None:
         log.warning("no real windows to check the model's outputs on: pass --check-videos or --check-calib")
         return None
     windows, where = found
-    check = check_scores(scorer(windows), scale.low, scale.high, where)
-    refuse_if_degenerate(check, head, allow=source.allow_degenerate, random_layers=random_layers)
-    if check.verdict != "ok":
-        log.warning("exporting a degenerate model as --allow-degenerate asks: %s", check.describe())
-    return check
+    scores = np.asarray(scorer(windows), dtype=np.float64).reshape(len(windows), 1 + len(more))
+    checks = [check_scores(scores[:, 0], scale.low, scale.high, where)]
+    checks += [check_scores(scores[:, i + 1], o.scale.low, o.scale.high, f"output {o.name}, {where}")
+               for i, o in enumerate(more)]  # fmt: skip
+    for check in checks:
+        refuse_if_degenerate(check, head, allow=source.allow_degenerate, random_layers=random_layers)
+        if check.verdict != "ok":
+            log.warning("exporting a degenerate model as --allow-degenerate asks: %s", check.describe())
+    return replace(checks[0], others={o.name: c.verdict for o, c in zip(more, checks[1:], strict=True)})

@@ -5,12 +5,16 @@ A video's score is the mean of its scored windows, as the device aggregates a se
 intervals, the same for the constant baseline (the training mean when the manifest records one, else the labels'
 own mean, which flatters the baseline's competitor less than nothing but is said), the bias per severity band of
 the true score, the breakdown per grouping column and the windows the quality gate refused, by reason.
+A bundle of several outputs is scored once; the report's top level is its primary output (labels: ``score``), and
+``outputs`` holds the same report for every further output whose labels the CSV has in a column named after it
+(``phq9``), in that output's scale (baseline: those labels' mean, the manifest records no training mean per output).
 Everything here runs on the engineer's machine; per-window scores are written only on explicit request.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +29,8 @@ from edge.backends import create
 from edge.bundle import Bundle
 from edge.errors import UsageError
 from edge.preprocess import batch_windows
-from edge.scale import Scale
-from export.dataset import LabelledVideo, WindowSet, build_window_set, read_labels
+from edge.scale import NamedScale, Scale
+from export.dataset import LabelledVideo, WindowSet, build_window_set, read_labels, read_output_labels
 from export.metrics import agreement, bland_altman
 
 BATCH = 16
@@ -37,10 +41,11 @@ FEW_VIDEOS = 10
 def score_windows(
     bundle: Bundle, data: WindowSet, *, backend: str = "onnxruntime", precision: str = "fp32"
 ) -> tuple[npt.NDArray[np.float64], dict[str, Any]]:
-    """Every window's score through backend ``backend`` at ``precision``, and what the backend ran on."""
+    """Every window's scores ``(N, K)``, one per output, through backend ``backend`` at ``precision``, and what the
+    backend ran on."""
     with create(backend, bundle, precision=precision) as runner:
         scores = [
-            runner.infer(batch_windows(list(data.windows[start : start + BATCH]), bundle.input))
+            runner.infer_outputs(batch_windows(list(data.windows[start : start + BATCH]), bundle.input))
             for start in range(0, len(data), BATCH)
         ]
         described = runner.describe()
@@ -105,11 +110,20 @@ def by_group(
 
 
 def report_of(
-    bundle: Bundle, data: WindowSet, scores: npt.NDArray[np.float64], *, seed: int = 0, resamples: int = 2000
+    bundle: Bundle,
+    data: WindowSet,
+    scores: npt.NDArray[np.float64],
+    *,
+    seed: int = 0,
+    resamples: int = 2000,
+    output: NamedScale | None = None,
 ) -> tuple[dict[str, Any], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """The evaluation report of window ``scores``, with the per-video truth and predictions it rests on."""
+    """The evaluation report of window ``scores`` of ``output`` (default: the primary one), with the per-video truth
+    and predictions it rests on."""
+    primary = output is None
+    output = bundle.outputs[0] if output is None else output
     videos, truth, predicted = per_video(scores, data)
-    recorded, where = training_mean(bundle.manifest)
+    recorded, where = training_mean(bundle.manifest) if primary else (None, None)
     value = float(truth.mean()) if recorded is None else recorded
     source = (
         f"training mean recorded in the manifest ({where})"
@@ -120,12 +134,13 @@ def report_of(
     model = agreement(truth, predicted, resamples=resamples, seed=seed)
     constant = np.full_like(truth, value)
     baseline = {"value": value, "source": source, **agreement(truth, constant, resamples=resamples, seed=seed)}
-    output = bundle.output
+    scale = output.scale
     report: dict[str, Any] = {
         "model": bundle.name,
         "bundle": str(bundle.root),
-        "units": output.units,
-        "range": [output.low, output.high],
+        "output": output.name,
+        "units": scale.name,
+        "range": [scale.low, scale.high],
         "aggregation": "a video's score is the mean of its scored windows, as the device aggregates a session",
         "videos": {"labelled": len(data.videos), "scored": int(videos.size)},
         "windows": {"scored": len(data), "rejected": data.rejected, "rejected_by_reason": data.rejected_by_reason},
@@ -137,7 +152,7 @@ def report_of(
         "caution": f"only {videos.size} videos: intervals and correlations are unreliable below {FEW_VIDEOS}"
         if videos.size < FEW_VIDEOS
         else None,
-        "bands": by_band(truth, predicted, value, bundle.scale) if bundle.scale.bands else None,
+        "bands": by_band(truth, predicted, value, scale) if scale.bands else None,
         "groups": by_group(data, videos, truth, predicted, value),
         "notice": NOT_A_DIAGNOSTIC_DEVICE,
     }
@@ -177,6 +192,7 @@ class Evaluation:
     predicted: npt.NDArray[np.float64]
     data: WindowSet
     scores: npt.NDArray[np.float64]
+    """The primary output's window scores."""
 
 
 def evaluate_bundle(
@@ -189,11 +205,28 @@ def evaluate_bundle(
     seed: int = 0,
 ) -> Evaluation:
     """Cut the labelled videos into windows with the device's pipeline, score them and build the report."""
-    data = build_window_set(
-        read_labels(labels, group_by, bundle.scale), bundle.input, bundle.tiles, desc="evaluation windows"
-    )
+    further = bundle.outputs[1:]
+    videos = read_labels(labels, group_by, bundle.scale, [o.name for o in further])
+    data = build_window_set(videos, bundle.input, bundle.tiles, desc="evaluation windows")
     scores, described = score_windows(bundle, data, backend=backend, precision=precision)
-    report, truth, predicted = report_of(bundle, data, scores, seed=seed)
+    report, truth, predicted = report_of(bundle, data, scores[:, 0], seed=seed)
     report["labels"] = str(labels)
     report["backend"] = described
-    return Evaluation(report, truth, predicted, data, scores)
+    report["outputs"] = [
+        _further_report(bundle, data, scores[:, column], labels, output, seed)
+        for column, output in enumerate(further, start=1)
+    ]
+    return Evaluation(report, truth, predicted, data, scores[:, 0])
+
+
+def _further_report(
+    bundle: Bundle, data: WindowSet, scores: npt.NDArray[np.float64], labels: Path, output: NamedScale, seed: int
+) -> dict[str, Any]:
+    """The report of a further output against its label column, or why there is none."""
+    values = read_output_labels(labels, output.name, output.scale)
+    if values is None:
+        return {"output": output.name, "units": output.scale.name, "evaluated": False,
+                "reason": f"the labels CSV has no column {output.name!r} for this output's labels"}  # fmt: skip
+    relabelled = tuple(dataclasses.replace(v, score=value) for v, value in zip(data.videos, values, strict=True))
+    report, _, _ = report_of(bundle, dataclasses.replace(data, videos=relabelled), scores, seed=seed, output=output)
+    return {**report, "evaluated": True}

@@ -19,7 +19,9 @@ What the graph cannot say is given as options or in a small TOML file (options w
     height = 112
 
 The file is checked with ``onnx.checker`` (full check), its one input must be rank 5 with a dynamic batch axis and
-fit the layout, and ONNX Runtime must give one score per window on a batch of two. Then the model is scored on
+fit the layout, and ONNX Runtime must give one score per window and output on a batch of two: a model of K
+named outputs (``outputs``) has one output tensor of shape ``(N, K)``, its columns in the order the outputs are
+named (the device's backends read it so; ``docs/model-intake.md``). Then the model is scored on
 real windows like a checkpoint (:mod:`export.degenerate`), and the manifest and model card are written with the
 ONNX file's SHA-256 as its weights' identity.
 """
@@ -48,7 +50,7 @@ from edge.layout import (
     default_input_section,
     default_regions_section,
 )
-from edge.scale import BDI_II, Scale
+from edge.scale import BDI_II, NamedScale, Scale, manifest_outputs
 from export.bundle_build import MODEL_FILE, check_destination, model_card, move_into_place
 from export.degenerate import OutputCheck, OutputCheckSource, Scorer, check_output
 from export.macs import macs_of_onnx
@@ -166,8 +168,9 @@ def input_section(path: Path, model: onnx.ModelProto, spec: IntakeSpec) -> dict[
     return section
 
 
-def runs_in_onnxruntime(path: Path, input_spec: InputSpec) -> str:
-    """Run two random windows; the model must give one finite score per window. Returns the output's name."""
+def runs_in_onnxruntime(path: Path, input_spec: InputSpec, width: int = 1) -> str:
+    """Run two random windows; the model must give ``width`` finite scores per window (one output tensor, ``(N,)``
+    or ``(N, width)``). Returns the output tensor's name."""
     import onnxruntime as ort
 
     from edge.preprocess import batch_windows
@@ -181,21 +184,23 @@ def runs_in_onnxruntime(path: Path, input_spec: InputSpec) -> str:
         raise _refuse(
             path, f"ONNX Runtime cannot run it on a batch of 2: {first}", "check --layout, --frames, --size"
         ) from exc
-    if len(outputs) != 1 or np.asarray(outputs[0]).size != 2 or not np.isfinite(outputs[0]).all():
+    if len(outputs) != 1 or np.asarray(outputs[0]).size != 2 * width or not np.isfinite(outputs[0]).all():
         shapes = [np.asarray(o).shape for o in outputs]
-        raise _refuse(path, f"gives outputs {shapes} for 2 windows; a bundle needs one finite score per window",
-                      "export the model with a single (N,) or (N, 1) severity output")  # fmt: skip
+        want = "one finite score per window" if width == 1 else f"one tensor of {width} finite scores per window"
+        fix = "a single (N,) or (N, 1) severity output" if width == 1 else f"a single (N, {width}) output"
+        raise _refuse(path, f"gives outputs {shapes} for 2 windows; a bundle of {width} output(s) needs {want}",
+                      f"export the model with {fix}, or name as many outputs as it has columns")  # fmt: skip
     return str(session.get_outputs()[0].name)
 
 
 def onnxruntime_scorer(path: Path, spec: InputSpec) -> Scorer:
     """Scores of the ONNX file at ``path`` on ONNX Runtime's CPU, normalised as the device normalises."""
-    from calibration.pipeline import run_scores
+    from calibration.pipeline import run_all_scores
     from edge.preprocess import batch_windows
 
     def score(windows: npt.NDArray[np.uint8]) -> npt.NDArray[np.floating]:
         batches = (batch_windows(list(windows[i : i + 8]), spec) for i in range(0, len(windows), 8))
-        return run_scores(path, batches)
+        return run_all_scores(path, batches)
 
     return score
 
@@ -218,9 +223,10 @@ def import_onnx(
     check: OutputCheckSource | None = None,
     force: bool = False,
     scale: Scale = BDI_II,
+    outputs: Sequence[NamedScale] = (),
 ) -> Imported:
     """Check ``path`` and write a bundle for it at ``out`` (staged, moved into place only when all passed); its
-    output is on ``scale``."""
+    output is on ``scale``, or with ``outputs`` (two or more) its ``(N, K)`` output's columns are those."""
     if not path.is_file():
         raise OnnxIntakeError(f"ONNX model {path} does not exist", fix="pass the path of a .onnx file")
     check_destination(out, force=force)
@@ -235,11 +241,14 @@ def import_onnx(
     section = input_section(path, model, spec)
     input_spec = InputSpec.from_manifest(section)
     regions = {"tiles": list(spec.tiles)} if spec.tiles is not None else default_regions_section(input_spec.height)
-    output_name = runs_in_onnxruntime(path, input_spec)
+    output_name = runs_in_onnxruntime(path, input_spec, max(len(outputs), 1))
     tiles = tuple(Tile(**tile) for tile in regions["tiles"])
+    if outputs:
+        scale = outputs[0].scale
     checked = check_output(
-        onnxruntime_scorer(path, input_spec), input_spec, tiles, HEAD, check or OutputCheckSource(), scale=scale
-    )
+        onnxruntime_scorer(path, input_spec), input_spec, tiles, HEAD, check or OutputCheckSource(), scale=scale,
+        more=outputs[1:],
+    )  # fmt: skip
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     card = model_card(random_weights=False, training_data=training_data, scale=scale)
     provenance = (
@@ -265,7 +274,7 @@ def import_onnx(
         },
         "input": section,
         "regions": regions,
-        "output": scale.manifest_output(output_name),
+        **manifest_outputs(outputs or (NamedScale(output_name, scale),)),
         "artifacts": [{"path": MODEL_FILE, "kind": "onnx", "precision": "fp32", "target": "any", "opset": opset}],
         "calibration": None,
         "model_card": card,

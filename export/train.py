@@ -36,7 +36,7 @@ from edge.preprocess import batch_windows
 from export.arch_fit import load_with_suggestion
 from export.checkpoint import CheckpointInfo, read_checkpoint
 from export.dataset import WindowSet
-from export.zoo import get_architecture, scale_option
+from export.zoo import get_architecture, named_outputs, scale_option
 
 LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "expresso-edge-checkpoint"
@@ -105,7 +105,13 @@ def augment(windows: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDA
 
 
 def start_model(config: TrainConfig) -> tuple[nn.Module, CheckpointInfo | None]:
-    """Seed everything, build the architecture and load ``config.init`` into it (a misfit raises CheckpointError)."""
+    """Seed everything, build the architecture and load ``config.init`` into it (a misfit raises CheckpointError);
+    a head of several outputs is refused (not built for training yet)."""
+    if len(named_outputs(config.options)) > 1:
+        raise UsageError(
+            f"training a head of several outputs ({', '.join(config.options['outputs'])}) is not built yet",
+            fix="train one output per run (--scale), or train elsewhere and import the model (import-onnx --output)",
+        )
     seed_everything(config.seed)
     architecture = get_architecture(config.architecture)
     model = architecture.build(config.frames, config.size, config.options)

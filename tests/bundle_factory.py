@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -21,8 +23,10 @@ def write_test_bundle(
     macs: int,
     intended_use: str,
     limitation: str,
+    outputs: Sequence[dict[str, Any]] = (),
 ) -> Bundle:
-    """Save ``model`` as the bundle's FP32 ONNX (NTCHW input) and write a manifest for it."""
+    """Save ``model`` as the bundle's FP32 ONNX (NTCHW input) and write a manifest for it: with ``outputs``, a
+    manifest of those outputs; without, one BDI-II ``output`` as manifests were written before ``outputs``."""
     root.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(root / "model.onnx"))
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
@@ -37,7 +41,11 @@ def write_test_bundle(
         },
         "input": default_input_section(layout="NTCHW", frames=frames, size=size),
         "regions": default_regions_section(size),
-        "output": {"name": "score", "units": "BDI-II", "range": [0.0, 63.0]},
+        **(
+            {"outputs": list(outputs)}
+            if outputs
+            else {"output": {"name": "score", "units": "BDI-II", "range": [0.0, 63.0]}}
+        ),
         "artifacts": [{"path": "model.onnx", "kind": "onnx", "precision": "fp32", "target": "any", "opset": opset}],
         "model_card": {
             "intended_use": intended_use,

@@ -6,18 +6,32 @@ from collections.abc import Sequence
 
 from edge.aggregate import Aggregator, Summary, WindowOutcome
 from edge.publish.settings import AggregationSettings
+from edge.scale import BDI_II, PUBLISHED, NamedScale
 
 IDENTITY = {"name": "tiny", "architecture": "mean-net", "version": "1", "manifest_sha256": "ab" * 32}
 T0 = 1_763_800_000.0  # a fixed moment (2025-11-22) so coarse times are predictable
 
 
-def session_summary(scores: Sequence[float], *, rejected: Sequence[str] = (), start: float = T0) -> Summary:
-    """The session summary of one face-present stretch with one window per second."""
-    agg = Aggregator(AggregationSettings(rolling_enabled=False), IDENTITY)
+BDI_AND_PHQ9 = (NamedScale("bdi_ii", BDI_II), NamedScale("phq9", PUBLISHED["PHQ-9"]))
+"""A model of two outputs, a BDI-II and a PHQ-9 head."""
+
+
+def session_summary(
+    scores: Sequence[float],
+    *,
+    rejected: Sequence[str] = (),
+    start: float = T0,
+    more: Sequence[tuple[float, ...]] = (),
+    outputs: Sequence[NamedScale] = (NamedScale("score", BDI_II),),
+) -> Summary:
+    """The session summary of one face-present stretch with one window per second; ``more``: each window's scores
+    of the ``outputs`` after the first."""
+    agg = Aggregator(AggregationSettings(rolling_enabled=False), IDENTITY, outputs)
     t = start
-    for score in scores:
+    for i, score in enumerate(scores):
         agg.observe_frame(t, True)
-        agg.add_window(WindowOutcome(t, t + 1.0, score, None, {"brightness": 0.6, "sharpness": 0.8}))
+        extra = more[i] if more else ()
+        agg.add_window(WindowOutcome(t, t + 1.0, score, None, {"brightness": 0.6, "sharpness": 0.8}, more=extra))
         t += 1.0
     for reason in rejected:
         agg.observe_frame(t, True)

@@ -106,12 +106,14 @@ class DataType(enum.Enum):
 
 @dataclass
 class FakeEngine:
-    """An engine with one input ``clip`` and one output ``score`` of one value per window."""
+    """An engine with one input ``clip`` and one output ``score`` of ``outputs`` values per window (column k: the
+    window's mean plus k)."""
 
     gpu: FakeGpu
     input_shape: tuple[int, ...]  # -1 for a dynamic batch
     profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
     names: tuple[str, str] = ("clip", "score")
+    outputs: int = 1
 
     @property
     def num_io_tensors(self) -> int:
@@ -124,7 +126,7 @@ class FakeEngine:
         return IOMode.INPUT if name == self.names[0] else IOMode.OUTPUT
 
     def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-        return self.input_shape if name == self.names[0] else (self.input_shape[0], 1)
+        return self.input_shape if name == self.names[0] else (self.input_shape[0], self.outputs)
 
     def get_tensor_dtype(self, name: str) -> DataType:
         return DataType.FLOAT
@@ -171,8 +173,9 @@ class ExecutionContext:
         def run() -> None:
             count = int(np.prod(shape))
             clip = source.data[: count * 4].view(np.float32).reshape(shape)
-            means = clip.reshape(shape[0], -1).mean(axis=1).astype(np.float32)
-            target.data[: means.nbytes] = means.view(np.uint8)
+            means = clip.reshape(shape[0], -1).mean(axis=1)
+            scores = (means[:, None] + np.arange(self.engine.outputs)).astype(np.float32)
+            target.data[: scores.nbytes] = scores.reshape(-1).view(np.uint8)
 
         self.gpu.streams[stream_handle].enqueue(run)
         return True
@@ -300,12 +303,13 @@ class FakeGpu:
             raise CudaError(f"{what}: no current CUDA context on this thread")
 
     def add_engine(
-        self, data: bytes, input_shape: tuple[int, ...], *, max_batch: int = 4, min_batch: int = 1
+        self, data: bytes, input_shape: tuple[int, ...], *, max_batch: int = 4, min_batch: int = 1, outputs: int = 1
     ) -> FakeEngine:
-        """Make ``data`` deserialise to an engine with profile batch ``min_batch``..``max_batch``."""
+        """Make ``data`` deserialise to an engine with profile batch ``min_batch``..``max_batch`` and ``outputs``
+        output columns."""
         rest = input_shape[1:]
         profile = ((min_batch, *rest), (max_batch, *rest), (max_batch, *rest))
-        engine = FakeEngine(self, input_shape, profile)
+        engine = FakeEngine(self, input_shape, profile, outputs=outputs)
         self.engines[data] = engine
         return engine
 
@@ -462,8 +466,15 @@ class FakeGpu:
         return [call for call in self.calls if call[0] == name]
 
 
-def engine_bundle(root: Path, files: dict[str, dict[str, Any]], *, frames: int = 16, size: int = 112) -> Bundle:
-    """A bundle listing ``files``; those not yet written get their own name as content."""
+def engine_bundle(
+    root: Path,
+    files: dict[str, dict[str, Any]],
+    *,
+    frames: int = 16,
+    size: int = 112,
+    outputs: tuple[dict[str, Any], ...] = ({"name": "score", "units": "BDI-II", "range": [0, 63]},),
+) -> Bundle:
+    """A bundle listing ``files`` and ``outputs``; files not yet written get their own name as content."""
     root.mkdir(parents=True, exist_ok=True)
     for name in files:
         if not (root / name).exists():
@@ -478,7 +489,7 @@ def engine_bundle(root: Path, files: dict[str, dict[str, Any]], *, frames: int =
         },
         "input": default_input_section(layout="NCTHW", frames=frames, size=size),
         "regions": default_regions_section(size),
-        "output": {"name": "score", "units": "BDI-II", "range": [0, 63]},
+        "outputs": list(outputs),
         "artifacts": [{"path": name, **record} for name, record in files.items()],
         "model_card": {
             "intended_use": "t",

@@ -85,7 +85,15 @@ class Backend(ABC):
     def _infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 
     def infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Scores for a batch ``(N, ...)`` in the manifest's layout; returns shape ``(N,)``."""
+        """The primary output's scores for a batch ``(N, ...)`` in the manifest's layout; returns shape ``(N,)``."""
+        return self.infer_outputs(batch)[:, 0]
+
+    def infer_outputs(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Every output's scores for a batch ``(N, ...)``: shape ``(N, K)``, K the manifest's outputs in order.
+
+        The model has one output tensor of shape ``(N, K)`` (or ``(N,)``/``(N, 1)`` for one output); a tensor of
+        another width does not belong to the manifest (a bad bundle, exit 4).
+        """
         if self._closed:
             raise RuntimeError(f"backend {self.key!r} was closed")
         expected = self.bundle.input.shape[1:]
@@ -94,8 +102,15 @@ class Backend(ABC):
                 f"batch has shape {batch.shape}; backend {self.key!r} wants (N, {', '.join(map(str, expected))})",
                 fix="normalise windows with edge.preprocess.batch_windows",
             )
-        scores = self._infer(np.ascontiguousarray(batch, dtype=np.float32))
-        return np.asarray(scores, dtype=np.float32).reshape(batch.shape[0])
+        scores = np.asarray(self._infer(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
+        width = len(self.bundle.outputs)
+        if scores.size != batch.shape[0] * width:
+            raise BundleError(
+                f"the {self.precision} model of bundle {self.bundle.root} returned shape {scores.shape} for "
+                f"{batch.shape[0]} windows; its manifest names {width} output(s), so (N, {width}) was expected",
+                fix="re-export the bundle so that its manifest's outputs match the model's output columns",
+            )
+        return scores.reshape(batch.shape[0], width)
 
     def describe(self) -> dict[str, Any]:
         """What this backend runs on: key, precision, device and provider details."""

@@ -289,7 +289,7 @@ class TensorRTBackend(Backend):
             raise BackendUnavailableError("TensorRT failed to enqueue the engine", fix="check the log above")
         cuda.memcpy_dtoh_async(host_out, self._device_mem[tensor_out.name], self._stream)
         self._stream.synchronize()
-        return np.array(host_out.reshape(padded, -1)[:count, 0], dtype=np.float32)
+        return np.array(host_out.reshape(padded, -1)[:count], dtype=np.float32)  # (count, K)
 
     def _describe(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,7 @@ from typing import Any
 
 from edge.bundle.manifest import Artifact, InputSpec, OutputSpec, Tile
 from edge.errors import BundleError
-from edge.scale import Scale, scale_of_output
+from edge.scale import NamedScale, Scale, named_scales, output_sections
 from edge.schemas import schema_errors
 from edge.trust.bundle_sig import SIGNATURE_NAME, verify_bundle
 from edge.trust.keys import PublicKey
@@ -49,13 +49,18 @@ class Bundle:
 
     @property
     def output(self) -> OutputSpec:
-        """Output specification."""
-        return OutputSpec.from_manifest(self.manifest["output"])
+        """The primary (first) output's specification."""
+        return OutputSpec.from_manifest(output_sections(self.manifest)[0])
+
+    @property
+    def outputs(self) -> tuple[NamedScale, ...]:
+        """Every output, name and scale, in the order of the model's output columns (primary first)."""
+        return named_scales(self.manifest)
 
     @property
     def scale(self) -> Scale:
-        """The output's scale (range and bands), as the manifest names it."""
-        return scale_of_output(self.manifest["output"])
+        """The primary output's scale (range and bands), as the manifest names it."""
+        return self.outputs[0].scale
 
     @property
     def tiles(self) -> tuple[Tile, ...]:
@@ -178,11 +183,17 @@ def load_bundle(root: str | Path, trusted: Sequence[PublicKey] = ()) -> Bundle:
                 fix="re-export the bundle; hand edits to manifest.json are not supported",
             )
         try:
-            scale_of_output(manifest["output"])
+            outputs = named_scales(manifest)
         except ValueError as error:
             raise BundleError(
                 f"bundle {root}: manifest output: {error}", fix="re-export the bundle naming its scale with --scale"
             ) from error
+        names = [output.name for output in outputs]
+        if len(set(names)) != len(names):
+            raise BundleError(
+                f"bundle {root}: manifest outputs repeat a name ({', '.join(names)})",
+                fix="re-export the bundle giving each output its own name",
+            )
         verify_files(root, manifest)
     except OSError as error:  # e.g. a file copied as root with mode 0600: a bad bundle (exit 4), not a crash
         raise BundleError(

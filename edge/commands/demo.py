@@ -71,6 +71,14 @@ def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _score_cells(score: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Mean, median, IQR and band shares of one output (``score`` or an item of ``outputs``) for the table."""
+    bands = score.get("bands") or {}
+    shares = f"{score['scale']}: " + "/".join(f"{100 * share:.0f}" for share in bands.values()) if bands else ""
+    iqr = "-" if score["q1"] is None else f"{score['q1']:.1f}-{score['q3']:.1f}"
+    return _number(score["mean"]), _number(score["median"]), iqr, shares or "-"
+
+
 def region_line(regions: dict[str, float]) -> str:
     """Region shares, largest first: what the model's score leaned on (an association, not a cause)."""
     ranked = sorted(regions.items(), key=lambda item: -item[1])
@@ -81,16 +89,16 @@ def render(topic: str, doc: dict[str, Any]) -> str:
     """One table row (or two) for a message an integrator received."""
     kind = topic.rsplit("/", 1)[-1]
     if kind == "summary":
-        period, score, windows = doc["period"], doc["score"], doc["windows"]
-        bands = score.get("bands") or {}
-        shares = f"{score['scale']}: " + "/".join(f"{100 * share:.0f}" for share in bands.values()) if bands else ""
-        iqr = "-" if score["q1"] is None else f"{score['q1']:.1f}-{score['q3']:.1f}"
+        period, windows = doc["period"], doc["windows"]
         span = f"{period['start'][5:16].replace('T', ' ')}-{period['end'][11:16]}"
         what = f"{doc['kind']}{'' if period['complete'] else ' (part)'}"
         counts = f"{windows['scored']} +{windows['rejected_total']}r"
-        mean, median = _number(score["mean"]), _number(score["median"])
-        row = _row(("summary", what, span, counts, mean, median, iqr, shares or "-"))
-        return row + (f"\n{'':<8}  {region_line(doc['regions'])}" if doc.get("regions") else "")
+        rows = [_row(("summary", what, span, counts, *_score_cells(doc["score"])))]
+        for output in doc.get("outputs", [])[1:]:  # a bundle of several outputs: one row for each further output
+            rows.append(_row(("", f"  {output['name']}"[:18], "", "", *_score_cells(output))))
+        if doc.get("regions"):
+            rows.append(f"{'':<8}  {region_line(doc['regions'])}")
+        return "\n".join(rows)
     if kind == "status":
         detail = f" ({doc['detail']})" if doc.get("detail") else ""
         return _row(

@@ -4,6 +4,11 @@ A summary resting on fewer than ``k_min_windows`` scored windows is withheld ent
 on, only the mean is published, with noise; the median, quartiles, MAD and band shares are withheld because the
 noise does not cover them (window counts are published: they describe the device's operation, not the score).
 Region shares follow the same rules (:mod:`edge.privacy.regions`): k explained windows, and their own noise.
+
+A bundle of several outputs (``edge.scale``) has its outputs' statistics on the same scored windows, so the k
+threshold is one per summary. Under differential privacy every output's mean is a release of its own and pays
+``epsilon_per_summary`` (and delta) from the day's budget (sequential composition): the primary output first, then
+the others in the manifest's order, then the region shares; a mean the budget cannot pay is withheld.
 """
 
 from __future__ import annotations
@@ -18,14 +23,26 @@ from typing import TYPE_CHECKING
 
 from edge.privacy.dp import DailyBudget, DpRelease, release_mean
 from edge.privacy.regions import noisy_shares
+from edge.scale import Scale
 
 if TYPE_CHECKING:
-    from edge.aggregate import Summary
+    from edge.aggregate import OutputStats, Summary
     from edge.publish.settings import PrivacySettings
 
 log = logging.getLogger(__name__)
 
 DP_WITHHELD = ("median", "q1", "q3", "iqr", "mad", "bands")
+
+
+@dataclass(frozen=True)
+class PublishableOutput:
+    """One output's statistics allowed to leave (None where withheld), with its name and scale."""
+
+    name: str
+    scale: Scale
+    values: dict[str, float | dict[str, float] | None]
+    withheld: tuple[str, ...]
+    dp: DpRelease | None
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,13 @@ class PublishableScore:
     """Epsilon spent on ``regions`` under differential privacy."""
     behaviour: dict[str, float] | None = None
     """Behaviour descriptor means that may leave (None when off, or under DP, whose noise does not cover them)."""
+    outputs: tuple[PublishableOutput, ...] = ()
+    """Every output's publishable statistics, primary first (its values, withheld and dp are the ones above)."""
+
+    @property
+    def outputs_epsilon(self) -> float:
+        """Epsilon spent on the means of the outputs after the primary one (0 without DP or with one output)."""
+        return sum(out.dp.epsilon for out in self.outputs[1:] if out.dp is not None)
 
 
 class PrivacyGate:
@@ -60,7 +84,21 @@ class PrivacyGate:
                 "withheld a %s summary resting on %d scored windows (k=%d)", summary.kind, summary.windows_scored, k
             )
             return None
-        stats = summary.stats
+        outputs = tuple(self._output(out, summary.windows_scored) for out in summary.outputs)  # primary first
+        primary = outputs[0]
+        if self.budget is None:
+            return PublishableScore(
+                primary.values, (), None, self._regions(summary), behaviour=summary.behaviour, outputs=outputs
+            )
+        assert primary.dp is not None
+        regions = self._regions(summary)  # after the means: the scores have the first claim on the day's budget
+        release = dataclasses.replace(primary.dp, epsilon_remaining=self.budget.remaining()[0])
+        epsilon = self.settings.dp.regions_epsilon_per_summary if regions is not None else 0.0
+        return PublishableScore(primary.values, primary.withheld, release, regions, epsilon, outputs=outputs)
+
+    def _output(self, out: OutputStats, windows: int) -> PublishableOutput:
+        """One output's statistics that may leave: all of them, or under DP its noisy mean alone (paid here)."""
+        stats = out.stats
         values: dict[str, float | dict[str, float] | None] = {
             "mean": stats.mean,
             "median": stats.median,
@@ -71,16 +109,12 @@ class PrivacyGate:
             "bands": dict(stats.bands),
         }
         if self.budget is None:
-            return PublishableScore(values, (), None, self._regions(summary), behaviour=summary.behaviour)
-        release = release_mean(stats.mean, summary.windows_scored, self.settings.dp, self.budget, summary.scale)
+            return PublishableOutput(out.name, out.scale, values, (), None)
+        release = release_mean(stats.mean, windows, self.settings.dp, self.budget, out.scale)
         values = {name: (None if name in DP_WITHHELD else value) for name, value in values.items()}
         values["mean"] = release.mean
         withheld = DP_WITHHELD if release.mean is not None else ("mean", *DP_WITHHELD)
-        regions = self._regions(summary)  # after the mean: the score has the first claim on the day's budget
-        if regions is None:
-            return PublishableScore(values, withheld, release, None)
-        release = dataclasses.replace(release, epsilon_remaining=self.budget.remaining()[0])
-        return PublishableScore(values, withheld, release, regions, self.settings.dp.regions_epsilon_per_summary)
+        return PublishableOutput(out.name, out.scale, values, withheld, release)
 
     def _regions(self, summary: Summary) -> dict[str, float] | None:
         """The region shares that may leave: k explained windows, and noise paid from the budget under DP."""

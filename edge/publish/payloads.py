@@ -21,6 +21,7 @@ from edge.aggregate import Summary
 from edge.control import ControlCommand, ControlMessageError
 from edge.privacy.consent import ConsentState
 from edge.privacy.release import PublishableScore
+from edge.scale import Scale
 from edge.schemas import CONTRACT_VERSION
 
 SCHEMA_PREFIX = "expresso-edge/"
@@ -86,8 +87,6 @@ def summary_payload(
     summary: Summary, score: PublishableScore, *, device: str, resolution_s: int, k: int
 ) -> dict[str, Any]:
     """The payload of a session or rolling summary that passed the privacy gate."""
-    values = score.values
-    bands = values.get("bands")
     return {
         **envelope("summary", device, summary.model),
         "kind": summary.kind,
@@ -103,12 +102,11 @@ def summary_payload(
             "rejected_total": sum(summary.windows_rejected.values()),
             "explained": summary.windows_explained,
         },
-        "score": {
-            "scale": summary.scale.name,
-            "range": [summary.scale.low, summary.scale.high],
-            **{name: _rounded(values.get(name)) for name in ("mean", "median", "q1", "q3", "iqr", "mad")},
-            "bands": {b: round(s, 3) for b, s in bands.items()} if isinstance(bands, dict) else None,
-        },
+        "score": _score_block(summary.scale, score.values),
+        "outputs": [
+            {"name": out.name, **_score_block(out.scale, out.values), "withheld": list(out.withheld)}
+            for out in score.outputs
+        ],
         "privacy": {"k": k, "withheld": list(score.withheld), "dp": _dp_block(score)},
         "quality": {
             name: {stat: round(v, 3) for stat, v in figures.items()} for name, figures in summary.quality.items()
@@ -189,6 +187,17 @@ def _rounded(value: object, digits: int = 2) -> float | None:
     return round(float(value), digits) if isinstance(value, (int, float)) else None
 
 
+def _score_block(scale: Scale, values: Mapping[str, float | dict[str, float] | None]) -> dict[str, Any]:
+    """One output's statistics in its scale's units, as ``score`` and every item of ``outputs`` carry them."""
+    bands = values.get("bands")
+    return {
+        "scale": scale.name,
+        "range": [scale.low, scale.high],
+        **{name: _rounded(values.get(name)) for name in ("mean", "median", "q1", "q3", "iqr", "mad")},
+        "bands": {b: round(s, 3) for b, s in bands.items()} if isinstance(bands, dict) else None,
+    }
+
+
 def _dp_block(score: PublishableScore) -> dict[str, Any] | None:
     release = score.dp
     if release is None:
@@ -201,4 +210,5 @@ def _dp_block(score: PublishableScore) -> dict[str, Any] | None:
         "epsilon_remaining_today": round(release.epsilon_remaining, 4),
         "day": release.day,
         "regions_epsilon": score.regions_epsilon,
+        "outputs_epsilon": score.outputs_epsilon,
     }

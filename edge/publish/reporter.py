@@ -8,7 +8,7 @@ applied on the MQTT network thread under the reporter's lock.
 
     reporter = Reporter(cfg.mqtt, cfg.privacy, state_dir, bundle.identity)
     reporter.start()
-    agg = Aggregator(cfg.aggregation, bundle.identity, bundle.scale)
+    agg = Aggregator(cfg.aggregation, bundle.identity, bundle.outputs)
     ...  # per frame, only while reporter.processing_allowed; agg.discard() when reporter.epoch has moved:
     reporter.submit(agg.observe_frame(ts, face_present)); agg.add_window(outcome); reporter.submit(agg.due(now))
     reporter.health({"frames_per_s": 29.8, "frames_dropped": 3}, backend="onnxruntime-cpu")

@@ -72,6 +72,14 @@ def render(report: dict[str, Any]) -> str:
     for column, section in report["groups"].items():
         parts = ", ".join(f"{value} {row['mae']:.2f} (n={row['videos']})" for value, row in section["values"].items())
         lines.append(f"MAE by {column}: {parts}; gap {section['mae_gap']:.2f}")
+    for output in report.get("outputs", []):  # a bundle's further outputs, each in its own units
+        if not output["evaluated"]:
+            lines.append(f"output {output['output']}: not evaluated: {output['reason']}")
+            continue
+        figures = ", ".join(_interval(output["model_metrics"], name) for name in ("mae", "rmse", "pearson_r", "ccc"))
+        verdict = "" if output["beats_baseline"] else "; does NOT beat the constant baseline"
+        lines.append(f"output {output['output']} ({output['units']}): {figures}, baseline MAE "
+                     f"{output['baseline']['mae']:.2f}{verdict}")  # fmt: skip
     lines += [f"wrote        {path}" for path in report.get("written", [])]
     lines.append(report["notice"])
     return "\n".join(lines)

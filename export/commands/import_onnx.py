@@ -8,7 +8,8 @@ from typing import Any
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.cli_support import add_json_flag, print_report
-from edge.scale import BDI_II, SCALE_CHOICES, parse_scale
+from edge.errors import UsageError
+from edge.scale import BDI_II, SCALE_CHOICES, NamedScale, parse_scale
 from export.degenerate import OutputCheckSource
 from export.import_onnx import IntakeSpec, import_onnx, tiles_option
 
@@ -52,10 +53,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-degenerate", action="store_true", help="import even if scores are constant/pinned")
     parser.add_argument("--output-scale", type=parse_scale, default=BDI_II, metavar="SCALE",
                         help=f"the scale the model's output is on: {SCALE_CHOICES} (default BDI-II)")  # fmt: skip
+    parser.add_argument("--output", action="append", default=[], type=named_output, metavar="NAME:SCALE",
+                        help="a named output (repeatable, in the order of the model's (N, K) output columns, "
+                        "the first primary), e.g. bdi_ii:bdi-ii phq9:phq-9; SCALE as for --output-scale")  # fmt: skip
     parser.add_argument("--name", help="model name for the manifest (default: the file's stem)")
     parser.add_argument("--training-data", help="one paragraph on the model's training data, for the model card")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     add_json_flag(parser)
+
+
+def named_output(text: str) -> NamedScale:
+    """``NAME:SCALE`` (``phq9:phq-9``, ``gad:custom:0:21``) as an output's name and scale."""
+    name, _, scale = text.partition(":")
+    if not name or not scale:
+        raise argparse.ArgumentTypeError(f"expected NAME:SCALE like phq9:phq-9, got {text!r}")
+    return NamedScale(name, parse_scale(scale))
 
 
 def render(report: dict[str, Any]) -> str:
@@ -76,6 +88,8 @@ def render(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Check the model, write the bundle and print what was made."""
+    if args.output and args.output_scale is not BDI_II:
+        raise UsageError("--output-scale and --output both name scales", fix="name every output with --output alone")
     normalization = {k: v for k, v in (("scale", args.scale), ("mean", args.mean), ("std", args.std)) if v is not None}
     given = IntakeSpec(
         args.layout, args.frames, args.size, args.sample_fps, args.window_stride, normalization,
@@ -84,14 +98,14 @@ def run(args: argparse.Namespace) -> int:
     spec = IntakeSpec.from_toml(args.intake).merged(given) if args.intake else given
     check = OutputCheckSource(tuple(args.check_videos) if args.check_videos else None, None, args.allow_degenerate)
     result = import_onnx(args.model, args.out, spec, name=args.name, training_data=args.training_data,
-                         check=check, force=args.force, scale=args.output_scale)  # fmt: skip
+                         check=check, force=args.force, scale=args.output_scale, outputs=args.output)  # fmt: skip
     manifest = result.bundle.manifest
     report = {
         "bundle": str(result.bundle.root),
         "architecture": manifest["model"]["architecture"],
         "parameters": manifest["model"]["parameters"],
         "input": manifest["input"],
-        "output": manifest["output"]["name"],
+        "output": ", ".join(o.name for o in result.bundle.outputs),
         "output_check": result.output_check.as_dict() if result.output_check else None,
         "notice": NOT_A_DIAGNOSTIC_DEVICE,
     }

@@ -11,6 +11,7 @@ from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.backends import runnable
 from edge.bundle import Bundle, load_bundle
 from edge.cli_support import add_json_flag, print_report
+from edge.scale import output_sections
 from edge.trust.bundle_sig import read_signer
 from edge.trust.keys import PublicKey, public_key_from_setting
 
@@ -63,7 +64,7 @@ def inspect_report(bundle: Bundle, trusted: list[PublicKey] | None = None) -> di
         "model": manifest["model"],
         "input": manifest["input"],
         "regions": [tile["region"] for tile in manifest["regions"]["tiles"]],
-        "output": manifest["output"],
+        "outputs": output_sections(manifest),
         "artifacts": manifest["artifacts"],
         "calibration": manifest.get("calibration"),
         "model_card": manifest["model_card"],
@@ -95,7 +96,7 @@ def render(report: dict[str, Any]) -> str:
         f"input         {shape['name']} {shape['layout']} frames={shape['frames']} {shape['channels']}x"
         f"{shape['height']}x{shape['width']} at {shape['sample_fps']} fps, stride {shape['window_stride']}",
         f"regions       {', '.join(report['regions'])}",
-        f"output        {report['output']['name']} in {report['output']['units']} {report['output']['range']}",
+        *(f"output        {o['name']} in {o['units']} {o['range']}" for o in report["outputs"]),
     ]
     lines.append(f"signature     {_signature_line(report['signature'])}")
     for artifact in report["artifacts"]:

@@ -86,7 +86,26 @@ def _load(checkpoint: Any, architecture: str, options: dict[str, Any] | None, fr
     arch = get_architecture(architecture)
     model = arch.build(frames, size, options)
     load_checkpoint(model, checkpoint, arch)
-    return model.eval()
+    return primary_output(model).eval()
+
+
+def primary_output(model: nn.Module) -> nn.Module:
+    """The model itself, or for a zoo head of several outputs a module returning its primary (first) column
+    ``(N,)``: explanations attribute one score per window."""
+    from torch import nn
+
+    if len(getattr(model, "output_range", ())) <= 1:
+        return model
+
+    class PrimaryOutput(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, windows: Any) -> Any:
+            return self.model(windows)[:, 0]
+
+    return PrimaryOutput()
 
 
 def _method(spec: Any, tiles: Any, model: nn.Module, name: str) -> Method:

@@ -6,7 +6,9 @@ Every architecture has the options ``scale`` (the output's scale, as ``edge.scal
 ``PHQ-8`` or ``custom:MIN:MAX``; its range bounds the head) and ``head``: ``sigmoid`` (a scaled sigmoid bounds the
 output to the range, what the zoo trains) or ``linear`` (a plain regression, as most researchers train with MSE on
 raw scores; clipped to the range in eval mode, hence in the exported model, and left free in training so its
-gradients never vanish).
+gradients never vanish). The option ``outputs`` (a list of ``NAME:SCALE``, e.g. ``["bdi_ii:bdi-ii", "phq9:phq-9"]``;
+empty by default: one output on ``scale``) gives the head one column per named output, each bounded to its own
+scale, so the model returns ``(N, K)``; the first is the primary output (``docs/model-intake.md``).
 (Knowing ``size`` lets a model reshape with constant shapes, so its ONNX graph has no shape arithmetic.)
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 
 from edge.errors import UsageError
-from edge.scale import BDI_II, Scale, parse_scale
+from edge.scale import BDI_II, NamedScale, Scale, parse_scale
 
 Builder = Callable[..., nn.Module]
 OptionsFromShapes = Callable[[dict[str, tuple[int, ...]]], dict[str, Any]]
@@ -37,8 +39,10 @@ DEFAULT_HEAD = "sigmoid"
 
 
 def scale_option(options: dict[str, Any]) -> Scale:
-    """The scale an architecture's options name (the default for options written before scales were named)."""
-    return parse_scale(str(options.get("scale", DEFAULT_SCALE)))
+    """The primary output's scale the options name: the first of ``outputs``, else ``scale`` (the default for
+    options written before scales were named)."""
+    named = named_outputs(options)
+    return named[0].scale if named else parse_scale(str(options.get("scale", DEFAULT_SCALE)))
 
 
 def head_range(scale: str) -> tuple[float, float]:
@@ -47,14 +51,38 @@ def head_range(scale: str) -> tuple[float, float]:
     return parsed.low, parsed.high
 
 
-def score_head(logit: torch.Tensor, head: str, output_range: tuple[float, float], *, training: bool) -> torch.Tensor:
-    """``(N, 1)`` head outputs to ``(N,)`` severities in ``output_range``: a scaled sigmoid, or linear and clipped
-    to the range in eval."""
-    low, high = output_range
-    if head == "sigmoid":
-        scaled = torch.sigmoid(logit) * (high - low)
-        return (scaled + low if low else scaled).flatten()
-    return logit.flatten() if training else logit.flatten().clamp(low, high)
+def named_outputs(options: dict[str, Any]) -> tuple[NamedScale, ...]:
+    """The outputs the options name (``outputs``: ``NAME:SCALE`` strings); none named: one on ``scale``."""
+    named = []
+    for text in options.get("outputs") or ():
+        name, _, scale = str(text).partition(":")
+        if not name or not scale:
+            raise UsageError(f"output {text!r} is not NAME:SCALE", fix="name outputs like bdi_ii:bdi-ii phq9:phq-9")
+        named.append(NamedScale(name, parse_scale(scale)))
+    if len({o.name for o in named}) != len(named):
+        raise UsageError(f"outputs {list(options['outputs'])} repeat a name", fix="give each output its own name")
+    return tuple(named)
+
+
+def head_ranges(scale: str, outputs: Sequence[str] = ()) -> tuple[tuple[float, float], ...]:
+    """The range of each head column: the ``outputs`` option's scales, or the ``scale`` option's for one column."""
+    named = named_outputs({"outputs": list(outputs)})
+    return tuple((o.scale.low, o.scale.high) for o in named) if named else (head_range(scale),)
+
+
+def score_head(
+    logit: torch.Tensor, head: str, output_range: Sequence[tuple[float, float]], *, training: bool
+) -> torch.Tensor:
+    """``(N, K)`` head outputs to severities, each column in its range: a scaled sigmoid, or linear and clipped to the
+    range in eval; ``(N,)`` for one column (one output), ``(N, K)`` for several."""
+    if len(output_range) == 1:
+        ((low, high),) = output_range
+        if head == "sigmoid":
+            scaled = torch.sigmoid(logit) * (high - low)
+            return (scaled + low if low else scaled).flatten()
+        return logit.flatten() if training else logit.flatten().clamp(low, high)
+    columns = [score_head(logit[:, i], head, [bounds], training=training) for i, bounds in enumerate(output_range)]
+    return torch.stack(columns, dim=1)  # column by column: each bound stays a plain number (no traced constants)
 
 
 @dataclass(frozen=True)
@@ -87,6 +115,7 @@ class Architecture:
         if overrides.get("head", DEFAULT_HEAD) not in HEADS:
             raise UsageError(f"unknown head {overrides['head']!r}", fix=f"pass --head {' or --head '.join(HEADS)}")
         scale_option(overrides)  # an unknown scale is refused here, naming the known ones
+        named_outputs(overrides)
         return {**self.defaults, **overrides}
 
     def build(self, frames: int, size: int, options: dict[str, Any] | None = None) -> nn.Module:
@@ -123,8 +152,9 @@ def register(
     def decorate(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} is registered twice")
+        common = {"head": DEFAULT_HEAD, "scale": DEFAULT_SCALE, "outputs": []}
         _REGISTRY[name] = Architecture(
-            name, layout, builder, description, {**(defaults or {}), "head": DEFAULT_HEAD, "scale": DEFAULT_SCALE},
+            name, layout, builder, description, {**(defaults or {}), **common},
             head_keys, min_size, torchvision, options_from_shapes,
         )  # fmt: skip
         return builder

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edge.errors import UsageError
-from export.zoo import DEFAULT_SCALE, head_range, register, score_head
+from export.zoo import DEFAULT_SCALE, head_ranges, register, score_head
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -111,11 +111,12 @@ class ExpressoTSM(nn.Module):
         shift_div: int,
         head: str = "sigmoid",
         scale: str = DEFAULT_SCALE,
+        outputs: Sequence[str] = (),
     ) -> None:
         super().__init__()
         check_options(stem, stem_stride, widths, blocks, shift_div)
         self.head = head
-        self.output_range = head_range(scale)
+        self.output_range = head_ranges(scale, outputs)
         self.frames = frames
         self.input_shape = (-1, 3, size, size)
         stem_conv = conv_bn(3, stem, 3, stride=2) if stem_stride == 2 else patchify(stem, stem_stride)
@@ -131,7 +132,7 @@ class ExpressoTSM(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.channels = in_ch
         self.time_pool = nn.AvgPool2d((frames, 1))
-        self.fc = nn.Linear(in_ch, 1)
+        self.fc = nn.Linear(in_ch, len(self.output_range))
         self._initialize_weights()
 
     def _initialize_weights(self) -> None:
@@ -194,7 +195,8 @@ def build(
     shift_div: int,
     head: str,
     scale: str,
+    outputs: list[str],
 ) -> nn.Module:
-    """expresso-tsm for windows of ``frames`` frames of ``size`` pixels; width, depth, head and scale from the
-    options."""
-    return ExpressoTSM(frames, size, stem, stem_stride, widths, blocks, shift_div, head, scale)
+    """expresso-tsm for windows of ``frames`` frames of ``size`` pixels; width, depth, head, scale and outputs from
+    the options."""
+    return ExpressoTSM(frames, size, stem, stem_stride, widths, blocks, shift_div, head, scale, outputs)

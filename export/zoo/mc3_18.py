@@ -15,8 +15,12 @@ from export.zoo.video_resnet import HEAD_KEYS, BasicStem, Conv3DNoTemporal, Conv
     head_keys=HEAD_KEYS,
     torchvision=True,
 )
-def build(frames: int, size: int, head: str, scale: str) -> nn.Module:
+def build(frames: int, size: int, head: str, scale: str, outputs: list[str]) -> nn.Module:
     """MC3-18 with a regression head on the scale of the option ``scale``; any window length and frame size work."""
     return VideoResNet(
-        BasicStem, [Conv3DSimple, Conv3DNoTemporal, Conv3DNoTemporal, Conv3DNoTemporal], head=head, scale=scale
+        BasicStem,
+        [Conv3DSimple, Conv3DNoTemporal, Conv3DNoTemporal, Conv3DNoTemporal],
+        head=head,
+        scale=scale,
+        outputs=outputs,
     )

@@ -15,6 +15,6 @@ from export.zoo.video_resnet import HEAD_KEYS, Conv2Plus1D, R2Plus1dStem, VideoR
     head_keys=HEAD_KEYS,
     torchvision=True,
 )
-def build(frames: int, size: int, head: str, scale: str) -> nn.Module:
+def build(frames: int, size: int, head: str, scale: str, outputs: list[str]) -> nn.Module:
     """R(2+1)D-18 with a regression head on the scale of the option ``scale``; any window length and frame size work."""
-    return VideoResNet(R2Plus1dStem, [Conv2Plus1D] * 4, head=head, scale=scale)
+    return VideoResNet(R2Plus1dStem, [Conv2Plus1D] * 4, head=head, scale=scale, outputs=outputs)

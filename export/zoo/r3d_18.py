@@ -15,6 +15,6 @@ from export.zoo.video_resnet import HEAD_KEYS, BasicStem, Conv3DSimple, VideoRes
     head_keys=HEAD_KEYS,
     torchvision=True,
 )
-def build(frames: int, size: int, head: str, scale: str) -> nn.Module:
+def build(frames: int, size: int, head: str, scale: str, outputs: list[str]) -> nn.Module:
     """R3D-18 with a regression head on the scale of the option ``scale``; any window length and frame size work."""
-    return VideoResNet(BasicStem, [Conv3DSimple] * 4, head=head, scale=scale)
+    return VideoResNet(BasicStem, [Conv3DSimple] * 4, head=head, scale=scale, outputs=outputs)

@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from export.zoo import DEFAULT_SCALE, head_range, score_head
+from export.zoo import DEFAULT_SCALE, head_ranges, score_head
 
 HEAD_KEYS = ("fc.weight", "fc.bias")
 STAGE_PLANES = (64, 128, 256, 512)
@@ -136,10 +136,11 @@ class VideoResNet(nn.Module):
         layers: Sequence[int] = (2, 2, 2, 2),
         head: str = "sigmoid",
         scale: str = DEFAULT_SCALE,
+        outputs: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.head = head
-        self.output_range = head_range(scale)
+        self.output_range = head_ranges(scale, outputs)
         self.inplanes = 64
         self.stem = stem()
         self.layer1 = self._make_layer(conv_makers[0], STAGE_PLANES[0], layers[0], stride=1)
@@ -147,7 +148,7 @@ class VideoResNet(nn.Module):
         self.layer3 = self._make_layer(conv_makers[2], STAGE_PLANES[2], layers[2], stride=2)
         self.layer4 = self._make_layer(conv_makers[3], STAGE_PLANES[3], layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
-        self.fc = nn.Linear(STAGE_PLANES[3], 1)
+        self.fc = nn.Linear(STAGE_PLANES[3], len(self.output_range))
         self._initialize_weights()
 
     def _make_layer(self, conv_builder: ConvBuilder, planes: int, blocks: int, stride: int) -> nn.Sequential:

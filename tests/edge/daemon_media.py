@@ -86,24 +86,55 @@ def damage(path: Path, out: Path, *, keep: float = 0.5, garble: bool = True) -> 
     return out
 
 
-def tiny_bundle(root: Path, frames: int = 16, size: int = 112) -> Bundle:
-    """A valid bundle whose model scores a window as 20 + 10 x (mean of the normalised input): plumbing only."""
+BDI_AND_PHQ9 = (
+    {"name": "bdi_ii", "units": "BDI-II", "range": [0.0, 63.0]},
+    {"name": "phq9", "units": "PHQ-9", "range": [0.0, 27.0]},
+)
+"""The outputs of :func:`tiny_bundle` with ``two_outputs``: a BDI-II head and a PHQ-9 head."""
+PHQ9_PER_BDI = 0.4
+"""The two-output model's PHQ-9 score is this times its BDI-II score (both linear in the window's mean)."""
+
+
+def tiny_bundle(root: Path, frames: int = 16, size: int = 112, *, two_outputs: bool = False) -> Bundle:
+    """A valid bundle whose model scores a window as 20 + 10 x (mean of the normalised input): plumbing only.
+
+    With ``two_outputs`` the model has one ``(N, 2)`` output, the BDI-II score and :data:`PHQ9_PER_BDI` times it
+    (:data:`BDI_AND_PHQ9`), as a bundle of several outputs has them."""
     from onnx import TensorProto, helper
 
     shape = ["N", frames, 3, size, size]
+    nodes = [
+        helper.make_node("ReduceMean", ["clip", "axes"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "gain"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "offset"], ["score"]),
+    ]
+    output = helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])
+    if two_outputs:
+        nodes = [
+            *nodes[:2],
+            helper.make_node("Add", ["scaled", "offset"], ["bdi"]),
+            helper.make_node("Unsqueeze", ["bdi", "column"], ["bdi_column"]),
+            helper.make_node("Mul", ["bdi_column", "ratio"], ["phq_column"]),
+            helper.make_node("Concat", ["bdi_column", "phq_column"], ["score"], axis=1),
+        ]
+        output = helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 2])
     graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["clip", "axes"], ["mean"], keepdims=0),
-            helper.make_node("Mul", ["mean", "gain"], ["scaled"]),
-            helper.make_node("Add", ["scaled", "offset"], ["score"]),
-        ],
+        nodes,
         "tiny",
         [helper.make_tensor_value_info("clip", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
+        [output],
         initializer=[
             helper.make_tensor("axes", TensorProto.INT64, [4], [1, 2, 3, 4]),
             helper.make_tensor("gain", TensorProto.FLOAT, [], [10.0]),
             helper.make_tensor("offset", TensorProto.FLOAT, [], [20.0]),
+            *(
+                [
+                    helper.make_tensor("column", TensorProto.INT64, [1], [1]),
+                    helper.make_tensor("ratio", TensorProto.FLOAT, [], [PHQ9_PER_BDI]),
+                ]
+                if two_outputs
+                else []
+            ),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
@@ -118,6 +149,7 @@ def tiny_bundle(root: Path, frames: int = 16, size: int = 112) -> Bundle:
         macs=frames * 3 * size * size,
         intended_use="tests of the daemon's plumbing",
         limitation="not a model: the mean of its input",
+        outputs=BDI_AND_PHQ9 if two_outputs else (),
     )
 
 
@@ -154,6 +186,7 @@ def media_set() -> dict[str, Any]:
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return {
         "bundle": tiny_bundle(root / "bundle", frames=8),
+        "two_output_bundle": tiny_bundle(root / "two_outputs", frames=8, two_outputs=True),
         "face": face_video(root / "face.mp4", seconds=3.0),
         "faceless": faceless_video(root / "faceless.mp4", seconds=2.0),
         "face_then_none": face_then_none_video(root / "face_then_none.mp4", 2.0, 2.0),

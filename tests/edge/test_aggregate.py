@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 import pytest
-from summary_factory import IDENTITY, session_summary
+from summary_factory import BDI_AND_PHQ9, IDENTITY, session_summary
 
 from edge.aggregate import Aggregator, WindowOutcome, reason_key, score_stats
 from edge.publish.settings import AggregationSettings
@@ -103,3 +103,27 @@ def test_no_single_window_score_in_summaries_or_logs_above_debug(caplog: pytest.
 def test_reason_keys_are_snake_case() -> None:
     assert reason_key("Face lost!") == "face_lost"
     assert reason_key("???") == "unspecified"
+
+
+def test_each_output_of_a_two_output_model_gets_its_own_statistics_and_bands() -> None:
+    bdi = [10.0, 16.0, 25.0, 70.0]
+    phq = [(4.0,), (9.6,), (14.5,), (30.0,)]  # the last beyond PHQ-9's 27: clamped to its own range
+    summary = session_summary(bdi, more=phq, outputs=BDI_AND_PHQ9)
+    first, second = summary.outputs
+    assert (first.name, first.scale.name, second.name, second.scale.name) == ("bdi_ii", "BDI-II", "phq9", "PHQ-9")
+    assert summary.stats == first.stats and summary.scale == first.scale  # the primary output
+    assert first.stats.mean == pytest.approx((10 + 16 + 25 + 63) / 4)
+    assert second.stats.mean == pytest.approx((4 + 9.6 + 14.5 + 27) / 4)
+    assert second.stats.bands == {
+        "none_minimal": 0.25,
+        "mild": 0.0,
+        "moderate": 0.25,
+        "moderately_severe": 0.25,
+        "severe": 0.25,
+    }  # 9.6 rounds to 10 (moderate), 14.5 to 15 (moderately severe): the nearest whole score, halves up
+
+
+def test_a_window_with_any_output_not_finite_is_an_invalid_score_for_every_output() -> None:
+    summary = session_summary([10.0, 12.0, 14.0], more=[(4.0,), (float("nan"),), (6.0,)], outputs=BDI_AND_PHQ9)
+    assert summary.windows_scored == 2 and summary.windows_rejected == {"invalid_score": 1}
+    assert summary.outputs[0].stats.mean == pytest.approx(12.0) and summary.outputs[1].stats.mean == 5.0

@@ -94,3 +94,35 @@ def test_a_missing_manifest_and_a_missing_directory_are_refused(exported_bundle:
         load_bundle(exported_bundle)
     with pytest.raises(BundleError, match="is not a directory"):
         load_bundle(tmp_path / "nowhere")
+
+
+PHQ9 = {"name": "phq9", "units": "PHQ-9", "range": [0, 27]}
+
+
+def test_a_manifest_of_several_outputs_loads_them_in_order_and_the_older_single_output_still_loads(
+    exported_bundle: Path,
+) -> None:
+    single = load_bundle(exported_bundle)  # written by export with one ``output``
+    assert [(o.name, o.scale.name) for o in single.outputs] == [(single.output.name, "BDI-II")]
+    _edit_manifest(exported_bundle, outputs=[json.loads(json.dumps(single.manifest["output"])), PHQ9])
+    path = exported_bundle / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    with pytest.raises(BundleError, match="breaks the manifest schema"):  # ``output`` and ``outputs``: which?
+        load_bundle(exported_bundle)
+    del manifest["output"]
+    path.write_text(json.dumps(manifest))
+    both = load_bundle(exported_bundle)
+    assert [(o.name, o.scale.name) for o in both.outputs] == [(single.output.name, "BDI-II"), ("phq9", "PHQ-9")]
+    assert both.scale.name == "BDI-II" and both.output.span == 63  # the primary output
+
+
+def test_outputs_of_one_name_or_a_wrong_range_are_refused(exported_bundle: Path) -> None:
+    path = exported_bundle / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    del manifest["output"]
+    path.write_text(json.dumps({**manifest, "outputs": [PHQ9, PHQ9]}))
+    with pytest.raises(BundleError, match=r"outputs repeat a name \(phq9, phq9\)"):
+        load_bundle(exported_bundle)
+    path.write_text(json.dumps({**manifest, "outputs": [PHQ9, {**PHQ9, "name": "p8", "units": "PHQ-8"}]}))
+    with pytest.raises(BundleError, match=r"range \[0, 27\] is not PHQ-8's \[0, 24\]"):
+        load_bundle(exported_bundle)

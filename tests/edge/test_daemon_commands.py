@@ -129,3 +129,34 @@ def test_help_shows_examples(command: str, capsys: pytest.CaptureFixture[str]) -
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "python -m edge" in out and ("examples:" in out or command == "--help")
+
+
+def test_a_two_output_bundle_publishes_both_outputs_with_their_bands(
+    media: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon_media import PHQ9_PER_BDI
+
+    bundle = media["two_output_bundle"]
+    argv = ["demo", "--video", str(media["face"]), "--json", "--set", f"model.bundle={bundle.root}", *RANDOM_OK]
+    assert main([*argv, "--set", "privacy.k_min_windows=2", "--set", "model.backend=onnxruntime"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
+    assert summaries and all(schema_errors(s, "summary") == [] for s in summaries)
+    for summary in summaries:
+        bdi, phq = summary["outputs"]
+        assert (bdi["name"], bdi["scale"], phq["name"], phq["scale"]) == ("bdi_ii", "BDI-II", "phq9", "PHQ-9")
+        assert {k: v for k, v in bdi.items() if k not in ("name", "withheld")} == summary["score"]  # primary first
+        assert phq["range"] == [0.0, 27.0] and list(phq["bands"]) == [
+            "none_minimal",
+            "mild",
+            "moderate",
+            "moderately_severe",
+            "severe",
+        ]
+        assert phq["mean"] == pytest.approx(PHQ9_PER_BDI * bdi["mean"], abs=0.01)  # each output its own windows' mean
+        assert abs(sum(phq["bands"].values()) - 1) < 0.01 and phq["withheld"] == []
+    from edge.commands.demo import render
+
+    rows = render("x/v2/d/summary", summaries[0]).splitlines()
+    assert rows[0].startswith("summary") and "BDI-II:" in rows[0]
+    assert rows[1].split()[0] == "phq9" and "PHQ-9:" in rows[1]  # one row per further output

@@ -90,3 +90,27 @@ def test_the_uint8_int8_model_stays_on_the_cpu_provider_and_fp32_prefers_a_gpu()
     assert providers_for("int8", offered) == ["CPUExecutionProvider"]
     assert providers_for("fp32", offered) == offered
     assert providers_for("fp32", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_a_model_of_two_output_columns_scores_both_and_a_width_the_manifest_does_not_name_is_refused(
+    tmp_path: Path,
+) -> None:
+    from daemon_media import BDI_AND_PHQ9, PHQ9_PER_BDI, tiny_bundle
+
+    from edge.errors import BundleError
+
+    bundle = tiny_bundle(tmp_path / "two", frames=4, size=16, two_outputs=True)
+    batch = batch_windows(_windows(3, 1, (4, 16, 16)), bundle.input)
+    with create("onnxruntime", bundle) as backend:
+        scores = backend.infer_outputs(batch)
+        assert scores.shape == (3, 2)
+        np.testing.assert_allclose(scores[:, 1], PHQ9_PER_BDI * scores[:, 0], rtol=1e-5)
+        np.testing.assert_allclose(backend.infer(batch), scores[:, 0])  # the primary output
+    single = tiny_bundle(tmp_path / "one", frames=4, size=16)
+    manifest = {**single.manifest, "outputs": list(BDI_AND_PHQ9)}
+    del manifest["output"]
+    with (
+        create("onnxruntime", write_manifest(single.root, manifest)) as backend,
+        pytest.raises(BundleError, match=r"returned shape \(3,\) for 3 windows; its manifest names 2 output"),
+    ):
+        backend.infer(batch)

@@ -20,7 +20,11 @@ WINDOW = (3, FRAMES, SIZE, SIZE)  # NCTHW without the batch
 ENGINE = b"serialised test engine"
 
 
-def _engine_bundle(root: Path, gpu: FakeGpu, **built_for: Any) -> Any:
+PHQ9 = {"name": "phq9", "units": "PHQ-9", "range": [0, 27]}
+BDI = {"name": "bdi", "units": "BDI-II", "range": [0, 63]}
+
+
+def _engine_bundle(root: Path, gpu: FakeGpu, outputs: tuple[dict[str, Any], ...] = (BDI,), **built_for: Any) -> Any:
     root.mkdir(parents=True)
     (root / "model.fp16.engine").write_bytes(ENGINE)
     record = {
@@ -32,7 +36,7 @@ def _engine_bundle(root: Path, gpu: FakeGpu, **built_for: Any) -> Any:
         **built_for,
     }
     engine = {"kind": "tensorrt-engine", "precision": "fp16", "target": "tensorrt", "built_for": record}
-    return engine_bundle(root, {**FP32, "model.fp16.engine": engine}, frames=FRAMES, size=SIZE)
+    return engine_bundle(root, {**FP32, "model.fp16.engine": engine}, frames=FRAMES, size=SIZE, outputs=outputs)
 
 
 def _windows(*values: float) -> np.ndarray:
@@ -147,3 +151,26 @@ def test_probe_names_tensorrt_older_than_8_5(version: str, usable: bool, monkeyp
     assert available is usable
     if not usable:
         assert f"TensorRT {version} is older than 8.5" in reason and "JetPack" in reason
+
+
+def test_an_engine_of_two_output_columns_gives_each_window_its_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpu = FakeGpu().install(monkeypatch)
+    gpu.add_engine(ENGINE, (-1, *WINDOW), max_batch=4, outputs=2)
+    bundle = _engine_bundle(tmp_path / "bundle", gpu, (BDI, PHQ9))
+    backend = create("tensorrt", bundle, precision="fp16")
+    values = [float(v) for v in range(6)]  # two runs: 4 and 2 windows
+    scores = backend.infer_outputs(_windows(*values))
+    np.testing.assert_allclose(scores, [[v, v + 1] for v in values])  # column k of the fake: the mean plus k
+    np.testing.assert_allclose(backend.infer(_windows(2.0)), [2.0])  # infer: the primary output only
+
+
+def test_an_engine_whose_width_is_not_the_manifests_outputs_is_a_bundle_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpu = FakeGpu().install(monkeypatch)
+    gpu.add_engine(ENGINE, (-1, *WINDOW), max_batch=4, outputs=2)
+    backend = create("tensorrt", _engine_bundle(tmp_path / "bundle", gpu), precision="fp16")
+    with pytest.raises(BundleError, match=r"names 1 output\(s\), so \(N, 1\) was expected"):
+        backend.infer(_windows(1.0))

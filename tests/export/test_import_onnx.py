@@ -20,28 +20,32 @@ pytestmark = pytest.mark.filterwarnings("ignore")  # torch's exporter warns abou
 
 
 class Foreign(nn.Module):
-    """Not a zoo network: a 3D convolution, a GRU over time and a linear head, on (N, C, T, H, W)."""
+    """Not a zoo network: a 3D convolution, a GRU over time and a linear head, on (N, C, T, H, W); with ``ranges``
+    one head per range, an (N, K) output (a BDI-II and a PHQ-9 head, say)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ranges: tuple[float, ...] = ()) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.conv = nn.Conv3d(3, 6, 3, padding=1)
         self.pool = nn.AdaptiveAvgPool3d((FRAMES, 1, 1))
         self.gru = nn.GRU(6, 8, batch_first=True)
-        self.head = nn.Linear(8, 1)
+        self.head = nn.Linear(8, max(len(ranges), 1))
+        self.register_buffer("tops", torch.tensor(ranges or (63.0,)))
         with torch.no_grad():
             self.head.weight.mul_(40.0)
+            self.head.weight[1:] = self.head.weight[0]  # further heads: the first one's weights on their own range
+            self.head.bias[1:] = self.head.bias[0]
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         x = self.pool(torch.relu(self.conv(clip))).flatten(2).transpose(1, 2)  # (N, T, 6)
         out, _ = self.gru(x)
-        return torch.sigmoid(self.head(out[:, -1])) * 63.0
+        return torch.sigmoid(self.head(out[:, -1])) * self.tops
 
 
-def export_foreign(path: Path, *, dynamic: bool = True) -> Path:
+def export_foreign(path: Path, *, dynamic: bool = True, ranges: tuple[float, ...] = ()) -> Path:
     example = torch.zeros(2, 3, FRAMES, SIZE, SIZE)
     axes = {"video": {0: "n"}, "severity": {0: "n"}} if dynamic else None
-    torch.onnx.export(Foreign().eval(), (example,), str(path), dynamo=False, input_names=["video"],
+    torch.onnx.export(Foreign(ranges).eval(), (example,), str(path), dynamo=False, input_names=["video"],
                       output_names=["severity"], dynamic_axes=axes, opset_version=17)  # fmt: skip
     return path
 
@@ -106,3 +110,60 @@ def test_intake_file_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[
     onnx.save(proto, str(broken))
     assert export_cli("import-onnx", str(broken), "--out", str(tmp_path / "f")) == 4
     assert "is not a valid ONNX model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_foreign_model_of_two_outputs_becomes_a_bundle_that_calibrates_and_evaluates_per_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    from edge.backends import create
+    from edge.preprocess import batch_windows
+
+    model = export_foreign(tmp_path / "two.onnx", ranges=(63.0, 27.0))
+    named = ["--output", "bdi_ii:bdi-ii", "--output", "phq9:phq-9"]
+    assert export_cli("import-onnx", str(model), *named, "--out", str(tmp_path / "b"), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    bundle = load_bundle(tmp_path / "b")
+    assert [(o.name, o.scale.name) for o in bundle.outputs] == [("bdi_ii", "BDI-II"), ("phq9", "PHQ-9")]
+    assert report["output"] == "bdi_ii, phq9" and report["output_check"]["others"] == {"phq9": "ok"}
+    windows = video_windows(bundle.input, bundle.tiles, sorted(SAMPLES.glob("*.mp4")))
+    with create("onnxruntime", bundle) as backend:
+        scores = backend.infer_outputs(batch_windows(list(windows[:6]), bundle.input))
+    assert scores.shape == (6, 2) and (scores[:, 1] <= 27).all() and np.ptp(scores[:, 1]) > 0
+    collected = Collected()  # calibration gates each output in its own units (1% of its range by default)
+    index = collected.add_source("a")
+    for frames in windows:
+        collected.add(frames, index, float("nan"))
+    write_set(tmp_path / "set", collected, bundle.input, bundle.tiles)
+    assert export_cli("calibrate", str(tmp_path / "b"), "--calib", str(tmp_path / "set"), "--max-delta", "6.3") == 0
+    gates = load_bundle(tmp_path / "b").manifest["calibration"]["outputs"]
+    assert [(g["name"], g["units"], g["max_delta"]) for g in gates] == [
+        ("bdi_ii", "BDI-II", 6.3),
+        ("phq9", "PHQ-9", pytest.approx(2.7)),
+    ]
+    capsys.readouterr()
+    labels = tmp_path / "labels.csv"  # evaluate reports per output: the primary's labels in 'score', phq9's in 'phq9'
+    clips = sorted(SAMPLES.glob("*.mp4"))[:2]
+    labels.write_text("video,score,phq9\n" + "".join(f"{clip},30,12\n" for clip in clips), encoding="utf-8")
+    assert export_cli("evaluate", str(tmp_path / "b"), "--labels", str(labels), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    (phq,) = report["outputs"]
+    assert (report["output"], report["units"], phq["output"], phq["units"], phq["evaluated"]) == (
+        "bdi_ii",
+        "BDI-II",
+        "phq9",
+        "PHQ-9",
+        True,
+    )
+    assert phq["model_metrics"]["n"] == 2 and phq["baseline"]["value"] == 12.0 and "groups" in phq
+    labels.write_text("video,score\n" + "".join(f"{clip},30\n" for clip in clips), encoding="utf-8")
+    assert export_cli("evaluate", str(tmp_path / "b"), "--labels", str(labels)) == 0
+    assert "output phq9: not evaluated: the labels CSV has no column 'phq9'" in capsys.readouterr().out
+    three = [*named, "--output", "phq8:phq-8"]  # more names than the model has columns
+    assert export_cli("import-onnx", str(model), *three, "--out", str(tmp_path / "c")) == 4
+    assert "a bundle of 3 output(s) needs one tensor of 3 finite scores per window" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):  # argparse's usage error
+        export_cli("import-onnx", str(model), "--output", "phq9", "--out", str(tmp_path / "d"))
+    assert "expected NAME:SCALE" in capsys.readouterr().err

@@ -157,3 +157,49 @@ def test_pickled_and_onnx_checkpoints_get_one_clean_line(tmp_path: Path) -> None
     renamed = model.rename(tmp_path / "model.pt")  # told apart by its content, not only its name
     with pytest.raises(CheckpointError, match=r"is an ONNX model, not a PyTorch checkpoint"):
         read_checkpoint(renamed)
+
+
+TWO = ["bdi_ii:bdi-ii", "phq9:phq-9"]
+
+
+def test_a_zoo_head_of_two_outputs_clips_each_to_its_range_and_exports_a_bundle_of_both(tmp_path: Path) -> None:
+    from edge.backends import create
+    from edge.preprocess import batch_windows
+    from export.onnx_export import random_windows
+    from export.train import TrainConfig, start_model
+
+    model = TSM.build(FRAMES, SIZE, {**OPTIONS, "head": "linear", "outputs": TWO})
+    window = torch.zeros(1, FRAMES, 3, SIZE, SIZE)
+    with torch.no_grad():
+        model.fc.bias.copy_(torch.tensor([100.0, 100.0]))
+        assert model.eval()(window).tolist() == [[63.0, 27.0]]  # each column clipped to its own scale
+        model.fc.bias.copy_(torch.tensor([30.0, 12.0]))
+        model.fc.weight.mul_(10.0)
+        model.fc.weight[1] = 0.4 * model.fc.weight[0]  # the PHQ-9 head: 0.4 times the BDI-II one, on 0-27
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "two.ckpt")
+    options = {**OPTIONS, "outputs": TWO}
+    result = export_bundle("expresso-tsm", tmp_path / "b", checkpoint=tmp_path / "two.ckpt", frames=FRAMES,
+                           size=SIZE, head="linear", options=options)  # fmt: skip
+    bundle = load_bundle(tmp_path / "b")
+    assert [(o.name, o.scale.name) for o in bundle.outputs] == [("bdi_ii", "BDI-II"), ("phq9", "PHQ-9")]
+    check = bundle.manifest["model"]["output_check"]
+    assert check["verdict"] == "ok" and check["others"] == {"phq9": "ok"} and result.bundle.scale.name == "BDI-II"
+    with create("onnxruntime", bundle) as backend:
+        batch = batch_windows(random_windows(bundle.input, 3, np.random.default_rng(0)), bundle.input)
+        scores = backend.infer_outputs(batch)
+    assert scores.shape == (3, 2) and abs(float(scores[:, 1].mean()) - 12.0) < 5.0  # the PHQ-9 head's column
+    with pytest.raises(Exception, match="training a head of several outputs"):
+        start_model(TrainConfig(out=tmp_path / "run", options=options, frames=FRAMES, size=SIZE))
+    with pytest.raises(Exception, match="'phq9' is not NAME:SCALE"):
+        TSM.options({"outputs": ["phq9"]})
+
+
+def test_explanations_take_the_primary_output_of_a_head_of_several() -> None:
+    from export.explain.model import primary_output
+
+    single = TSM.build(FRAMES, SIZE, OPTIONS)
+    assert primary_output(single) is single
+    two = TSM.build(FRAMES, SIZE, {**OPTIONS, "outputs": TWO})
+    window = torch.rand(2, FRAMES, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert torch.equal(primary_output(two)(window), two(window)[:, 0])

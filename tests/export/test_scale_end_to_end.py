@@ -63,7 +63,7 @@ def test_a_phq_9_model_trained_on_sample_data_publishes_phq_9_summaries(
     checkpoint = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert checkpoint["options"]["scale"] == "PHQ-9"
     model = get_architecture("expresso-tsm").build(16, SIZE, checkpoint["options"])
-    assert model.output_range == (0.0, 27.0)  # type: ignore[union-attr]
+    assert model.output_range == ((0.0, 27.0),)  # type: ignore[union-attr]  # one head column, on 0-27
 
     bundle_dir = tmp_path / "bundle"
     clips = [str(p) for p in sorted(videos.glob("*.mp4"))]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from summary_factory import session_summary
+from summary_factory import BDI_AND_PHQ9, session_summary
 
 from edge.privacy.dp import BUDGET_NAME
 from edge.privacy.release import DP_WITHHELD, PrivacyGate
@@ -129,3 +129,19 @@ def test_a_ledger_written_by_the_previous_format_is_read_and_a_lowered_budget_le
     assert gate.budget_remaining() == 0.0
     score = gate.admit(session_summary([15.0] * 8))
     assert score is not None and score.values["mean"] is None
+
+
+def test_under_dp_each_outputs_mean_is_paid_from_the_budget_in_its_own_range(tmp_path: Path) -> None:
+    dp = DifferentialPrivacySettings(enabled=True, epsilon_per_summary=1.0, daily_epsilon=3)
+    gate = PrivacyGate(PrivacySettings(dp=dp), tmp_path)
+    summary = session_summary([20.0] * 9, more=[(8.0,)] * 9, outputs=BDI_AND_PHQ9)
+    score = gate.admit(summary)
+    assert score is not None and score.outputs_epsilon == 1.0
+    primary, phq = score.outputs
+    assert primary.dp is not None and phq.dp is not None
+    assert (primary.dp.sensitivity, phq.dp.sensitivity) == (pytest.approx(63 / 9), pytest.approx(27 / 9))
+    assert isinstance(phq.values["mean"], float) and 0.0 <= phq.values["mean"] <= 27.0
+    assert set(phq.withheld) == set(DP_WITHHELD) and score.dp is not None and score.dp.epsilon_remaining == 1.0
+    second = gate.admit(summary)  # one epsilon left: the primary mean gets it, the PHQ-9 mean is withheld
+    assert second is not None and second.values["mean"] is not None and second.outputs_epsilon == 0.0
+    assert second.outputs[1].values["mean"] is None and "mean" in second.outputs[1].withheld
