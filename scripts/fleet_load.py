@@ -113,7 +113,7 @@ def stored_ids(store: str) -> list[str]:
             return [row[0] for row in db.execute("SELECT message_id FROM expresso_messages")]
     import sqlite3
 
-    with sqlite3.connect(store.removeprefix("sqlite://")) as db:
+    with sqlite3.connect(store.removeprefix("sqlite://"), timeout=30) as db:  # the workers may be writing
         return [row[0] for row in db.execute("SELECT message_id FROM expresso_messages")]
 
 
