@@ -13,6 +13,7 @@ scikit-learn) is imported only when differential privacy is on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -123,7 +124,8 @@ class DailyBudget:
             ledger = _read_ledger(self._path)
         except ConfigError as error:
             log.error("privacy-budget ledger unreadable, %s counts as fully spent: %s", day, error)
-            self._write(day, [(self._settings.daily_epsilon, self._settings.daily_delta)])
+            with contextlib.suppress(ConfigError):  # cannot be rewritten either: it still reads as spent next time
+                self._write(day, [(self._settings.daily_epsilon, self._settings.daily_delta)])
             raise _NothingToSpendError(f"the privacy-budget ledger was corrupt, {day} counts as spent") from error
         if ledger is not None and ledger[0] > day:
             raise _NothingToSpendError(

@@ -36,7 +36,22 @@ def read_json(path: Path, *, fix: str) -> dict[str, Any] | None:
 
 
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    """Replace ``path`` with ``document`` so that a crash leaves either the old or the new file, mode 0600."""
+    """Replace ``path`` with ``document`` so that a crash leaves either the old or the new file, mode 0600.
+
+    A state directory that refuses the write (read-only, full, or a directory standing where the file belongs)
+    raises :class:`ConfigError` naming the file: a traceback and exit 1 before, which systemd restarts forever.
+    """
+    try:
+        _replace_atomically(path, document)
+    except OSError as error:
+        raise ConfigError(
+            f"state file {path} cannot be written ({error.strerror or error})",
+            fix=f"make the state directory writable by the daemon's user, with room to spare, and remove whatever "
+            f"stands at {path} if it is not a regular file",
+        ) from error
+
+
+def _replace_atomically(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

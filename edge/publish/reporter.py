@@ -28,6 +28,7 @@ from pathlib import Path
 
 from edge.aggregate import Summary
 from edge.control import ControlCommand, ControlMessageError
+from edge.errors import ConfigError
 from edge.privacy.consent import ConsentState, ConsentStore, erase
 from edge.privacy.pseudonym import device_pseudonym
 from edge.privacy.release import PrivacyGate
@@ -198,7 +199,7 @@ class Reporter:
             return None
         try:
             score = self._gate.admit(summary)
-        except OSError as error:  # the budget ledger cannot be written: no release that is not paid for
+        except ConfigError as error:  # the budget ledger cannot be written: no release that is not paid for
             self.summaries_lost += 1
             log.error("a %s summary is withheld: the privacy budget ledger cannot be written (%s)", summary.kind, error)
             return None

@@ -30,6 +30,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge.errors import ConfigError
 from edge.privacy.statefile import read_json, write_json_atomic
 from edge.trust.keys import PublicKey, SecretKey
 
@@ -129,7 +130,7 @@ class NonceStore:
     def _write(self) -> None:
         try:
             write_json_atomic(self._path, dict(self._seen))
-        except OSError as error:  # kept in memory: replays stay refused until a restart
+        except ConfigError as error:  # kept in memory: replays stay refused until a restart
             log.error(
                 "cannot store control nonces in %s (%s); they are kept in memory until a restart", self._path, error
             )

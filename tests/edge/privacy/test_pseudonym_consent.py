@@ -119,3 +119,21 @@ def test_a_state_file_that_cannot_be_read_is_refused_like_a_corrupt_one(tmp_path
     (tmp_path / CONSENT_NAME).mkdir()
     with pytest.raises(ConfigError, match="cannot be read"):
         read_json(tmp_path / CONSENT_NAME, fix="f")
+
+
+def test_a_directory_where_the_consent_file_belongs_is_exit_3_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # recording consent over it raised IsADirectoryError: a traceback and exit 1
+    from edge.cli import main
+
+    state = tmp_path / "state"
+    (state / CONSENT_NAME).mkdir(parents=True)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[device]\nstate_dir = "{state}"\n')
+    assert main(["consent", "--config", str(config), "grant"]) == 3
+    err = capsys.readouterr().err
+    assert f"state file {state / CONSENT_NAME} cannot be written" in err and "Traceback" not in err
+    with pytest.raises(ConfigError, match="cannot be written") as refused:  # the daemon refuses to start: exit 3
+        ConsentStore(state).load()
+    assert refused.value.exit_code == 3

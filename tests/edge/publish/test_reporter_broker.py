@@ -525,3 +525,18 @@ def test_a_summary_routed_to_nobody_stays_in_the_outbox_until_an_integrator_subs
         late.close()
     finally:
         reporter.stop(timeout=2)
+
+
+def test_a_budget_ledger_that_can_be_neither_read_nor_rewritten_fails_closed_and_the_reporter_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    # rewriting the unreadable ledger raised out of stop() (a traceback at shutdown): the day now simply counts
+    # as spent, and the summary goes out with its mean withheld
+    privacy = PrivacySettings(
+        consent="granted", hold_until_period_end=False, dp=DifferentialPrivacySettings(enabled=True)
+    )
+    reporter = Reporter(MqttSettings(enabled=False), privacy, tmp_path / "state", IDENTITY)
+    (tmp_path / "state" / "privacy-budget.json").mkdir()  # the ledger's place taken: no read or write succeeds
+    assert reporter.submit([session_summary(SCORES)]) == 1 and reporter.summaries_lost == 0
+    assert reporter._gate.budget_remaining() == 0.0
+    reporter.stop(timeout=0)

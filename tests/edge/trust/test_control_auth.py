@@ -185,3 +185,12 @@ def test_a_device_clock_behind_by_less_than_the_allowed_skew_still_accepts(opera
     with pytest.raises(ControlAuthError) as refused:
         _authenticator(operator, tmp_path / "b").verify(_signed(operator, {"command": "pause"}, now=NOW + 70))
     assert refused.value.reason == "not_yet_valid" and "in the future" in refused.value.message
+
+
+def test_nonces_that_cannot_be_stored_are_kept_in_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from edge.trust.control_auth import NONCES_NAME, NonceStore
+
+    nonces = NonceStore(tmp_path)
+    (tmp_path / NONCES_NAME).mkdir()  # the file's place taken: every write fails
+    nonces.add("ab" * 16, expires=NOW + 60, now=NOW)
+    assert nonces.seen("ab" * 16) and "kept in memory" in caplog.text
