@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from edge.settings_base import StrictSettings
 
 DEFAULT_WINDOW_SHARE = 0.5
 """Measured with ``python -m edge replay samples/<clip>.mp4 --fast --json`` on the demo bundle (ONNX Runtime INT8,
@@ -10,10 +12,8 @@ DEFAULT_WINDOW_SHARE = 0.5
 videos, every window 10-16% (docs/explanations.md, "Cost on the device")."""
 
 
-class ExplainSettings(BaseModel):
+class ExplainSettings(StrictSettings):
     """Which region attribution runs on the device, and on how many of the scored windows."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf/nan: refused by name
 
     enabled: bool = Field(True, description="Attribute scores to face regions (published as the summary's regions).")
     method: str = Field("occlusion", description="Explanation method (edge.explain registry): occlusion.")

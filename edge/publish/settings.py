@@ -8,13 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class _Strict(BaseModel):
-    # allow_inf_nan=False: ``inf`` or ``nan`` would pass every ``gt``/``ge`` bound and fail only in service
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
+from edge.settings_base import StrictSettings
 
 DAY_S = 86_400.0
 MAX_MESSAGES = 10_000_000
@@ -23,7 +19,7 @@ MAX_BYTES = 2**36
 """64 GiB of payload: beyond this, a typo."""
 
 
-class AggregationSettings(_Strict):
+class AggregationSettings(StrictSettings):
     """How scored windows are grouped into sessions and rolling periods."""
 
     session_gap_s: float = Field(
@@ -47,7 +43,7 @@ class AggregationSettings(_Strict):
     )
 
 
-class DifferentialPrivacySettings(_Strict):
+class DifferentialPrivacySettings(StrictSettings):
     """Optional differential-privacy noise on published means, with a daily budget."""
 
     enabled: bool = Field(False, description="Add calibrated noise to every published mean score.")
@@ -86,7 +82,7 @@ class DifferentialPrivacySettings(_Strict):
         return self
 
 
-class PrivacySettings(_Strict):
+class PrivacySettings(StrictSettings):
     """What may leave the device, and when."""
 
     consent: Literal["required", "granted"] = Field(
@@ -121,7 +117,7 @@ class PrivacySettings(_Strict):
     )
 
 
-class TlsSettings(_Strict):
+class TlsSettings(StrictSettings):
     """TLS towards the broker; the server certificate and host name are always verified."""
 
     enabled: bool = Field(False, description="Connect with TLS.")
@@ -138,7 +134,7 @@ class TlsSettings(_Strict):
         return self
 
 
-class OutboxSettings(_Strict):
+class OutboxSettings(StrictSettings):
     """Bounds of the durable outbox (see docs/mqtt-contract.md, "Outbox bound policy")."""
 
     max_messages: int = Field(
@@ -169,7 +165,7 @@ class OutboxSettings(_Strict):
         return self
 
 
-class MqttSettings(_Strict):
+class MqttSettings(StrictSettings):
     """The broker connection and topics."""
 
     enabled: bool = Field(True, description="Connect to a broker; when false, summaries wait in the outbox.")

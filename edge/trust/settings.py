@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.control import Action
+from edge.settings_base import StrictSettings
 from edge.trust.keys import KeyFileError, PublicKey, public_key_from_setting
 
 RemoteRule = Literal["refuse", "signed", "allow"]
@@ -22,11 +23,7 @@ _RULE_HELP = (
 _ALLOW_NOTE = "(with trust.operator_keys set, 'allow' needs a signature too)"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf/nan: refused by name
-
-
-class ControlPolicy(_Strict):
+class ControlPolicy(StrictSettings):
     """Per action, whether a control message from the broker may do it (the device's own commands always may)."""
 
     pause: RemoteRule = Field("allow", description=f"pause processing. {_RULE_HELP}{_ALLOW_NOTE}")
@@ -45,7 +42,7 @@ class ControlPolicy(_Strict):
         return rule
 
 
-class TrustSettings(_Strict):
+class TrustSettings(StrictSettings):
     """Which signatures the device trusts, and the remote control policy."""
 
     bundle_keys: list[str] = Field(
