@@ -73,6 +73,8 @@ def test_a_remote_grant_is_refused_by_default_and_the_mqtt5_reply_names_it(
         assert schema_errors(reply, "control-reply") == []
         assert reply["accepted"] is False and reply["command"] == "consent" and reply["request_id"] == "g-1"
         assert "trust.control.grant = 'refuse'" in reply["error"] and "python -m edge consent" in reply["error"]
+        # the status follows the Response Topic's reply (replies go out first): wait for it too
+        assert wait_until(lambda: _reply(client, "g-1") is not None, 10)
         assert _reply(client, "g-1") == {k: reply[k] for k in ("accepted", "command", "request_id", "error")}
         assert not reporter.processing_allowed and reporter.consent.granted is None
         assert reporter.control.metrics()["control_rejected_policy"] == 1
