@@ -4,16 +4,26 @@ The default 112x112 mosaic tiles the Expresso-AI regions (eyebrows, eyes, nose, 
 face; "left"/"right" are the subject's own, as mediapipe names its landmarks.
 
 ```
-  x: 0            56           112
- y=0 +------------+------------+
-     | right brow | left brow  |  20 px
-  20 +------------+------------+
-     | right eye  | left eye   |  28 px
-  48 +-------+----+------------+
-     | nose  |     mouth       |  64 px
- 112 +-------+-----------------+
-        44           68
+  x: 0            56      80         112
+ y=0 +------------+------------------+
+     | right brow | left brow        |  20 px
+  20 +------------+------------------+
+     | right eye  | left eye         |  32 px
+  52 +------------+-------+----------+
+     | mouth              | nose     |  40 px (mouth), 32 px (nose)
+  84 |                    +----------+
+  92 +--------------------+
+     (unused: black)                    20 px
+ 112 +
 ```
+
+Each tile has about its region's own width/height on a face (eyebrows 2.7, eyes 1.7, nose 1.0, mouth 2.1,
+measured on the aligned face), so a crop widened to its tile's aspect (:mod:`edge.face.regions`) shows its region
+and little of its neighbours: the first layout's nose tile (44x64) was taller than a nose and took in the upper
+lip, its mouth tile (68x64) twice a mouth's height and took in the nose tip and chin, so each moved with the
+other's behaviour. The nose, which carries little
+behaviour, has the smallest tile, so that pooled region shares are not inflated by tile size
+(docs/explanations.md). The unused fifth of the mosaic stays black.
 """
 
 from __future__ import annotations
@@ -28,10 +38,10 @@ DEFAULT_SAMPLE_FPS = 8.0
 DEFAULT_TILES: tuple[dict[str, int | str], ...] = (
     {"region": "right_eyebrow", "x": 0, "y": 0, "width": 56, "height": 20},
     {"region": "left_eyebrow", "x": 56, "y": 0, "width": 56, "height": 20},
-    {"region": "right_eye", "x": 0, "y": 20, "width": 56, "height": 28},
-    {"region": "left_eye", "x": 56, "y": 20, "width": 56, "height": 28},
-    {"region": "nose", "x": 0, "y": 48, "width": 44, "height": 64},
-    {"region": "mouth", "x": 44, "y": 48, "width": 68, "height": 64},
+    {"region": "right_eye", "x": 0, "y": 20, "width": 56, "height": 32},
+    {"region": "left_eye", "x": 56, "y": 20, "width": 56, "height": 32},
+    {"region": "nose", "x": 80, "y": 52, "width": 32, "height": 32},
+    {"region": "mouth", "x": 0, "y": 52, "width": 80, "height": 40},
 )
 
 # ImageNet statistics: the action-recognition nets Expresso-AI fine-tunes were pretrained with them.
