@@ -24,8 +24,8 @@ Gaze per video: a lid that covers most of the iris leaves the iris model a slive
 with the lid, so gaze is dropped on ``blink`` frames (eye trackers report no gaze during a blink for the same
 reason). The iris centre then still jitters by about as much as a gaze shift moves it in a small face; a running
 median over :data:`GAZE_MEDIAN_FRAMES` sampled frames removes one-frame outliers and keeps a gaze shift, which is a
-step (saccades take tens of ms), whole: at the pipeline's 8 fps it spans 375 ms and erases only a fixation shorter
-than two frames (250 ms), below the typical 200-400 ms.
+step (saccades take tens of ms), whole: at the pipeline's 8 fps it spans 375 ms and erases only a gaze held for a
+single sampled frame (under 250 ms), at the short end of typical fixations (200-400 ms).
 """
 
 from __future__ import annotations
