@@ -11,13 +11,21 @@ distances in eye distances), not action units coded by a person or by OpenFace. 
 | ``brow_lowering`` | minus (inner-brow gap + inner-brow height above the inner eye corners) | AU4              |
 | ``lip_corner_pull`` | distance between the mouth corners (pulled apart by a smile)   | AU12 (smile)           |
 | ``mouth_opening`` | mean gap of four upper/lower lip pairs (inner and outer edge)    | AU25 / AU26            |
-| ``gaze_x``, ``gaze_y`` | iris centre offset from the eye centre / eye width (y down) | gaze (no AU)           |
+| ``gaze_x``, ``gaze_y`` | iris centre offset from the eye centre / eye width (y down); video: no | gaze (no AU)   |
+|                   | gaze on ``blink`` frames, then a 3-frame running median          |                        |
 | ``head_motion``   | nose-tip movement since the previous frame, frame pixels / eye distance | head pose velocity |
 
 Feed them the mesh's landmarks *before* the pipeline's smoothing (``FrameResult.raw_landmarks``): that smoothing
 keeps crops steady and lags a blink or a syllable, which last two or three frames at 8 fps (docs/explanations.md
 has the measurement). They run on the device only in memory; the offline ``python -m export explain`` correlates
-them with the attribution curve.
+them with the attribution curve, after :func:`finish_video` has filled what needs the whole video.
+
+Gaze per video: a lid that covers most of the iris leaves the iris model a sliver to fit, and its centre slides
+with the lid, so gaze is dropped on ``blink`` frames (eye trackers report no gaze during a blink for the same
+reason). The iris centre then still jitters by about as much as a gaze shift moves it in a small face; a running
+median over :data:`GAZE_MEDIAN_FRAMES` sampled frames removes one-frame outliers and keeps a gaze shift, which is a
+step (saccades take tens of ms), whole: at the pipeline's 8 fps it spans 375 ms and erases only a gaze held for a
+single sampled frame (under 250 ms), at the short end of typical fixations (200-400 ms).
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ DESCRIPTORS = (
     "head_motion",
 )
 BLINK_FRACTION = 0.6
+GAZE_MEDIAN_FRAMES = 3
+_GAZE = (DESCRIPTORS.index("gaze_x"), DESCRIPTORS.index("gaze_y"))
 _EYES = (  # outer corner, inner corner, upper-lid points, lower-lid points, iris centre
     (33, 133, (158, 159, 160), (153, 145, 144), 468),
     (263, 362, (385, 386, 387), (380, 374, 373), 473),
@@ -91,3 +101,24 @@ def add_blinks(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     blink = np.where(np.isfinite(openness), (openness < BLINK_FRACTION * median).astype(np.float64), np.nan)
     series[:, DESCRIPTORS.index("blink")] = blink
     return series
+
+
+def settle_gaze(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Set the gaze columns of a video's series (``blink`` filled, see :func:`add_blinks`) to NaN on blink frames and
+    to a running median over :data:`GAZE_MEDIAN_FRAMES` of the frames that have gaze, in place; return the series."""
+    blink = series[:, DESCRIPTORS.index("blink")] == 1.0
+    half = GAZE_MEDIAN_FRAMES // 2
+    for column in _GAZE:
+        values = np.where(blink, np.nan, series[:, column])
+        kept = np.flatnonzero(np.isfinite(values))
+        if len(kept):
+            padded = np.pad(values[kept], half, mode="edge")
+            values[kept] = np.median(np.lib.stride_tricks.sliding_window_view(padded, GAZE_MEDIAN_FRAMES), axis=1)
+        series[:, column] = values
+    return series
+
+
+def finish_video(series: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Fill in what needs a whole video's descriptor series ``(F, len(DESCRIPTORS))``, in frame order: blinks, then
+    gaze without blinks and jitter (:func:`settle_gaze`). In place; returns the series."""
+    return settle_gaze(add_blinks(series))

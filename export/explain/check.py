@@ -151,11 +151,15 @@ def descriptor_truth(count: int, seconds: float, seed: int) -> dict[str, Any]:
     same action plus a vanishing noise: event actions (blinks, brow raises, speech) hold one value between events,
     and any descriptor that is not exactly constant there ranks those tied frames at random, which caps rho well
     below 1. A tonic action (constant within a clip, e.g. ``gaze_y``) is correlated across clips, clip mean
-    against clip mean (Spearman).
+    against clip mean (Spearman), and, since the identity's eye shape moves a clip mean more than the action does,
+    also with each identity's mean taken out (Pearson, over identities with two clips or more: does the descriptor
+    follow the action on the same face).
     """
     from edge.face.descriptors import DESCRIPTORS
 
-    clips = [_measure_clip(clip) for clip in _clips(count, seconds, seed)]
+    specs = _clips(count, seconds, seed)
+    clips = [_measure_clip(clip) for clip in specs]
+    identities = [clip.identity.seed for clip in specs]
     out = {}
     for name, (action, sign) in DESCRIPTOR_TRUTH.items():
         column = DESCRIPTORS.index(name)
@@ -170,9 +174,27 @@ def descriptor_truth(count: int, seconds: float, seed: int) -> dict[str, Any]:
                 "spearman_within_clips": None if tonic else _signed(sign, _mean([_rho(m, t) for m, t in pairs])),
                 "spearman_across_clip_means": _signed(sign, round(across, 3) if np.isfinite(across) else None),
             }
+            if tonic:
+                within = _r(
+                    *_within_identity(means, [i for i, (m, _) in zip(identities, pairs, strict=True) if len(m)])
+                )
+                row[source]["pearson_across_clip_means_within_identity"] = _signed(
+                    sign, round(within, 3) if np.isfinite(within) else None
+                )
         row["spearman_tie_cap"] = None if tonic else _mean([_tie_cap(t[action]) for _, _, t in clips])
         out[name] = row
     return {"clips": count, "frames": sum(len(m) for m, _, _ in clips), "correlations": out}
+
+
+def _within_identity(means: np.ndarray, identities: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Clip means ``(C, 2)`` (descriptor, action) less their identity's mean, over identities with two clips or
+    more: what is left is how a tonic action and its descriptor vary together for the same face."""
+    ids = np.array(identities)
+    keep = np.array([np.sum(ids == i) > 1 for i in ids], dtype=bool)
+    centred = means.copy()
+    for i in set(ids[keep].tolist()):
+        centred[ids == i] -= means[ids == i].mean(axis=0)
+    return centred[keep, 0], centred[keep, 1]
 
 
 def _r(x: np.ndarray, y: np.ndarray) -> float:
@@ -210,7 +232,7 @@ def _measure_clip(clip: Any) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarr
     """The descriptors of each sampled frame of ``clip`` with a face, from the device pipeline's landmarks and from
     the generator's exact ones, and the generator's actions on the same frames."""
     from edge.face import FacePipeline
-    from edge.face.descriptors import DESCRIPTORS, frame_descriptors
+    from edge.face.descriptors import DESCRIPTORS, finish_video, frame_descriptors
     from export.dataset import default_spec
     from export.synthetic.expression import pose_landmarks
     from export.synthetic.identity import render_identity
@@ -236,7 +258,12 @@ def _measure_clip(clip: Any) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarr
             exact.append([values_exact[name] for name in DESCRIPTORS])
             actions.append(state)
     truth_series = {a: np.array([getattr(s, a) for s in actions]) for a, _ in DESCRIPTOR_TRUTH.values()}
-    return np.array(device, dtype=np.float64), np.array(exact, dtype=np.float64), truth_series
+    # blinks and gaze settled over the clip, as the offline explanation does (edge.face.descriptors.finish_video)
+    return (
+        finish_video(np.array(device, dtype=np.float64)),
+        finish_video(np.array(exact, dtype=np.float64)),
+        truth_series,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

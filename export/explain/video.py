@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.face import FacePipeline
-from edge.face.descriptors import DESCRIPTORS, add_blinks, frame_descriptors
+from edge.face.descriptors import DESCRIPTORS, finish_video, frame_descriptors
 from edge.face.video import iter_video_frames
 from edge.preprocess import window_to_input
 from export.explain.correlate import mean_correlations, window_correlations
@@ -93,7 +93,7 @@ def explain_video(
                     if progress is not None:
                         progress(1)
     frame_times = np.array(sorted(descriptors), dtype=np.float64)
-    series = add_blinks(_series(descriptors, frame_times))  # blinks against the whole video's eye openness
+    series = finish_video(_series(descriptors, frame_times))  # blinks against the whole video's eye openness
     rows = {float(t): row for t, row in zip(frame_times, series, strict=True)}
     missing = np.full(len(DESCRIPTORS), np.nan)
     windows = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.explain.check import _r, _rho, _tie_cap, hit_rate
+from export.explain.check import _r, _rho, _tie_cap, _within_identity, hit_rate
 
 
 def test_an_event_action_caps_spearman_for_any_descriptor_that_is_not_flat_between_events() -> None:
@@ -21,6 +21,16 @@ def test_an_event_action_caps_spearman_for_any_descriptor_that_is_not_flat_betwe
 def test_an_action_without_ties_has_no_cap() -> None:
     assert _tie_cap(np.linspace(0.0, 1.0, 30)) == pytest.approx(1.0)
     assert np.isnan(_tie_cap(np.ones(10))) and np.isnan(_r(np.ones(10), np.arange(10.0)))
+
+
+def test_a_tonic_action_is_followed_within_identity_where_the_faces_swamp_it_across_clips() -> None:
+    action = np.array([0.1, 0.5, 0.3, 0.7, 0.2, 0.6, 0.4])
+    face = np.array([0.0, 0.0, 1.0, 1.0, -1.0, -1.0, 5.0])  # each identity's eye shape, far larger than the action
+    descriptor = face + 0.01 * action
+    identities = [1, 1, 2, 2, 3, 3, 4]  # identity 4 has one clip: nothing to compare it with
+    assert _r(descriptor, action) < 0.5
+    x, y = _within_identity(np.stack([descriptor, action], axis=1), identities)
+    assert len(x) == 6 and _r(x, y) == pytest.approx(1.0)
 
 
 def test_hits_count_the_planted_top_region_above_the_median_and_say_whether_the_model_learned_the_label() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import Tile
-from edge.face.descriptors import DESCRIPTORS, add_blinks, frame_descriptors
+from edge.face.descriptors import DESCRIPTORS, add_blinks, finish_video, frame_descriptors
 from edge.layout import default_regions_section
 from edge.scale import BDI_II
 from export.explain.correlate import mean_correlations, spearman, window_correlations
@@ -140,6 +140,22 @@ def test_blinks_are_frames_well_below_the_videos_usual_eye_openness() -> None:
     series[:, DESCRIPTORS.index("eye_openness")] = [0.30, 0.31, 0.05, 0.29, np.nan, 0.30]
     blink = add_blinks(series)[:, DESCRIPTORS.index("blink")]
     assert blink[:4].tolist() == [0.0, 0.0, 1.0, 0.0] and np.isnan(blink[4])
+
+
+def test_gaze_is_dropped_on_blinks_and_a_one_frame_jitter_is_removed_while_a_gaze_shift_stays_a_step() -> None:
+    series = np.full((9, len(DESCRIPTORS)), np.nan)
+    series[:, DESCRIPTORS.index("eye_openness")] = [0.3, 0.3, 0.3, 0.3, 0.3, 0.05, 0.3, 0.3, 0.3]
+    gaze = np.array([0.0, 0.0, 0.4, 0.0, 0.0, -1.0, 1.0, 1.0, 1.0])  # a jitter at 2, a blink at 5, a shift at 6
+    series[:, DESCRIPTORS.index("gaze_x")] = gaze
+    series[:, DESCRIPTORS.index("gaze_y")] = gaze / 2
+    truth = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    assert np.corrcoef(gaze, truth)[0, 1] < 0.6
+    finish_video(series)
+    for column, scale in (("gaze_x", 1.0), ("gaze_y", 0.5)):
+        settled = series[:, DESCRIPTORS.index(column)]
+        assert np.isnan(settled[5])  # the lids covered the iris
+        np.testing.assert_allclose(np.delete(settled, 5), np.delete(truth, 5) * scale)
+    assert series[5, DESCRIPTORS.index("blink")] == 1.0
 
 
 def test_spearman_needs_enough_varying_frames() -> None:
