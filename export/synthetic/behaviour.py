@@ -130,13 +130,14 @@ def make_timeline(behaviour: Behaviour, seconds: float, fps: float, rng: np.rand
     for onset in raises:
         brow += 0.9 * _envelope(times, onset, 0.15, rng.uniform(0.3, 1.0), 0.25)
     gaze_x = np.zeros_like(times)
+    gaze_y = np.full_like(times, behaviour.gaze_down)
     for onset in _event_onsets(behaviour.gaze_shift_rate, seconds, rng):
         gaze_x[times >= onset] = rng.uniform(-1.0, 1.0) * behaviour.gaze_range
+        gaze_y[times >= onset] = behaviour.gaze_down + rng.uniform(-1.0, 1.0) * behaviour.gaze_range
     speech = np.zeros_like(times)
     for onset in _event_onsets(6.0, seconds, rng):
         speech = np.maximum(speech, _envelope(times, onset, 0.2, rng.uniform(1.0, 3.0), 0.2))
     jaw = speech * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3.0, 5.0) * times)) * 0.7
-    gaze_y = np.full_like(times, behaviour.gaze_down)
     eye = np.clip(closure + 0.3 * gaze_y + behaviour.smile_narrows_eyes * np.clip(smile, 0, None), 0.0, 1.0)
     motion = behaviour.head_motion
     yaw, pitch, roll = (_smooth_noise(times, rng) for _ in range(3))
@@ -147,7 +148,7 @@ def make_timeline(behaviour: Behaviour, seconds: float, fps: float, rng: np.rand
             smile=float(np.clip(smile[i], -1.0, 1.0)),
             brow=float(np.clip(brow[i], -1.0, 1.0)),
             gaze_x=float(gaze_x[i]),
-            gaze_y=float(gaze_y[i]),
+            gaze_y=float(np.clip(gaze_y[i], -1.0, 1.0)),
             jaw=float(jaw[i]),
             yaw=float(9.0 * motion * yaw[i]),
             pitch=float(behaviour.head_pitch + 5.0 * motion * pitch[i]),

@@ -107,29 +107,39 @@ def _gaze(out: npt.NDArray[np.float64], rig: FaceRig, gaze_x: float, gaze_y: flo
     travel = rig.eye_width
     for iris in (RIGHT_IRIS, LEFT_IRIS):
         out[list(iris), 0] += gaze_x * 0.14 * travel
-        out[list(iris), 1] += gaze_y * 0.05 * travel
+        out[list(iris), 1] += gaze_y * 0.15 * travel
 
 
-def _head_pose(points: npt.NDArray[np.float64], state: FrameState) -> npt.NDArray[np.float64]:
+def _head_pose(
+    points: npt.NDArray[np.float64], state: FrameState, centre: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     yaw, pitch, roll = np.radians([state.yaw, state.pitch, state.roll])
     ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
     rx = np.array([[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)], [0, -np.sin(pitch), np.cos(pitch)]])
     rz = np.array([[np.cos(roll), -np.sin(roll), 0], [np.sin(roll), np.cos(roll), 0], [0, 0, 1]])
-    centre = points.mean(axis=0)
     rotated = (points - centre) @ (rz @ rx @ ry).T
     return np.asarray(rotated[:, :2] * state.scale + centre[:2] + np.array([state.shift_x, state.shift_y]))
 
 
 def pose_landmarks(rig: FaceRig, state: FrameState) -> npt.NDArray[np.float64]:
     """Where the still's landmarks sit in a frame with ``state``: ``(478, 2)`` pixels."""
+    return pose_face(rig, state)[0]
+
+
+def pose_face(rig: FaceRig, state: FrameState) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The posed landmarks ``(478, 2)`` and where the two iris centres (subject's right, left) sit ``(2, 2)``:
+    where the gaze puts them, before the lids close (a closing lid covers the iris; the landmark model's iris
+    points slide down with it, the eye does not)."""
     out = rig.landmarks.copy()
     _smile(out, rig, state.smile)
     _jaw(out, rig, state.jaw)
     _brows(out, rig, state.brow)
     _gaze(out, rig, state.gaze_x, state.gaze_y)
+    irises = out[[RIGHT_IRIS[0], LEFT_IRIS[0]]].copy()
     closure = min(max(state.eye_closure, 0.0), MAX_CLOSURE)
     if closure > 0.0:
         moved = FaceRig(out)
         for eye in (RIGHT_EYE, LEFT_EYE):
             _close_eye(out, moved, eye, closure)
-    return _head_pose(out, state)
+    centre = out.mean(axis=0)
+    return _head_pose(out, state, centre), _head_pose(irises, state, centre)

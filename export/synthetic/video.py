@@ -12,8 +12,9 @@ import numpy.typing as npt
 
 from edge.errors import InputError
 from export.synthetic.behaviour import SIGNAL_REGIONS, Behaviour, Timeline, behaviour_for_score, make_timeline
-from export.synthetic.expression import pose_landmarks
+from export.synthetic.expression import pose_face
 from export.synthetic.identity import FRAME_SIZE, IdentitySpec, IdentityStill, render_identity
+from export.synthetic.iris import IrisLayer
 from export.synthetic.rig import FaceRig
 from export.synthetic.warp import PiecewiseAffineWarp
 
@@ -86,12 +87,15 @@ def render_clip(spec: ClipSpec) -> Iterator[npt.NDArray[np.uint8]]:
     light, drift, drift_hz, noise = _lighting(spec, rng)
     phase = float(rng.uniform(0.0, 2.0 * np.pi))
     rig = FaceRig(still.landmarks)
+    irises = IrisLayer.from_still(still.image, still.landmarks)
     warp = PiecewiseAffineWarp(still.landmarks, *FRAME_SIZE)
     for t, state in zip(timeline.times, timeline.states, strict=True):
         if _inside(float(t), spec.no_face):
             frame = still.empty_plate.astype(np.float32)
         else:
-            frame = warp(still.image, pose_landmarks(rig, state)).astype(np.float32)
+            posed, iris_centres = pose_face(rig, state)
+            frame = warp(irises.bare, posed).astype(np.float32)
+            irises.draw(frame, posed, iris_centres, state.scale)
         if second is not None and _inside(float(t), spec.two_faces):
             _paste_second(frame, second)
         frame *= light * np.float32(1.0 + drift * np.sin(2.0 * np.pi * drift_hz * t + phase))

@@ -174,3 +174,53 @@ def test_committed_samples_match_the_script() -> None:
     assert [r["identity"] for r in rows] == [f"id{s.identity.seed}" for s in specs]
     assert all((REPO / "samples" / r["video"]).is_file() for r in rows)
     assert sum((REPO / "samples" / r["video"]).stat().st_size for r in rows) < 4_000_000
+
+
+def _dark_centroid(image: npt.NDArray[np.uint8], box: tuple[int, int, int, int]) -> npt.NDArray[np.float64]:
+    """Centroid of the darkest tenth of the pixels inside ``box`` (x0, y0, x1, y1): the pupil and iris."""
+    x0, y0, x1, y1 = box
+    grey = image[y0:y1, x0:x1].astype(np.float64).mean(axis=2)
+    ys, xs = np.nonzero(grey <= np.quantile(grey, 0.1))
+    return np.array([xs.mean() + x0, ys.mean() + y0])
+
+
+def test_a_gaze_shift_moves_the_drawn_iris_as_far_as_its_landmarks_and_lids_cover_it() -> None:
+    # the warp alone stretched the iris against the fixed eye contour: a 3 px landmark shift moved the dark iris
+    # 0.3-1.1 px; the iris layer draws it where the gaze puts it
+    from export.synthetic.expression import pose_face
+    from export.synthetic.identity import FRAME_SIZE, render_identity
+    from export.synthetic.iris import IrisLayer
+    from export.synthetic.rig import RIGHT_IRIS, FaceRig
+    from export.synthetic.warp import PiecewiseAffineWarp
+
+    still = render_identity(make_identity(2))
+    rig, layer = FaceRig(still.landmarks), IrisLayer.from_still(still.image, still.landmarks)
+    warp = PiecewiseAffineWarp(still.landmarks, *FRAME_SIZE)
+    eye = rig.xy[list(RIGHT_EYE)]
+    box = (*np.floor(eye.min(axis=0)).astype(int), *np.ceil(eye.max(axis=0)).astype(int))
+
+    def render(state: FrameState) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+        posed, irises = pose_face(rig, state)
+        frame = warp(layer.bare, posed).astype(np.float32)
+        layer.draw(frame, posed, irises, state.scale)
+        return np.clip(frame, 0, 255).astype(np.uint8), posed
+
+    (left, left_pts), (right, right_pts) = render(FrameState(gaze_x=-1.0)), render(FrameState(gaze_x=1.0))
+    moved = _dark_centroid(right, box)[0] - _dark_centroid(left, box)[0]
+    expected = right_pts[RIGHT_IRIS[0], 0] - left_pts[RIGHT_IRIS[0], 0]
+    assert expected > 4.0 and moved == pytest.approx(expected, rel=0.3)
+    # the still's own iris is painted out: no dark disk left where it was
+    assert layer.bare[box[1] : box[3], box[0] : box[2]].mean() > still.image[box[1] : box[3], box[0] : box[2]].mean()
+    shut, _ = render(FrameState(eye_closure=0.93))
+    opened, _ = render(FrameState())
+    dark = np.quantile(opened[box[1] : box[3], box[0] : box[2]].mean(axis=2), 0.05)
+    assert (shut[box[1] : box[3], box[0] : box[2]].mean(axis=2) <= dark).sum() < 3  # the lid hides the iris
+
+
+def test_vertical_gaze_moves_within_a_clip_around_the_tonic_downward_gaze() -> None:
+    rng = np.random.default_rng(5)
+    for score in (5.0, 60.0):
+        behaviour = behaviour_for_score(score, rng)
+        gaze_y = np.array([s.gaze_y for s in make_timeline(behaviour, 120.0, 8.0, rng).states])
+        assert np.ptp(gaze_y) > 0.3  # looks up and down, as it looks left and right
+        assert np.mean(gaze_y) == pytest.approx(behaviour.gaze_down, abs=0.25)
