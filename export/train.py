@@ -179,7 +179,11 @@ def _errors(errors: npt.NDArray[np.float64]) -> dict[str, float]:
 
 
 def error_report(predictions: npt.NDArray[np.float32], data: WindowSet, train_mean: float) -> dict[str, Any]:
-    """Window- and video-level MAE/RMSE beside the train-mean baseline, and errors per value of each group."""
+    """Window- and video-level MAE/RMSE beside the train-mean baseline, and errors per value of each group;
+    ``predictions`` holds one score per window ``(N,)``."""
+    if predictions.shape != data.scores.shape:
+        # an (N, 1) column against (N,) labels would broadcast to (N, N) and report every pair's error
+        raise ValueError(f"one prediction per window expected {data.scores.shape}, got {predictions.shape}")
     truth = data.scores.astype(np.float64)
     errors = predictions.astype(np.float64) - truth
     videos = np.unique(data.video_index)

@@ -92,6 +92,14 @@ def test_error_report_against_the_train_mean_baseline() -> None:
     assert off["group_mae_gap"]["skin_tone"] == pytest.approx(0.0, abs=1e-5)
 
 
+def test_error_report_refuses_a_column_of_scores() -> None:
+    # score_windows returns (N, K); an (N, 1) column broadcast against (N,) labels reported a held-out MAE of 20.1
+    # for a demo model whose true window MAE was about 6
+    data = tiny_set(2, 4, ("a",))
+    with pytest.raises(ValueError, match="one prediction per window"):
+        error_report(data.scores[:, None], data, 30.0)
+
+
 def test_augment_keeps_shape_and_changes_pixels() -> None:
     data = tiny_set(2, 4, ("a",))
     out = augment(data.windows, np.random.default_rng(0))
