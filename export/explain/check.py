@@ -3,9 +3,11 @@
 ``python -m export.explain.check SUBCOMMAND``:
 
 - ``hits EXPLANATIONS.json --planted mouth``: for videos whose label is above the median label, the share of their
-  scored windows whose top region (of Expresso-AI's four: eyes, eyebrows, nose, mouth; each the sum of its tiles)
-  is the planted one; and Pearson's r of all windows' scores with their video's label (did the model learn the
-  planted signal at all: the figure the hit rate rests on).
+  scored windows whose top region (of Expresso-AI's four: eyes, eyebrows, nose, mouth) is the planted one, each
+  region's share taken per tile (the mean of its tiles' shares: the eyes and eyebrows have two tiles each, the
+  nose and mouth one, and a sum would give a two-tile region two tiles' worth of the share every tile gets
+  whatever the model learned); beside it the same with the tiles summed; and Pearson's r of all windows' scores
+  with their video's label (did the model learn the planted signal at all: the figure the hit rate rests on).
 - ``nose EXPLANATIONS.json``: the nose's share per video and on average, and whether it is the smallest region.
 - ``compare A.json B.json``: the same windows explained twice (two methods, or a trained and a random-weight
   model): the mean Spearman rank agreement of their region shares and the mean total-variation distance.
@@ -47,14 +49,17 @@ DESCRIPTOR_TRUTH: dict[str, tuple[str, float]] = {
 }
 
 
-def grouped(shares: dict[str, float]) -> dict[str, float]:
-    """Tile shares summed into the research's four regions."""
-    return {name: sum(shares.get(tile, 0.0) for tile in tiles) for name, tiles in RESEARCH_REGIONS.items()}
+def grouped(shares: dict[str, float], *, per_tile: bool = False) -> dict[str, float]:
+    """Tile shares summed into the research's four regions, or averaged over each region's tiles (``per_tile``)."""
+    return {
+        name: sum(shares.get(tile, 0.0) for tile in tiles) / (len(tiles) if per_tile else 1)
+        for name, tiles in RESEARCH_REGIONS.items()
+    }
 
 
-def top_group(shares: dict[str, float]) -> str:
-    """The research region with the largest summed share."""
-    groups = grouped(shares)
+def top_group(shares: dict[str, float], *, per_tile: bool = True) -> str:
+    """The research region with the largest share (per tile, or summed over its tiles)."""
+    groups = grouped(shares, per_tile=per_tile)
     return max(groups, key=lambda name: groups[name])
 
 
@@ -65,8 +70,8 @@ def hit_rate(doc: dict[str, Any], planted: str) -> dict[str, Any]:
         raise SystemExit("hits needs labels: run python -m export explain with --labels")
     median = float(np.median(labels))
     windows = [w for v in doc["videos"] if v["label"] > median for w in v["per_window"]]
-    hits = sum(top_group(w["regions"]) == planted for w in windows)
     tops = [top_group(w["regions"]) for w in windows]
+    summed = [top_group(w["regions"], per_tile=False) for w in windows]
     scored = [(w["score"], v["label"]) for v in doc["videos"] for w in v["per_window"]]
     return {
         "method": doc["method"],
@@ -75,8 +80,10 @@ def hit_rate(doc: dict[str, Any], planted: str) -> dict[str, Any]:
         "window_score_label_r": round(_r(*map(np.array, zip(*scored, strict=True))), 3),
         "videos_above_median": sum(v["label"] > median for v in doc["videos"]),
         "windows": len(windows),
-        "hit_rate": round(hits / len(windows), 3) if windows else None,
+        "hit_rate": round(tops.count(planted) / len(windows), 3) if windows else None,
         "top_regions": {name: tops.count(name) for name in RESEARCH_REGIONS},
+        "hit_rate_tiles_summed": round(summed.count(planted) / len(windows), 3) if windows else None,
+        "top_regions_tiles_summed": {name: summed.count(name) for name in RESEARCH_REGIONS},
     }
 
 

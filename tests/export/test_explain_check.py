@@ -45,3 +45,14 @@ def test_hits_count_the_planted_top_region_above_the_median_and_say_whether_the_
     assert result["windows"] == 3 and result["hit_rate"] == pytest.approx(1 / 3, abs=1e-3)  # videos 40 and 50 only
     assert result["top_regions"] == {"eyes": 2, "eyebrows": 0, "nose": 0, "mouth": 1}
     assert result["window_score_label_r"] > 0.95
+
+
+def test_a_region_of_two_tiles_is_compared_per_tile_and_the_sum_is_reported_beside() -> None:
+    # every tile gets some share whatever the model learned: summed, the two eye tiles' floors beat the mouth
+    shares = {"right_eye": 0.2, "left_eye": 0.2, "right_eyebrow": 0.05, "left_eyebrow": 0.05, "nose": 0.15}
+    shares = {**shares, "mouth": 0.35}
+    doc = {"method": "occlusion", "videos": [{"label": 10, "per_window": [{"score": 9.0, "regions": shares}]},
+                                             {"label": 50, "per_window": [{"score": 51.0, "regions": shares}]}]}  # fmt: skip
+    result = hit_rate(doc, "mouth")
+    assert result["hit_rate"] == 1.0 and result["top_regions"]["mouth"] == 1
+    assert result["hit_rate_tiles_summed"] == 0.0 and result["top_regions_tiles_summed"]["eyes"] == 1
