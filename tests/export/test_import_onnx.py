@@ -13,6 +13,8 @@ from torch import nn
 from calibration.collect import Collected, write_set
 from edge.bundle import load_bundle
 from edge.cli_support import run_cli
+from edge.preprocess import batch_windows
+from export.dataset import default_spec
 from export.degenerate import SAMPLES, video_windows
 
 FRAMES, SIZE = 16, 32
@@ -42,10 +44,22 @@ class Foreign(nn.Module):
         return torch.sigmoid(self.head(out[:, -1])) * self.tops
 
 
+def centred_on_samples(model: Foreign) -> Foreign:
+    """Shift the random head's bias so its logits centre on the sample videos' windows: a random network's scores
+    then spread over the range instead of pinning at an end (which import-onnx rightly refuses)."""
+    spec, tiles = default_spec("NCTHW", frames=FRAMES, size=SIZE)
+    windows = torch.from_numpy(batch_windows(list(video_windows(spec, tiles, sorted(SAMPLES.glob("*.mp4")))), spec))
+    with torch.no_grad():
+        features, _ = model.gru(model.pool(torch.relu(model.conv(windows))).flatten(2).transpose(1, 2))
+        model.head.bias -= model.head(features[:, -1]).mean(dim=0)
+    return model
+
+
 def export_foreign(path: Path, *, dynamic: bool = True, ranges: tuple[float, ...] = ()) -> Path:
     example = torch.zeros(2, 3, FRAMES, SIZE, SIZE)
     axes = {"video": {0: "n"}, "severity": {0: "n"}} if dynamic else None
-    torch.onnx.export(Foreign(ranges).eval(), (example,), str(path), dynamo=False, input_names=["video"],
+    model = centred_on_samples(Foreign(ranges)).eval()
+    torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["video"],
                       output_names=["severity"], dynamic_axes=axes, opset_version=17)  # fmt: skip
     return path
 
