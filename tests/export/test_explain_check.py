@@ -51,8 +51,8 @@ def test_a_region_of_two_tiles_is_compared_per_tile_and_the_sum_is_reported_besi
     # every tile gets some share whatever the model learned: summed, the two eye tiles' floors beat the mouth
     shares = {"right_eye": 0.2, "left_eye": 0.2, "right_eyebrow": 0.05, "left_eyebrow": 0.05, "nose": 0.15}
     shares = {**shares, "mouth": 0.35}
-    doc = {"method": "occlusion", "videos": [{"label": 10, "per_window": [{"score": 9.0, "regions": shares}]},
-                                             {"label": 50, "per_window": [{"score": 51.0, "regions": shares}]}]}  # fmt: skip
+    low, high = ({"label": label, "per_window": [{"score": label, "regions": shares}]} for label in (10.0, 50.0))
+    doc = {"method": "occlusion", "videos": [low, high]}
     result = hit_rate(doc, "mouth")
     assert result["hit_rate"] == 1.0 and result["top_regions"]["mouth"] == 1
     assert result["hit_rate_tiles_summed"] == 0.0 and result["top_regions_tiles_summed"]["eyes"] == 1
