@@ -20,7 +20,6 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,22 +30,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from edge.bundle.manifest import InputSpec, Tile
+from edge.bundle.manifest import InputSpec
 from edge.errors import UsageError
-from edge.explain.occlusion import occlude
 from edge.preprocess import batch_windows
 from export.arch_fit import load_with_suggestion
 from export.checkpoint import CheckpointInfo, read_checkpoint
-from export.dataset import WindowSet, default_spec
+from export.dataset import WindowSet
 from export.zoo import get_architecture, named_outputs, scale_option
 
 LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "expresso-edge-checkpoint"
 RESUME_FILE = "last.pt"
 METRICS_LOG = "metrics.jsonl"
-_MUST_MATCH_TO_RESUME = (
-    "architecture", "options", "frames", "size", "epochs", "batch_size", "learning_rate", "tile_dropout",
-)  # fmt: skip
+_MUST_MATCH_TO_RESUME = ("architecture", "options", "frames", "size", "epochs", "batch_size", "learning_rate")
 
 
 @dataclass(frozen=True)
@@ -63,12 +59,6 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     augment: bool = True
-    tile_dropout: float = 0.0
-    """Share of training windows with one mosaic tile, chosen at random, replaced by the occlusion baseline in every
-    frame (:func:`edge.explain.occlusion.occlude`). A model that has seen missing tiles reads an occluded tile as
-    missing evidence, not as an unseen grey patch, so the device's occlusion explanations measure what a region
-    contributes (Hooker et al., 2019: removing features without retraining confounds their importance with the
-    shift the removal causes)."""
     seed: int = 0
     init: Path | None = None
     """Checkpoint to fine-tune from (None: random initialisation)."""
@@ -112,20 +102,6 @@ def augment(windows: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDA
     offset = rng.uniform(-20.0, 20.0, (count, 1, 1, 1, 1))
     out = windows.astype(np.float32) * (gain * ramp).astype(np.float32) + offset.astype(np.float32)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def drop_tiles(
-    batch: npt.NDArray[np.float32], tiles: Sequence[Tile], layout: str, share: float, rng: np.random.Generator
-) -> npt.NDArray[np.float32]:
-    """Occlude one random tile in each of about ``share`` of the normalised windows of ``batch``, in place; returns
-    the batch (see ``TrainConfig.tile_dropout``)."""
-    if share <= 0.0:
-        return batch
-    chosen = rng.random(len(batch)) < share
-    picks = rng.integers(0, len(tiles), len(batch))
-    for row in np.flatnonzero(chosen):
-        occlude(batch[row : row + 1], tiles[int(picks[row])], layout=layout)
-    return batch
 
 
 def start_model(config: TrainConfig) -> tuple[nn.Module, CheckpointInfo | None]:
@@ -258,7 +234,6 @@ def train_epoch(
     """One pass over ``data`` in a seeded random order; returns the mean training MAE (points of the scale); the
     loss is the MSE on scores divided by the scale's span, so one learning rate suits every scale."""
     span = scale_option(config.options).span
-    _, tiles = default_spec(spec.layout, frames=config.frames, size=config.size)  # the mosaic training always cuts
     model.train()
     order = torch.randperm(len(data), generator=generator).numpy()
     total, seen = 0.0, 0
@@ -266,8 +241,7 @@ def train_epoch(
     for start in bar:
         index = np.sort(order[start : start + config.batch_size])
         windows = augment(data.windows[index], rng) if config.augment else data.windows[index]
-        batch = drop_tiles(batch_windows(list(windows), spec), tiles, spec.layout, config.tile_dropout, rng)
-        inputs = torch.from_numpy(batch).to(device or "cpu")
+        inputs = torch.from_numpy(batch_windows(list(windows), spec)).to(device or "cpu")
         target = torch.from_numpy(data.scores[index]).to(device or "cpu")
         prediction = model(inputs)
         loss = nn.functional.mse_loss(prediction / span, target / span)

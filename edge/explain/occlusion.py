@@ -34,22 +34,15 @@ def occluded_copies(
     copies = np.repeat(window, len(tiles) * len(steps), axis=0)
     index = 0
     for tile in tiles:
+        rows, cols = slice(tile.y, tile.y + tile.height), slice(tile.x, tile.x + tile.width)
         for frame in steps:
-            occlude(copies[index : index + 1], tile, layout=layout, frame=frame)
+            at: slice | int = slice(None) if frame is None else frame
+            if layout == "NTCHW":
+                copies[index, at, :, rows, cols] = 0.0
+            else:
+                copies[index, :, at, rows, cols] = 0.0
             index += 1
     return copies
-
-
-def occlude(windows: npt.NDArray[np.float32], tile: Tile, *, layout: str, frame: int | None = None) -> None:
-    """Replace ``tile`` by the baseline (zero) in every window of the normalised batch ``windows``, in place: in
-    every frame, or in ``frame`` only. Training's tile dropout (``python -m export train --tile-dropout``) uses it
-    too, so a model can learn what an occluded tile looks like."""
-    rows, cols = slice(tile.y, tile.y + tile.height), slice(tile.x, tile.x + tile.width)
-    at: slice | int = slice(None) if frame is None else frame
-    if layout == "NTCHW":
-        windows[:, at, :, rows, cols] = 0.0
-    else:
-        windows[:, :, at, rows, cols] = 0.0
 
 
 def occlusion_deltas(

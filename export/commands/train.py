@@ -59,14 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architecture option, e.g. stem=16 or 'widths=[24,48,96]' (repeatable)")  # fmt: skip
     parser.add_argument("--no-augment", action="store_true", help="no photometric jitter of training windows")
     parser.add_argument(
-        "--tile-dropout",
-        type=float,
-        default=0.25,
-        metavar="SHARE",
-        help="share of training windows with one random region tile occluded, so occlusion "
-        "explanations measure evidence (default 0.25; 0 turns it off)",
-    )
-    parser.add_argument(
         "--patience",
         type=int,
         metavar="N",
@@ -147,10 +139,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--patience must be at least 1, got {args.patience}", fix="pass --patience 3, say")
     if not args.lr > 0.0:
         raise UsageError(f"--lr must be positive, got {args.lr}", fix="pass e.g. --lr 2e-3")
-    if not 0.0 <= args.tile_dropout < 1.0:
-        raise UsageError(
-            f"--tile-dropout must lie in [0, 1), got {args.tile_dropout}", fix="pass e.g. --tile-dropout 0.25, or 0"
-        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,7 +153,6 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         out=args.out, architecture=args.arch, options=options, frames=args.frames, size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, augment=not args.no_augment,
-        tile_dropout=args.tile_dropout,
         seed=args.seed, init=args.init, patience=args.patience, resume=args.resume, device=args.device,
     )  # fmt: skip
     select_device(args.device)  # a GPU asked for where there is none fails now, before any video is read

@@ -24,7 +24,6 @@ from export.train import (
     CHECKPOINT_FORMAT,
     TrainConfig,
     augment,
-    drop_tiles,
     error_report,
     seed_everything,
     select_device,
@@ -105,27 +104,6 @@ def test_augment_keeps_shape_and_changes_pixels() -> None:
     out = augment(data.windows, np.random.default_rng(0))
     assert out.shape == data.windows.shape and out.dtype == np.uint8
     assert not np.array_equal(out, data.windows)
-
-
-def test_tile_dropout_occludes_one_whole_tile_in_about_its_share_of_windows() -> None:
-    spec, tiles = default_spec("NTCHW", frames=4, size=32)
-    batch = np.random.default_rng(0).normal(1.0, 0.1, (400, 4, 3, 32, 32)).astype(np.float32)
-    out = drop_tiles(batch.copy(), tiles, spec.layout, 0.25, np.random.default_rng(1))
-    zeroed = []
-    for before, after in zip(batch, out, strict=True):
-        changed = before != after
-        gone = [t for t in tiles if (after[:, :, t.y : t.y + t.height, t.x : t.x + t.width] == 0.0).all()]
-        assert len(gone) <= 1
-        if gone:  # exactly that tile, in every frame and colour, and nothing else
-            t = gone[0]
-            assert changed.sum() == after.shape[0] * 3 * t.height * t.width
-        else:
-            assert not changed.any()
-        zeroed += [t.region for t in gone]
-    assert len(zeroed) / len(batch) == pytest.approx(0.25, abs=0.06)
-    assert set(zeroed) == {t.region for t in tiles}  # every region gets dropped
-    untouched = drop_tiles(batch.copy(), tiles, spec.layout, 0.0, np.random.default_rng(1))
-    assert np.array_equal(untouched, batch)
 
 
 def test_read_labels_paths_groups_and_errors(tmp_path: Path) -> None:
@@ -219,7 +197,6 @@ def test_a_misfit_init_checkpoint_is_refused_before_any_video_is_read(
         ("--batch-size", "0", "--batch-size must be at least 1, got 0 (fix: pass --batch-size 1 or more)"),
         ("--epochs", "0", "--epochs must be at least 1, got 0 (fix: pass --epochs 1 or more)"),
         ("--lr", "0", "--lr must be positive"),
-        ("--tile-dropout", "1", "--tile-dropout must lie in [0, 1), got 1.0"),
         ("--size", "8", "needs frames of at least 16 pixels, got 8 (fix: pass --size 16 or more)"),
     ],
 )
