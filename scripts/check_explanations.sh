@@ -6,7 +6,7 @@
 #
 # 1. For each planted region (mouth, eyes): 96 training and 12 held-out clips of 8 s whose label drives that
 #    region's behaviour only (python -m export sample-data --signal-regions), a small expresso-tsm trained for
-#    6 epochs (64 px mosaic, the demo's widths, tile dropout 0.25 as by default), then python -m export explain on
+#    6 epochs (64 px mosaic, the demo's widths), then python -m export explain on
 #    the held-out clips with DeepLift and with occlusion: the top-region hit rate for windows of above-median
 #    videos, and the rank agreement of the two methods. (32 clips were too few for the mouth: the model's scores
 #    followed the label at r = 0.30-0.38.)
@@ -36,7 +36,7 @@ for region in mouth eyes; do
         --signal-regions "$region" >&2
     python -m export train --arch expresso-tsm --labels "$WORK/$region/train/labels.csv" --out "$WORK/$region/run" \
         --epochs "$EPOCHS" --seed 0 --val-fraction 0.2 --size 64 --option stem=16 --option 'widths=[24,48,96]' \
-        --tile-dropout 0.25 2>&1 | grep "best epoch" >&2
+        2>&1 | grep "best epoch" >&2
     for method in deeplift occlusion; do
         explain "$WORK/$region/run/best.pt" "$WORK/$region/heldout/"*.mp4 --labels "$WORK/$region/heldout/labels.csv" \
             --method "$method" --out "$WORK/$region/$method"
