@@ -16,7 +16,9 @@
 #    (DEMO_CHECKPOINT, default export/assets/demo_checkpoint.pt), and the two methods' rank agreement.
 # 4. Behaviour descriptors against the generator's per-frame actions on 6 rendered clips.
 #
-# Windows and landmarks stay in memory. About 30 minutes on an otherwise idle 2-core CPU (COUNT, EPOCHS override).
+# A WORK_DIR from an earlier run is reused: its rendered clips are not rendered again (the models are retrained).
+# Windows and landmarks stay in memory. About 15 minutes on a 2-core CPU, a third of it rendering (COUNT and
+# EPOCHS override the defaults).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,13 +29,22 @@ COUNT="${COUNT:-96}"
 cd "$ROOT"
 echo "work directory: $WORK" >&2
 check() { python -m export.explain.check "$@" 2>/dev/null; }
+# render DIR COUNT ARGS...: sample-data into DIR, unless an earlier run in this WORK_DIR left COUNT clips there
+# (the same split, seed, count and arguments always give the same clips)
+render() {
+    local dir="$1" count="$2"
+    shift 2
+    if [ -f "$dir/labels.csv" ] && [ "$(($(wc -l <"$dir/labels.csv") - 1))" = "$count" ]; then
+        echo "reusing the $count clips in $dir" >&2
+    else
+        python -m export sample-data --out "$dir" --count "$count" "$@" >&2
+    fi
+}
 explain() { python -m export explain "$@" --json >/dev/null 2>&1; }
 
 for region in mouth eyes; do
-    python -m export sample-data --out "$WORK/$region/train" --split train --count "$COUNT" --seconds 8 \
-        --signal-regions "$region" >&2
-    python -m export sample-data --out "$WORK/$region/heldout" --split heldout --count 12 --seconds 8 \
-        --signal-regions "$region" >&2
+    render "$WORK/$region/train" "$COUNT" --split train --seconds 8 --signal-regions "$region"
+    render "$WORK/$region/heldout" 12 --split heldout --seconds 8 --signal-regions "$region"
     python -m export train --arch expresso-tsm --labels "$WORK/$region/train/labels.csv" --out "$WORK/$region/run" \
         --epochs "$EPOCHS" --seed 0 --val-fraction 0.2 --size 64 --option stem=16 --option 'widths=[24,48,96]' \
         2>&1 | grep "best epoch" >&2
@@ -54,7 +65,7 @@ for method in deeplift occlusion; do
 done
 
 # the demo model on the demo's own 18 held-out clips (make_demo_bundle.sh's split and seed)
-python -m export sample-data --out "$WORK/demo/heldout" --split heldout --count 18 --seed 0 >&2
+render "$WORK/demo/heldout" 18 --split heldout --seed 0
 explain edge/assets/demo_bundle "$WORK/demo/heldout/"*.mp4 --labels "$WORK/demo/heldout/labels.csv" \
     --method occlusion --out "$WORK/demo/occlusion"
 check nose "$WORK/demo/occlusion/explanations.json"
