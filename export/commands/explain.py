@@ -71,8 +71,9 @@ def _render(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Explain every video, write the files, print each video's region shares and correlations."""
+    from export.explain.face_map import face_heatmap
     from export.explain.model import open_method
-    from export.explain.report import curve_plot, render_html, tile_heatmap
+    from export.explain.report import curve_plot, render_html
     from export.explain.summary import document
     from export.explain.video import explain_video
 
@@ -101,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
         stem = Path(result.video).stem
         title = f"{stem}: score {section['score']:.1f}"
         images["region shares per video"].append(
-            tile_heatmap(section["regions"], method.tiles, args.out / f"{stem}.regions.png", title).name
+            face_heatmap(section["regions"], method.tiles, args.out / f"{stem}.regions.png", title).name
         )
         images["per-frame curves"].append(curve_plot(result, args.out / f"{stem}.curve.png").name)
     for band, section in full["bands"].items():
         images["per band"].append(
-            tile_heatmap(section["regions"], method.tiles, args.out / f"band_{band}.png", f"band {band}").name
+            face_heatmap(section["regions"], method.tiles, args.out / f"band_{band}.png", f"band {band}").name
         )
     (args.out / "report.html").write_text(render_html(full, images))
     brief = document(results, method=method.name, model=str(args.model), per_window=False, scale=scale)

@@ -1,21 +1,21 @@
-"""Pictures and the HTML report of an explanation: region shares drawn on a schematic of the manifest's mosaic
-(never the person's face or crops), per-frame curves with the descriptors, per-video and per-band tables."""
+"""Pictures and the HTML report of an explanation: per-frame curves with the descriptors, per-video and per-band
+tables (region shares are drawn on a canonical face by :mod:`export.explain.face_map`, never on the person's face
+or crops)."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.bundle import Tile
 from edge.face.descriptors import DESCRIPTORS
 from export.explain.video import VideoResult
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,42 +24,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def tile_heatmap(shares: dict[str, float], tiles: Sequence[Tile], path: Path, title: str) -> Path:
-    """A PNG of the mosaic layout, each tile filled by its region's share (a schematic, no pixels of anyone)."""
-    plt = _pyplot()
-    width = max(t.x + t.width for t in tiles)
-    height = max(t.y + t.height for t in tiles)
-    figure, axes = plt.subplots(figsize=(3.6, 3.9))
-    colours = plt.get_cmap("magma")
-    top = max(shares.values(), default=0.0) or 1.0
-    for tile in tiles:
-        share = shares.get(tile.region, 0.0)
-        axes.add_patch(
-            plt.Rectangle((tile.x, tile.y), tile.width, tile.height, color=colours(share / top), ec="white", lw=2)
-        )
-        axes.text(
-            tile.x + tile.width / 2,
-            tile.y + tile.height / 2,
-            f"{tile.region.replace('_', ' ')}\n{100 * share:.0f}%",
-            ha="center",
-            va="center",
-            fontsize=8,
-            color="white" if share / top < 0.6 else "black",
-        )
-    axes.set_xlim(0, width)
-    axes.set_ylim(height, 0)
-    axes.set_aspect("equal")
-    axes.axis("off")
-    axes.set_title(title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
 def curve_plot(result: VideoResult, path: Path) -> Path:
     """A PNG of the per-frame attribution curve over the video, with each descriptor (z-scored) beneath."""
-    plt = _pyplot()
+    plt = pyplot()
     times, curve = result.curve()
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     top.plot(times, curve, color="black")
