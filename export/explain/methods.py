@@ -1,9 +1,11 @@
 """Attribution methods behind one interface: a window in, its score and per-frame, per-tile attribution out.
 
-``occlusion`` is the device's own (:mod:`edge.explain.occlusion`, one tile in one frame at a time) and needs only
-something that scores windows: a bundle's backend or a PyTorch model. The gradient methods run Captum on the
-PyTorch model: ``deeplift`` (the default: one backward pass against a baseline, as Expresso-AI does; it satisfies
-completeness, so a region's share is its part of the score's distance from the baseline's), ``saliency``,
+``occlusion`` is the device's own (:mod:`edge.explain.occlusion`: each tile greyed in the whole window, so its
+region shares are the ones the device publishes) plus one tile in one frame at a time for the per-frame curve, and
+needs only something that scores windows: a bundle's backend or a PyTorch model. The gradient methods run Captum
+on the PyTorch model: ``deeplift`` (the default: one backward pass against a baseline, as Expresso-AI does; its
+signed attributions add up to the score's distance from the baseline's score, and pooling takes their absolute
+values, as Expresso-AI does, so opposite contributions inside a tile do not cancel), ``saliency``,
 ``integrated-gradients`` and ``noise-tunnel`` (SmoothGrad on Integrated Gradients). The baseline of every method is
 zero in normalised space: the normalisation's mean colour, the same baseline occlusion uses.
 """
@@ -19,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.bundle import InputSpec, Tile
-from edge.explain.occlusion import occlusion_deltas
+from edge.explain.occlusion import occluded_copies, occlusion_deltas
 from export.explain.pooling import FloatArray, frame_maps, tile_sums
 
 if TYPE_CHECKING:
@@ -48,7 +50,9 @@ class Method(ABC):
 
 
 class Occlusion(Method):
-    """One tile in one frame replaced by the baseline at a time: ``|score change|``."""
+    """The device's occlusion: each tile's ``|score change|`` when greyed in the whole window (a batch of N+1, as on
+    the device), spread over the frames in proportion to the change when it is greyed in one frame at a time (the
+    per-frame curve). Each tile's total over frames is the device's value, so the region shares are the device's."""
 
     name = "occlusion"
 
@@ -57,9 +61,14 @@ class Occlusion(Method):
         self.infer = infer
 
     def attribute(self, window: npt.NDArray[np.float32]) -> tuple[float, FloatArray]:
-        score = float(self.infer(window)[0])
-        deltas = occlusion_deltas(self.infer, window, self.tiles, layout=self.spec.layout, score=score, per_frame=True)
-        return score, deltas.T
+        layout = self.spec.layout
+        values = self.infer(np.concatenate([window, occluded_copies(window, self.tiles, layout=layout)]))
+        score = float(values[0])
+        whole = np.abs(score - values[1:].astype(np.float64))  # (R,): what the device measures
+        frames = occlusion_deltas(self.infer, window, self.tiles, layout=layout, score=score, per_frame=True)
+        totals = frames.sum(axis=1, keepdims=True)
+        weights = np.divide(frames, totals, out=np.full_like(frames, 1.0 / frames.shape[1]), where=totals > 0)
+        return score, (weights * whole[:, None]).T
 
 
 class Gradient(Method):

@@ -2,7 +2,8 @@
 
 As in Expresso-AI: the absolute attribution is summed inside each region (here: each mosaic tile of the bundle's
 manifest) per frame, then over time, raw and as a share of the total. The per-frame curve is the frame's total
-over all tiles. Pixels outside every tile (none in the default layout) are ignored.
+over all tiles. Pixels outside every tile (the unused fifth of the default mosaic, black in every window) are
+ignored.
 """
 
 from __future__ import annotations
