@@ -62,9 +62,17 @@ ALIGNED_EYE_DISTANCE = (LEFT_EYE_AT[0] - RIGHT_EYE_AT[0]) * ALIGNED_SIZE
 
 
 def check_tiles(tiles: Sequence[Tile], height: int, width: int) -> None:
-    """Refuse tiles naming an unknown region or lying outside the ``height`` x ``width`` mosaic."""
+    """Refuse tiles naming an unknown region or one region twice, or lying outside the ``height`` x ``width``
+    mosaic."""
     if not tiles:
         raise BundleError("the manifest's region layout has no tiles", fix="re-export the bundle with a region layout")
+    names = [tile.region for tile in tiles]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # explanations and summaries key shares by region: a repeated name would merge two tiles' shares
+        raise BundleError(
+            f"the manifest's regions.tiles name {', '.join(repeated)} more than once",
+            fix="give every tile its own region (one tile per region) in the bundle's regions.tiles",
+        )
     for tile in tiles:
         if tile.region not in REGION_LANDMARKS:
             raise BundleError(

@@ -6,13 +6,15 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from face_frames import Frame
 
 from edge.bundle import Tile
+from edge.errors import BundleError
 from edge.face import FaceConfig
 from edge.face.align import align_to_eyes
 from edge.face.landmarks import eye_centres
-from edge.face.regions import RegionCropper
+from edge.face.regions import RegionCropper, check_tiles
 from edge.layout import default_regions_section
 
 NOSE_TIP, UPPER_LIP_TOP, UPPER_LIP_INNER, LIP_CORNERS = 1, 0, 13, (61, 291)
@@ -49,3 +51,10 @@ def test_the_nose_has_the_smallest_tile_at_every_size() -> None:
     for size in (112, 96, 64, 48):
         areas = {t["region"]: t["width"] * t["height"] for t in default_regions_section(size)["tiles"]}
         assert min(areas, key=areas.__getitem__) == "nose", (size, areas)
+
+
+def test_a_region_named_twice_is_refused() -> None:
+    tiles = (Tile("mouth", 0, 0, 16, 16), Tile("nose", 16, 0, 16, 16), Tile("mouth", 0, 16, 32, 16))
+    with pytest.raises(BundleError, match="name mouth more than once"):
+        check_tiles(tiles, 32, 32)
+    check_tiles(tiles[:2], 32, 32)
