@@ -80,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(v) for v in args.videos if not v.is_file()]
     if missing:
         raise InputError(f"video(s) {', '.join(missing)} do not exist", fix="check the paths")
+    names = [v.name for v in args.videos]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # labels, pictures and report rows are keyed by the file name
+        raise UsageError(
+            f"more than one video is named {', '.join(repeated)}",
+            fix="give each video its own file name, or explain them in separate runs with their own --out",
+        )
     scale = _scale(args.model)
     labels = _labels(args.labels, scale)
     method = open_method(args.model, checkpoint=args.checkpoint, method=args.method, backend=args.backend)

@@ -101,6 +101,11 @@ def test_explain_writes_json_pictures_and_a_report_and_prints_region_shares(
     assert (
         run_cli("python -m export", "", "export.commands", [*argv[:3], "--out", str(out), "--method", "saliency"]) == 2
     )
+    capsys.readouterr()
+    twice = ["explain", str(exported_bundle_dir), str(video), str(video), "--out", str(tmp_path / "twice")]
+    assert run_cli("python -m export", "", "export.commands", twice) == 2  # their pictures would overwrite
+    assert "more than one video is named clip_001_score28.6.mp4" in capsys.readouterr().err
+    assert not (tmp_path / "twice").exists()
 
 
 def test_the_committed_demo_checkpoint_is_the_one_the_demo_bundle_was_exported_from() -> None:
