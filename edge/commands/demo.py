@@ -98,6 +98,9 @@ def render(topic: str, doc: dict[str, Any]) -> str:
             rows.append(_row(("", f"  {output['name']}"[:18], "", "", *_score_cells(output))))
         if doc.get("regions"):
             rows.append(f"{'':<8}  {region_line(doc['regions'])}")
+        if doc.get("behaviour"):  # [explain] descriptors = true: landmark-geometry proxies, not action units
+            means = ", ".join(f"{name} {value:.2f}" for name, value in doc["behaviour"].items())
+            rows.append(f"{'':<8}  behaviour (proxies): {means}")
         return "\n".join(rows)
     if kind == "status":
         detail = f" ({doc['detail']})" if doc.get("detail") else ""

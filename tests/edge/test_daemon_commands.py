@@ -45,6 +45,7 @@ def test_demo_prints_what_an_integrator_receives(
     summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
     assert {s["kind"] for s in summaries} == {"session", "rolling"}
     assert all(schema_errors(s, "summary") == [] for s in summaries)
+    assert all(s["regions"] and sum(s["regions"].values()) == pytest.approx(1.0, abs=1e-3) for s in summaries)
     assert lines[-1]["payload"]["state"] == "offline"
     assert main(["demo", "--broker", "http://nowhere"]) == 2  # a usage error, said in one line
 
@@ -160,3 +161,18 @@ def test_a_two_output_bundle_publishes_both_outputs_with_their_bands(
     rows = render("x/v2/d/summary", summaries[0]).splitlines()
     assert rows[0].startswith("summary") and "BDI-II:" in rows[0]
     assert rows[1].split()[0] == "phq9" and "PHQ-9:" in rows[1]  # one row per further output
+
+
+def test_the_demo_table_shows_descriptor_means_when_the_device_publishes_them() -> None:
+    from edge.commands.demo import render
+
+    doc = {
+        "kind": "session",
+        "period": {"start": "2026-12-06T10:00:00Z", "end": "2026-12-06T10:15:00Z", "complete": True},
+        "windows": {"scored": 9, "rejected_total": 1},
+        "score": {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None},
+        "regions": None,
+        "behaviour": {"eye_openness": 0.312, "gaze_x": -0.04},
+    }
+    _, second = render("x/v2/d/summary", doc).splitlines()
+    assert second.strip() == "behaviour (proxies): eye_openness 0.31, gaze_x -0.04"
