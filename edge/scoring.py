@@ -132,5 +132,5 @@ class WindowScorer:
         started = time.perf_counter()
         found = self.explainer.explain(batch[picked], values[picked])
         self.explain_seconds += time.perf_counter() - started
-        self.explained += len(picked)
+        self.explained += sum(attribution.shares is not None for attribution in found)  # as the summaries count
         return {id(passed[i]): attribution.shares for i, attribution in zip(picked, found, strict=True)}

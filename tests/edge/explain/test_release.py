@@ -56,6 +56,17 @@ def test_the_scorer_explains_its_share_of_windows_and_the_session_gets_their_mea
     assert summary.regions["nose"] == 0.0 and summary.regions["left_eye"] == 0.0
 
 
+def test_windows_whose_occlusion_moves_nothing_are_not_counted_as_explained(tmp_path: Path) -> None:
+    # a model that reads no tile: every occlusion leaves the score as it is, so no window has shares; replay's
+    # windows_explained counted the three attempts while the summaries' windows.explained said 0
+    backend = create("onnxruntime", energy_bundle(tmp_path, {"mouth": 0.0}))
+    scorer = WindowScorer(backend, origin=T0, explainer=create_explainer("occlusion", backend), explain_share=0.5)
+    scorer.submit([passed_window(i, 30 + 20 * i) for i in range(6)])
+    outcomes = scorer.ready(wait=True)
+    scorer.close()
+    assert all(o.attribution is None for o in outcomes) and scorer.explained == 0
+
+
 def test_regions_need_k_explained_windows_like_the_score_needs_k_scored(tmp_path: Path) -> None:
     gate = PrivacyGate(PrivacySettings(k_min_windows=5), tmp_path)
     few = gate.admit(summary_with(scored=8, explained=4))
