@@ -25,14 +25,17 @@ def regions_sensitivity(n: int) -> float:
 
 def noisy_shares(
     shares: Mapping[str, float], n: int, settings: DifferentialPrivacySettings, budget: DailyBudget
-) -> dict[str, float] | None:
-    """``shares`` (the mean over ``n`` windows) with Laplace noise, paid from ``budget``; None when unpaid."""
+) -> tuple[dict[str, float] | None, float]:
+    """``shares`` (the mean over ``n`` windows) with Laplace noise, paid from ``budget``, and the epsilon spent.
+
+    None and 0 when the budget cannot pay; None and the epsilon when it paid but the noise left every share at or
+    below 0 (nothing to renormalise): the release happened and is accounted for, it just says nothing."""
     from diffprivlib.mechanisms import Laplace
 
     epsilon = settings.regions_epsilon_per_summary
     if not budget.try_spend(epsilon, 0.0):
-        return None
+        return None, 0.0
     mechanism = Laplace(epsilon=epsilon, delta=0.0, sensitivity=regions_sensitivity(n))
     noisy = {region: max(float(mechanism.randomise(float(value))), 0.0) for region, value in shares.items()}
     total = sum(noisy.values())
-    return {region: value / total for region, value in noisy.items()} if total > 0 else None
+    return ({region: value / total for region, value in noisy.items()} if total > 0 else None), epsilon

@@ -87,13 +87,11 @@ class PrivacyGate:
         outputs = tuple(self._output(out, summary.windows_scored) for out in summary.outputs)  # primary first
         primary = outputs[0]
         if self.budget is None:
-            return PublishableScore(
-                primary.values, (), None, self._regions(summary), behaviour=summary.behaviour, outputs=outputs
-            )
+            regions, _ = self._regions(summary)
+            return PublishableScore(primary.values, (), None, regions, behaviour=summary.behaviour, outputs=outputs)
         assert primary.dp is not None
-        regions = self._regions(summary)  # after the means: the scores have the first claim on the day's budget
+        regions, epsilon = self._regions(summary)  # after the means: the scores have the first claim on the budget
         release = dataclasses.replace(primary.dp, epsilon_remaining=self.budget.remaining()[0])
-        epsilon = self.settings.dp.regions_epsilon_per_summary if regions is not None else 0.0
         return PublishableScore(primary.values, primary.withheld, release, regions, epsilon, outputs=outputs)
 
     def _output(self, out: OutputStats, windows: int) -> PublishableOutput:
@@ -116,12 +114,13 @@ class PrivacyGate:
         withheld = DP_WITHHELD if release.mean is not None else ("mean", *DP_WITHHELD)
         return PublishableOutput(out.name, out.scale, values, withheld, release)
 
-    def _regions(self, summary: Summary) -> dict[str, float] | None:
-        """The region shares that may leave: k explained windows, and noise paid from the budget under DP."""
+    def _regions(self, summary: Summary) -> tuple[dict[str, float] | None, float]:
+        """The region shares that may leave (k explained windows, noise paid from the budget under DP) and the
+        epsilon their release spent."""
         if not summary.regions or summary.windows_explained < self.settings.k_min_windows:
-            return None
+            return None, 0.0
         if self.budget is None:
-            return dict(summary.regions)
+            return dict(summary.regions), 0.0
         return noisy_shares(summary.regions, summary.windows_explained, self.settings.dp, self.budget)
 
     def budget_remaining(self) -> float | None:

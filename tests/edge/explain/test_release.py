@@ -99,6 +99,21 @@ def test_under_dp_the_shares_are_noisy_paid_for_and_withheld_once_the_budget_is_
     assert spent is not None and spent.regions is None and spent.regions_epsilon == 0.0
 
 
+def test_a_paid_release_that_the_noise_leaves_empty_still_reports_its_epsilon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffprivlib.mechanisms import Laplace
+
+    monkeypatch.setattr(Laplace, "randomise", lambda self, value: -1.0)  # noise that pushes every share below 0
+    dp = DifferentialPrivacySettings(
+        enabled=True, epsilon_per_summary=0.5, regions_epsilon_per_summary=1.0, daily_epsilon=4.5
+    )
+    gate = PrivacyGate(PrivacySettings(dp=dp), tmp_path)
+    score = gate.admit(summary_with(scored=40, explained=40))
+    assert score is not None and score.regions is None
+    assert score.regions_epsilon == 1.0 and gate.budget_remaining() == pytest.approx(3.0)  # spent, and said so
+
+
 def test_the_mean_has_the_first_claim_on_the_budget_and_the_reported_remainder_counts_the_regions(
     tmp_path: Path,
 ) -> None:
