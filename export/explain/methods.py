@@ -1,8 +1,8 @@
 """Attribution methods behind one interface: a window in, its score and per-frame, per-tile attribution out.
 
-``occlusion`` is the device's own (:mod:`edge.explain.occlusion`: each tile greyed in the whole window, so its
-region shares are the ones the device publishes) plus one tile in one frame at a time for the per-frame curve, and
-needs only something that scores windows: a bundle's backend or a PyTorch model. The gradient methods run Captum
+``occlusion`` is the device's own (:mod:`edge.explain.occlusion`: one tile in one frame greyed at a time; the
+region shares are the ones the device publishes, and every frame is occluded for the per-frame curve), and needs
+only something that scores windows: a bundle's backend or a PyTorch model. The gradient methods run Captum
 on the PyTorch model: ``deeplift`` (the default: one backward pass against a baseline, as Expresso-AI does; its
 signed attributions add up to the score's distance from the baseline's score, and pooling takes their absolute
 values, as Expresso-AI does, so opposite contributions inside a tile do not cancel), ``saliency``,
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from edge.bundle import InputSpec, Tile
-from edge.explain.occlusion import occluded_copies, occlusion_deltas
+from edge.explain.occlusion import Infer, occluded_frames, occlusion_deltas, window_frames
 from export.explain.pooling import FloatArray, frame_maps, tile_sums
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ GRADIENT_METHODS = ("deeplift", "saliency", "integrated-gradients", "noise-tunne
 METHODS = (*GRADIENT_METHODS, "occlusion")
 IG_STEPS = 16
 NOISE_SAMPLES, NOISE_SD = 8, 0.2
-
-Infer = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 
 
 class Method(ABC):
@@ -50,9 +48,10 @@ class Method(ABC):
 
 
 class Occlusion(Method):
-    """The device's occlusion: each tile's ``|score change|`` when greyed in the whole window (a batch of N+1, as on
-    the device), spread over the frames in proportion to the change when it is greyed in one frame at a time (the
-    per-frame curve). Each tile's total over frames is the device's value, so the region shares are the device's."""
+    """The device's occlusion (:class:`edge.explain.occlusion.OcclusionExplainer`): one tile in one frame greyed at a
+    time. Every frame is occluded here for the per-frame curve; each tile's total over the frames the device
+    occludes is the device's value, so the region shares are the device's, and it is spread over all frames in
+    proportion to their changes."""
 
     name = "occlusion"
 
@@ -62,13 +61,13 @@ class Occlusion(Method):
 
     def attribute(self, window: npt.NDArray[np.float32]) -> tuple[float, FloatArray]:
         layout = self.spec.layout
-        values = self.infer(np.concatenate([window, occluded_copies(window, self.tiles, layout=layout)]))
-        score = float(values[0])
-        whole = np.abs(score - values[1:].astype(np.float64))  # (R,): what the device measures
-        frames = occlusion_deltas(self.infer, window, self.tiles, layout=layout, score=score, per_frame=True)
+        count = window_frames(window, layout)
+        score = float(self.infer(window)[0])
+        frames = occlusion_deltas(self.infer, window, self.tiles, range(count), layout=layout, score=score)
+        device = frames[:, list(occluded_frames(count))].sum(axis=1, keepdims=True)  # (R, 1): the device's value
         totals = frames.sum(axis=1, keepdims=True)
-        weights = np.divide(frames, totals, out=np.full_like(frames, 1.0 / frames.shape[1]), where=totals > 0)
-        return score, (weights * whole[:, None]).T
+        weights = np.divide(frames, totals, out=np.full_like(frames, 1.0 / count), where=totals > 0)
+        return score, (weights * device).T
 
 
 class Gradient(Method):

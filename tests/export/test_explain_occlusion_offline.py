@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from edge.explain.occlusion import occlusion_deltas
+from edge.explain.occlusion import occluded_frames, occlusion_deltas
 from export.dataset import default_spec
 from export.explain.methods import Occlusion
 
@@ -24,15 +26,27 @@ def _infer(batch: np.ndarray) -> np.ndarray:
     return (energy**2).astype(np.float32)
 
 
-def test_region_totals_are_the_devices_whole_window_occlusion_and_frames_follow_the_per_frame_changes() -> None:
-    assert [t.region for t in TILES][2::3] == ["right_eye", "mouth"]
+def test_region_totals_are_the_devices_and_frames_follow_the_per_frame_changes() -> None:
     window = (1.0 + np.random.default_rng(0).normal(0, 0.1, (1, 4, 3, 32, 32))).astype(np.float32)
     score, per_frame = Occlusion(SPEC, TILES, _infer).attribute(window)
     assert score == pytest.approx(float(_infer(window)[0]))
-    device = occlusion_deltas(_infer, window, TILES, layout="NTCHW")
-    np.testing.assert_allclose(per_frame.sum(axis=0), device, rtol=1e-5)
-    frames = occlusion_deltas(_infer, window, TILES, layout="NTCHW", per_frame=True)
-    assert not np.allclose(frames.sum(axis=1), device, rtol=0.05)  # summing one-frame occlusions is another answer
+    frames = occlusion_deltas(_infer, window, TILES, range(4), layout="NTCHW")  # every frame, for the curve
+    sampled = occlusion_deltas(_infer, window, TILES, occluded_frames(4), layout="NTCHW").sum(axis=1)
+    np.testing.assert_allclose(per_frame.sum(axis=0), sampled, rtol=1e-5)  # what the device computes
     mouth = [t.region for t in TILES].index("mouth")
     np.testing.assert_allclose(per_frame[:, mouth] / per_frame[:, mouth].sum(), frames[mouth] / frames[mouth].sum())
     assert per_frame[:, [t.region for t in TILES].index("nose")].sum() == 0.0  # a tile the score never reads
+
+
+def test_the_offline_shares_are_the_device_explainers_on_a_real_backend(exported_bundle_dir: Path) -> None:
+    from edge.backends import create
+    from edge.bundle import load_bundle
+    from edge.explain import create as create_explainer
+
+    backend = create("onnxruntime", load_bundle(exported_bundle_dir))
+    shape = backend.bundle.input.shape
+    window = np.random.default_rng(1).normal(0, 1, shape).astype(np.float32)
+    (device,) = create_explainer("occlusion", backend).explain(window)
+    _, per_frame = Occlusion(backend.bundle.input, backend.bundle.tiles, backend.infer).attribute(window)
+    offline = dict(zip(device.raw, per_frame.sum(axis=0) / per_frame.sum(), strict=True))
+    assert device.shares == pytest.approx(offline, rel=1e-4)

@@ -13,7 +13,7 @@ from edge.backends.base import Backend
 from edge.errors import InputError, UsageError
 from edge.explain import create as create_explainer
 from edge.explain import registry, to_shares
-from edge.explain.occlusion import occlusion_deltas
+from edge.explain.occlusion import occluded_frames, occlusion_deltas
 from edge.explain.settings import EvenSampler
 
 REGIONS = ("right_eyebrow", "left_eyebrow", "right_eye", "left_eye", "nose", "mouth")
@@ -56,16 +56,17 @@ def test_shares_follow_the_weights_of_two_regions(tmp_path: Path) -> None:
     assert "0.75" not in repr(found[0])  # single-window values stay out of log lines
 
 
-def test_one_batch_of_n_plus_one_windows_and_n_when_the_score_is_known(tmp_path: Path) -> None:
+def test_one_batch_of_n_by_f_copies_plus_the_window_and_without_it_when_the_score_is_known(tmp_path: Path) -> None:
     backend = CountingBackend(create("onnxruntime", energy_bundle(tmp_path, {"nose": 2.0})))
     explainer = create_explainer("occlusion", backend)  # type: ignore[arg-type]
     clips = batch(2)
+    copies = len(REGIONS) * len(occluded_frames(FRAMES))
     without = explainer.explain(clips)
-    assert backend.batches == [len(REGIONS) + 1] * 2
+    assert backend.batches == [copies + 1] * 2
     backend.batches.clear()
     scores = backend.backend.infer(clips)
     with_scores = explainer.explain(clips, scores)
-    assert backend.batches == [len(REGIONS)] * 2
+    assert backend.batches == [copies] * 2
     for known, fresh in zip(with_scores, without, strict=True):
         assert known.shares == pytest.approx(fresh.shares)
     with pytest.raises(InputError, match="3 scores for 2 windows"):
@@ -74,7 +75,7 @@ def test_one_batch_of_n_plus_one_windows_and_n_when_the_score_is_known(tmp_path:
 
 def test_per_frame_occlusion_finds_the_one_frame_the_model_reads(tmp_path: Path) -> None:
     backend = create("onnxruntime", energy_bundle(tmp_path, {"right_eye": 4.0}, frame=1))
-    deltas = occlusion_deltas(backend.infer, batch(1), backend.bundle.tiles, layout="NTCHW", per_frame=True)
+    deltas = occlusion_deltas(backend.infer, batch(1), backend.bundle.tiles, range(FRAMES), layout="NTCHW")
     assert deltas.shape == (len(REGIONS), FRAMES)
     eye = REGIONS.index("right_eye")
     assert deltas[eye, 1] == pytest.approx(4.0 * 1.5**2, rel=0.02)
@@ -101,3 +102,9 @@ def test_the_sampler_takes_its_share_evenly_from_the_first_item(share: float) ->
     assert taken[0] and sum(taken) == round(400 * share)
     gaps = np.diff(np.flatnonzero(taken))
     assert gaps.max() - gaps.min() <= 1  # evenly spread, no bursts
+
+
+def test_the_occluded_frames_spread_over_the_window() -> None:
+    assert occluded_frames(16) == (2, 6, 10, 14)
+    assert occluded_frames(64) == (8, 24, 40, 56)
+    assert occluded_frames(2) == (0, 1)  # a short window: every frame
