@@ -10,7 +10,7 @@ Why frames one at a time and not the tile greyed in the whole window (one copy p
 every frame is far from anything a model was trained on, and what the model makes of that says more about the grey
 patch than about the tile. On synthetic data where the signal sits in one region, greying whole windows found the
 planted region in 71% of windows for an eyes model and 71% for a mouth model, while a random-weight network got
-79% (the same check); occluding 4 frames one at a time found it in 98% and 90%, the random network 57%
+79% (the same check); occluding 4 frames one at a time found it in 95% and 93%, the random network 52%
 (docs/explanations.md, "Checked on synthetic data"). The offline ``python -m export explain`` occludes every
 frame for its per-frame curve and uses these same frames for its region shares.
 """

@@ -6,10 +6,11 @@ from pydantic import Field, field_validator
 
 from edge.settings_base import StrictSettings
 
-DEFAULT_WINDOW_SHARE = 0.5
+DEFAULT_WINDOW_SHARE = 0.125
 """Measured with ``python -m edge replay samples/<clip>.mp4 --fast --json`` on the demo bundle (ONNX Runtime INT8,
-2 shared cores): explaining half of the scored windows took 6.7-10.2% of the pipeline's time on the three sample
-videos, every window 10-16% (docs/explanations.md, "Cost on the device")."""
+2 idle cores): explaining one scored window in 8 (each costs 6 tiles x 4 frames = 24 backend runs) took
+6.1-11.4% of the pipeline's time on the three sample videos, one in four 10.2-15.9% (docs/explanations.md, "Cost
+on the device")."""
 
 
 class ExplainSettings(StrictSettings):
@@ -21,7 +22,7 @@ class ExplainSettings(StrictSettings):
         DEFAULT_WINDOW_SHARE,
         gt=0,
         le=1,
-        description="Share of scored windows explained, evenly spread (each costs one backend run per region).",
+        description="Share of scored windows explained, evenly spread (each costs 4 backend runs per region).",
     )
 
     descriptors: bool = Field(
