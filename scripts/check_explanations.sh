@@ -19,7 +19,7 @@
 # A WORK_DIR from an earlier run is reused: its rendered clips are not rendered again (the models are retrained).
 # Windows and landmarks stay in memory. About 15 minutes on a 2-core CPU, a third of it rendering (COUNT and
 # EPOCHS override the defaults).
-set -euo pipefail
+set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${1:-$(mktemp -d -t expresso-explain-check-XXXXXX)}"
@@ -27,8 +27,12 @@ DEMO_CHECKPOINT="${2:-$ROOT/export/assets/demo_checkpoint.pt}"
 EPOCHS="${EPOCHS:-6}"
 COUNT="${COUNT:-96}"
 cd "$ROOT"
-echo "work directory: $WORK" >&2
-check() { python -m export.explain.check "$@" 2>/dev/null; }
+echo "work directory: $WORK (log: $WORK/check.log)" >&2
+LOG="$WORK/check.log"
+mkdir -p "$WORK"
+# each step's output goes to the log; a failing step stops the script and shows the log's end
+trap 'echo "check_explanations.sh failed; the end of $LOG:" >&2; tail -n 30 "$LOG" >&2' ERR
+check() { python -m export.explain.check "$@" 2>>"$LOG"; }
 # render DIR COUNT ARGS...: sample-data into DIR, unless an earlier run in this WORK_DIR left COUNT clips there
 # (the same split, seed, count and arguments always give the same clips)
 render() {
@@ -37,17 +41,17 @@ render() {
     if [ -f "$dir/labels.csv" ] && [ "$(($(wc -l <"$dir/labels.csv") - 1))" = "$count" ]; then
         echo "reusing the $count clips in $dir" >&2
     else
-        python -m export sample-data --out "$dir" --count "$count" "$@" >&2
+        python -m export sample-data --out "$dir" --count "$count" "$@" >>"$LOG" 2>&1
     fi
 }
-explain() { python -m export explain "$@" --json >/dev/null 2>&1; }
+explain() { python -m export explain "$@" --json >>"$LOG" 2>&1; }
 
 for region in mouth eyes; do
     render "$WORK/$region/train" "$COUNT" --split train --seconds 8 --signal-regions "$region"
     render "$WORK/$region/heldout" 12 --split heldout --seconds 8 --signal-regions "$region"
     python -m export train --arch expresso-tsm --labels "$WORK/$region/train/labels.csv" --out "$WORK/$region/run" \
         --epochs "$EPOCHS" --seed 0 --val-fraction 0.2 --size 64 --option stem=16 --option 'widths=[24,48,96]' \
-        2>&1 | grep "best epoch" >&2
+        2>&1 | tee -a "$LOG" | grep "best epoch" >&2
     for method in deeplift occlusion; do
         explain "$WORK/$region/run/best.pt" "$WORK/$region/heldout/"*.mp4 --labels "$WORK/$region/heldout/labels.csv" \
             --method "$method" --out "$WORK/$region/$method"
