@@ -45,7 +45,9 @@ def test_demo_prints_what_an_integrator_receives(
     summaries = [line["payload"] for line in lines if line["topic"].endswith("/summary")]
     assert {s["kind"] for s in summaries} == {"session", "rolling"}
     assert all(schema_errors(s, "summary") == [] for s in summaries)
-    assert all(s["regions"] and sum(s["regions"].values()) == pytest.approx(1.0, abs=1e-3) for s in summaries)
+    assert all(
+        s["regions"] and sum(s["regions"].values()) == pytest.approx(1.0, abs=0.01) for s in summaries
+    )  # 3 decimals each
     assert lines[-1]["payload"]["state"] == "offline"
     assert main(["demo", "--broker", "http://nowhere"]) == 2  # a usage error, said in one line
 
@@ -76,7 +78,7 @@ def test_replay_reports_throughput_stages_cpu_and_memory(
     assert report["windows_scored"] == 5 and report["frames_dropped"] == 0
     assert report["realtime_factor"] > 0 and report["cpu_percent_of_one_core"] > 0 and report["peak_rss_mb"] > 50
     assert report["stage_s"]["face: mediapipe"] > 0 and report["stage_s"]["inference"] > 0
-    assert report["windows_explained"] == 3  # the default share, half of 5 windows: the 1st, 3rd and 5th
+    assert report["windows_explained"] == 1  # the default share, one window in 8: of 5, the 1st
     assert report["stage_s"]["explain (occlusion)"] > 0 and 0 < report["explain_share_of_pipeline_time"] < 1
 
 
