@@ -209,6 +209,8 @@ def test_nothing_of_a_face_reaches_disk_logs_or_broker(
     for line in run.logs.splitlines():
         if re.search(r"scored \d+\.\d+", line):
             assert line.startswith("DEBUG"), line
+    # ... and no window's region share, at any level: shares leave only as the summaries' means
+    assert not re.search(r"\b(right_eyebrow|left_eyebrow|right_eye|left_eye|nose|mouth)\W{0,4}\d*\.\d+", run.logs)
 
     # Broker, every topic: small JSON documents that validate against their schemas, with no arrays of numbers.
     for message in run.messages:
