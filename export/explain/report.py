@@ -56,6 +56,19 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _group_table(groups: dict[str, Any], kind: str, regions: list[str], descriptors: list[str]) -> str:
+    """A table of video groups (severity bands, prediction errors): videos, region shares (%), correlations."""
+    return _table(
+        [
+            [name, str(group["videos"])]
+            + [f"{100 * group['regions'][r]:.0f}" for r in regions]
+            + [_number(group["correlations"][d]) for d in descriptors]
+            for name, group in groups.items()
+        ],
+        [kind, "videos", *regions, *descriptors],
+    )
+
+
 def render_html(doc: dict[str, Any], images: dict[str, list[str]]) -> str:
     """One HTML page: per-video and per-band region shares and correlations, the pictures, the caveats."""
     regions = list(doc["videos"][0]["regions"]) if doc["videos"] else []
@@ -80,29 +93,13 @@ def render_html(doc: dict[str, Any], images: dict[str, list[str]]) -> str:
             ["video", *doc["descriptors"]],
         ),
         f"<h2>Per severity band (by {html.escape(doc['band_by'])})</h2>",
-        _table(
-            [
-                [band, str(b["videos"])]
-                + [f"{100 * b['regions'][r]:.0f}" for r in regions]
-                + [_number(b["correlations"][d]) for d in doc["descriptors"]]
-                for band, b in doc["bands"].items()
-            ],
-            ["band", "videos", *regions, *doc["descriptors"]],
-        ),
+        _group_table(doc["bands"], "band", regions, doc["descriptors"]),
     ]
     if doc.get("predictions"):
         parts += [
             f"<h2>Per prediction: correct (within {doc['error_tolerance']:g} points of the label), under- or "
             "over-estimated</h2>",
-            _table(
-                [
-                    [group, str(g["videos"])]
-                    + [f"{100 * g['regions'][r]:.0f}" for r in regions]
-                    + [_number(g["correlations"][d]) for d in doc["descriptors"]]
-                    for group, g in doc["predictions"].items()
-                ],
-                ["prediction", "videos", *regions, *doc["descriptors"]],
-            ),
+            _group_table(doc["predictions"], "prediction", regions, doc["descriptors"]),
         ]
     for title, files in images.items():
         parts.append(f"<h3>{html.escape(title)}</h3>")
