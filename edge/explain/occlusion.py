@@ -39,15 +39,14 @@ def occluded_frames(frames: int, count: int = OCCLUDED_FRAMES) -> tuple[int, ...
     return tuple(int(step * i + step / 2) for i in range(count))
 
 
-def occlude(windows: npt.NDArray[np.float32], tile: Tile, *, layout: str, frame: int | None = None) -> None:
-    """Replace ``tile`` by the baseline (zero) in every window of the normalised batch ``windows``, in place: in
-    ``frame`` only, or in every frame."""
+def occlude(windows: npt.NDArray[np.float32], tile: Tile, frame: int, *, layout: str) -> None:
+    """Replace ``tile`` by the baseline (zero) in ``frame`` of every window of the normalised batch ``windows``,
+    in place."""
     rows, cols = slice(tile.y, tile.y + tile.height), slice(tile.x, tile.x + tile.width)
-    at: slice | int = slice(None) if frame is None else frame
     if layout == "NTCHW":
-        windows[:, at, :, rows, cols] = 0.0
+        windows[:, frame, :, rows, cols] = 0.0
     else:
-        windows[:, :, at, rows, cols] = 0.0
+        windows[:, :, frame, rows, cols] = 0.0
 
 
 def occluded_copies(
@@ -57,7 +56,7 @@ def occluded_copies(
     ``(len(tiles) * len(frames), ...)``."""
     copies = np.repeat(window, len(tiles) * len(frames), axis=0)
     for index, (tile, frame) in enumerate((tile, frame) for tile in tiles for frame in frames):
-        occlude(copies[index : index + 1], tile, layout=layout, frame=frame)
+        occlude(copies[index : index + 1], tile, frame, layout=layout)
     return copies
 
 
