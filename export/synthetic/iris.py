@@ -98,7 +98,7 @@ class IrisLayer:
             distance = np.hypot(xx - centre[0], yy - centre[1]) / max(r, 1e-3)
             alpha = np.clip((1.0 - distance) * r + 0.5, 0.0, 1.0)  # a one-pixel soft edge
             shade = np.where(distance < PUPIL_SHARE, 0.25, np.where(distance > LIMBUS_SHARE, 0.75, 1.0))
-            opening = _polygon_mask(posed[list(eye)], height, width)[y0:y1, x0:x1]
+            opening = _polygon_mask(posed[list(eye)] - np.array([x0, y0]), y1 - y0, x1 - x0)  # the box only
             weight = (alpha * opening)[..., None]
             region = frame[y0:y1, x0:x1]
             region[:] = region * (1.0 - weight) + (colour[None, None, :] * shade[..., None]) * weight
