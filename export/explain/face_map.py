@@ -15,14 +15,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
 from edge.bundle import Tile
 from edge.face.align import align_to_eyes, apply
 from edge.face.landmarks import eye_centres
 from edge.face.regions import REGION_LANDMARKS
-
-FloatArray = npt.NDArray[np.float64]
+from export.explain.pooling import FloatArray
 
 
 @cache
