@@ -21,9 +21,8 @@ Each tile has about its region's own width/height on a face (eyebrows 2.7, eyes 
 measured on the aligned face), so a crop widened to its tile's aspect (:mod:`edge.face.regions`) shows its region
 and little of its neighbours: the first layout's nose tile (44x64) was taller than a nose and took in the upper
 lip, its mouth tile (68x64) twice a mouth's height and took in the nose tip and chin, so each moved with the
-other's behaviour. The nose, which carries little
-behaviour, has the smallest tile, so that pooled region shares are not inflated by tile size
-(docs/explanations.md). The unused fifth of the mosaic stays black.
+other's behaviour. The nose, which carries little behaviour, has the smallest tile, so that pooled region shares
+are not inflated by tile size (docs/explanations.md). The unused fifth of the mosaic stays black.
 """
 
 from __future__ import annotations
