@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS expresso_rejected (
 );
 """
 """The schema both SQL stores create; ``{json}``, ``{serial}``, ``{blob}`` are the only per-database words."""
+SQLITE_WAIT_S = 30.0
+"""How long a SQLite store waits for another connection that holds the file before it gives up."""
 
 
 class StoreError(ExpressoError):
@@ -148,14 +150,29 @@ class SQLiteStore(SqlStore):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=SQLITE_WAIT_S)
+            _switch_to_wal(db)
             db.execute("PRAGMA synchronous=FULL")
         except (OSError, sqlite3.Error) as error:
             raise ConfigError(
                 f"store {path} cannot be opened ({error})", fix="pass --store with a writable path"
             ) from error
         super().__init__(db)
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, retried for up to :data:`SQLITE_WAIT_S`: the switch needs the file to itself,
+    and SQLite answers "database is locked" at once, without its busy wait, while another connection holds it
+    (workers of one store starting together, or a reader counting rows)."""
+    give_up = time.monotonic() + SQLITE_WAIT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > give_up:
+                raise
+            time.sleep(0.05)
 
 
 class PostgresStore(SqlStore):

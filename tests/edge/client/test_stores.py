@@ -119,6 +119,18 @@ def test_workers_starting_together_on_a_fresh_postgres_database_all_open_it(post
         store.close()
 
 
+def test_workers_starting_together_on_a_fresh_sqlite_file_all_open_it(tmp_path: Path) -> None:
+    """The switch to WAL needs the file to itself and SQLite does not wait for it: this failed in CI once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(60):  # each a fresh file: only the first opening of a file switches it
+        with ThreadPoolExecutor(4) as pool:
+            stores = list(pool.map(open_store, [str(tmp_path / f"m{attempt}.sqlite")] * 4))
+        assert all(store.counts() == {"rejected": 0} for store in stores)
+        for store in stores:
+            store.close()
+
+
 def test_a_json_lines_store_opens_after_a_crash_left_a_half_written_line(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     store = open_store(str(path))
