@@ -91,10 +91,16 @@ def run(args: argparse.Namespace) -> int:
     labels = _labels(args.labels, scale)
     method = open_method(args.model, checkpoint=args.checkpoint, method=args.method, backend=args.backend)
     results = []
-    with tqdm(unit="window", desc=f"explain ({method.name})", leave=False) as bar:
-        for video in args.videos:
-            bar.set_postfix_str(video.name)
-            result = explain_video(video, method, label=labels.get(video.name), progress=bar.update)
+    windows = 0  # beside the bar: a long video moves the bar only when it ends
+
+    def count_window(step: int) -> None:
+        nonlocal windows
+        windows += step
+        bar.set_postfix(video=video.name, windows=windows, refresh=False)
+
+    with tqdm(args.videos, unit="video", desc=f"explain ({method.name})", leave=False) as bar:
+        for video in bar:
+            result = explain_video(video, method, label=labels.get(video.name), progress=count_window)
             if not result.windows:
                 raise InputError(f"video {video} gave no scored window", fix="check it shows one face, long enough")
             results.append(result)

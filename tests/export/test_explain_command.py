@@ -87,7 +87,9 @@ def test_explain_writes_json_pictures_and_a_report_and_prints_region_shares(
     out = tmp_path / "out"
     argv = ["explain", str(exported_bundle_dir), str(video), "--out", str(out), "--json"]
     assert run_cli("python -m export", "", "export.commands", argv) == 0
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert "1/1" in captured.err and "windows=" in captured.err  # the progress bar counts videos and windows
     (section,) = printed["videos"]
     assert printed["method"] == "occlusion" and section["windows"] > 3 and "per_window" not in section
     assert printed["scale"] == "BDI-II" and section["band"] in BDI_II.band_names  # the bundle's scale and bands
