@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from edge.face.descriptors import DESCRIPTORS, finish_video
 from edge.scale import BDI_II, NamedScale, Scale
 
 if TYPE_CHECKING:
@@ -130,12 +131,25 @@ class _Bucket:
     quality: dict[str, list[float]] = field(default_factory=dict)
     attribution: dict[str, float] = field(default_factory=dict)
     attributed: int = 0
-    behaviour: dict[str, list[float]] = field(default_factory=dict)
+    behaviour: list[tuple[float, ...]] = field(default_factory=list)
+    """Each sampled frame's behaviour descriptors in :data:`DESCRIPTORS` order (memory only)."""
 
     def add_behaviour(self, values: Mapping[str, float]) -> None:
-        for name, value in values.items():
-            if math.isfinite(value):
-                self.behaviour.setdefault(name, []).append(float(value))
+        self.behaviour.append(tuple(float(values.get(name, math.nan)) for name in DESCRIPTORS))
+
+    def behaviour_means(self) -> dict[str, float] | None:
+        """Per descriptor, the mean of its finite values; gaze without the blink frames, found against this
+        bucket's own eye openness as the offline explanation finds them against a video's (``blink`` itself is
+        not published)."""
+        if not self.behaviour:
+            return None
+        series = finish_video(np.array(self.behaviour, dtype=np.float64))
+        means = {
+            name: float(np.mean(column[np.isfinite(column)]))
+            for name, column in zip(DESCRIPTORS, series.T, strict=True)
+            if name != "blink" and np.isfinite(column).any()
+        }
+        return dict(sorted(means.items())) or None
 
     def add(self, window: WindowOutcome, score: tuple[float, ...] | None, reason: str | None) -> None:
         if score is not None:
@@ -185,7 +199,7 @@ class _Bucket:
             regions=regions,
             model=dict(model),
             windows_explained=self.attributed,
-            behaviour={n: float(np.mean(v)) for n, v in sorted(self.behaviour.items())} if self.behaviour else None,
+            behaviour=self.behaviour_means(),
             scale=outputs[0].scale,
             outputs=stats,
         )

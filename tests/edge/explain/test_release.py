@@ -148,3 +148,17 @@ def test_behaviour_means_are_published_only_when_on_and_never_under_dp(tmp_path:
     assert noisy is not None and noisy.behaviour is None
     assert "behaviour" not in summary_payload(session, noisy, device="0" * 20, resolution_s=900, k=5)
     assert summary_with(scored=6, explained=0).behaviour is None  # off: nothing collected
+
+
+def test_published_gaze_leaves_out_blink_frames() -> None:
+    """A closing lid drags the iris centre down: gaze on blink frames measures the lid, not the eye's direction."""
+    agg = Aggregator(AggregationSettings(rolling_enabled=False), IDENTITY)
+    for i in range(10):
+        blink = i in (3, 7)  # lids at a third of their usual gap
+        frame = {"eye_openness": 0.1 if blink else 0.3, "gaze_x": 0.0, "gaze_y": 0.5 if blink else 0.0}
+        agg.observe_frame(T0 + i, True, frame)
+        agg.add_window(WindowOutcome(T0 + i, T0 + i + 1, 12.0, None, {}))
+    (summary,) = agg.close(T0 + 11)
+    assert summary.behaviour is not None and "blink" not in summary.behaviour
+    assert summary.behaviour["gaze_y"] == pytest.approx(0.0) and summary.behaviour["gaze_x"] == pytest.approx(0.0)
+    assert summary.behaviour["eye_openness"] == pytest.approx(0.26)  # blinks still count in the lids' mean
