@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import spearmanr
 
 RESEARCH_REGIONS: dict[str, tuple[str, ...]] = {
     "eyes": ("right_eye", "left_eye"),
@@ -122,9 +121,10 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rho(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
+    """Spearman's rho of a few points (region shares, clip means) or of a clip's frames."""
+    from export.explain.correlate import spearman  # imports the face pipeline: not for --help
+
+    return spearman(x, y, min_count=3)
 
 
 def _mean(values: list[float]) -> float | None:

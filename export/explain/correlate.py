@@ -18,10 +18,12 @@ from edge.face.descriptors import DESCRIPTORS
 MIN_FRAMES = 5
 
 
-def spearman(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
-    """Spearman's rho of two series over the frames where both are finite (NaN if too few or constant)."""
+def spearman(a: npt.ArrayLike, b: npt.ArrayLike, *, min_count: int = MIN_FRAMES) -> float:
+    """Spearman's rho of two series over the points where both are finite (NaN if fewer than ``min_count`` or
+    constant)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < MIN_FRAMES or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+    if ok.sum() < min_count or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
         return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConstantInputWarning)
