@@ -110,7 +110,8 @@ def parse_public(text: str, *, origin: str = "public key") -> PublicKey:
         )
     if len(raw) != _PUBLIC_LEN or raw[:2] != ALGORITHM:
         raise KeyFileError(
-            f"{origin} {line[:60]!r} is not a minisign Ed25519 public key",
+            f"{origin} is not a minisign Ed25519 public key (its last line, {len(line)} characters, is not shown: it"
+            " could be a damaged secret key)",
             fix="give the RW... line of a .pub file written by `python -m export keygen` (or minisign -G)",
         )
     return PublicKey(raw[2:10], Ed25519PublicKey.from_public_bytes(raw[10:]))

@@ -218,3 +218,15 @@ def test_a_secret_key_in_the_device_configuration_is_refused_without_echoing_it(
     with pytest.raises(InvalidConfigError, match="SECRET key") as refused:
         load_config(None, [f'trust.bundle_keys=["{secret}"]'])
     assert line[:12] not in str(refused.value) and "never be on a device" in str(refused.value)
+
+
+def test_a_damaged_secret_key_in_the_device_configuration_is_not_echoed_either(
+    engineer: tuple[SecretKey, Path, Path], tmp_path: Path
+) -> None:
+    _, secret, _ = engineer
+    line = secret.read_text().splitlines()[-1]
+    damaged = tmp_path / "damaged.key"
+    damaged.write_text(line[:-9] + "\n")  # cut short: no longer recognisable as a secret key, still its bytes
+    with pytest.raises(InvalidConfigError, match="not a minisign Ed25519 public key") as refused:
+        load_config(None, [f'trust.bundle_keys=["{damaged}"]'])
+    assert all(line[i : i + 8] not in str(refused.value) for i in range(len(line) - 8))
