@@ -212,12 +212,13 @@ class Outbox:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as error:
-            self.reserve.unlink(missing_ok=True)
+            with suppress(OSError):  # e.g. a directory a person made in its place: theirs to remove
+                self.reserve.unlink(missing_ok=True)
             log.warning("no disk reserve for the outbox (%s): a full disk at a stop may lose summaries", error)
 
     def release_reserve(self) -> bool:
         """Give the reserve's space back (a full disk): True when there was one to give."""
-        if not self.reserve.exists():
+        if not self.reserve.is_file():
             return False
         self.reserve.unlink(missing_ok=True)
         log.warning("state directory full: released the outbox's %d MiB disk reserve", RESERVE_BYTES // 2**20)

@@ -127,6 +127,19 @@ def test_a_restart_on_a_full_disk_opens_with_the_reserve_and_keeps_what_waited(t
         again.close()
 
 
+def test_a_directory_where_the_reserve_belongs_is_named_and_left_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "outbox.reserve" / "kept").mkdir(parents=True)  # made by hand, or a restore gone wrong
+    with caplog.at_level(logging.WARNING):
+        outbox = Outbox(tmp_path, OutboxSettings())
+    assert "no disk reserve for the outbox" in caplog.text and "outbox.reserve" in caplog.text
+    outbox.put("kept", "t", b"x", kind="session")
+    assert outbox.release_reserve() is False  # nothing to give back, and no traceback
+    assert (tmp_path / "outbox.reserve" / "kept").is_dir()
+    outbox.close()
+
+
 def test_puts_and_stats_never_scan_the_table(tmp_path: Path) -> None:
     # each put counted and summed the whole table: 1,475 puts/s empty, 64/s at 10,000 rows
     outbox = Outbox(tmp_path, OutboxSettings(max_messages=3, hard_max_messages=4))
