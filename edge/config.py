@@ -303,6 +303,7 @@ def _bounds(info: FieldInfo | None) -> str:
 def _describe(error: dict[str, Any]) -> tuple[str, str]:
     """What went wrong with one value, and the fix."""
     loc = error["loc"]
+    dotted = ".".join(map(str, loc))
     info, holder = _field_at(loc)
     kind = error["type"]
     given = error.get("input")
@@ -314,6 +315,10 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
         return "unknown key", f"{hint}valid keys here: {', '.join(names)}"
     if kind == "missing":
         return "required but missing", f"set it: {about}" if about else "set it"
+    section = info.annotation if info is not None else None
+    if kind == "model_type" and isinstance(section, type) and issubclass(section, BaseModel):
+        keys = ", ".join(sorted(section.model_fields))
+        return f"is a section, got {given!r}", f"write it as [{dotted}] followed by its keys ({keys})"
     bounds = _bounds(info) if kind in (*_BOUND_ERRORS, "finite_number") else ""
     if kind == "finite_number":  # inf or nan: would pass every bound and fail in service
         bounds = f"must be a finite number{' (' + bounds.removeprefix('must be ') + ')' if bounds else ''}"
@@ -325,7 +330,6 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
         close = difflib.get_close_matches(given, [str(c) for c in get_args(info.annotation)], n=1)
         if close:
             return what, f"did you mean {close[0]!r}?"
-    dotted = ".".join(map(str, loc))
     about = about.rstrip(".")
     return what, f"set {dotted} to a valid value ({about})" if about else "see systemd/config.example.toml"
 

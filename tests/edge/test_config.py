@@ -271,3 +271,17 @@ def test_a_brightness_range_no_frame_can_pass_is_refused(tmp_path: Path) -> None
     path = write_config(tmp_path / "e.toml", {})
     (line,) = problems_of(path, "face.min_brightness=200", "face.max_brightness=100")
     assert "face.min_brightness (200.0) must be below face.max_brightness (100.0)" in line
+
+
+@pytest.mark.parametrize(
+    ("document", "section", "a_key"),
+    [('camera = "/dev/video0"', "camera", "source"), ("face = 3", "face", "max_num_faces"),
+     ("[privacy]\ndp = true", "privacy.dp", "enabled"), ('[[camera]]\nsource = "x"', "camera", "source")],
+)  # fmt: skip
+def test_a_value_where_a_section_belongs_says_to_write_the_section(
+    tmp_path: Path, document: str, section: str, a_key: str
+) -> None:
+    path = tmp_path / "e.toml"
+    path.write_text(document + "\n")
+    (line,) = problems_of(path)
+    assert f"e.toml: {section}: is a section" in line and f"write it as [{section}]" in line and a_key in line
