@@ -14,7 +14,8 @@
 # Options: --root DIR (every path below DIR; implies --no-systemd unless DIR is /), --prefix DIR (default
 # /opt/expresso-edge), --from SRC (a checkout, sdist or wheel; default this checkout), --no-systemd (never call
 # systemctl), --no-start, --dry-run, --uninstall, --purge, --slim. A virtual environment is tied to its path: one made
-# under --root runs from there only, so stage images with --prefix matching the final path.
+# under --root runs from there only, so stage images with --prefix matching the final path. A running daemon is
+# stopped before pip touches its files and started again at the end (left stopped with --no-start).
 # On a Jetson, create the venv with --system-site-packages to see JetPack's tensorrt, pycuda and OpenCV:
 #   sudo EXPRESSO_VENV_FLAGS=--system-site-packages systemd/install.sh
 # PYTHON picks the interpreter for the venv (default python3).
@@ -102,6 +103,14 @@ else
     run install -d -m 0755 "$DEST"
     # shellcheck disable=SC2086  # EXPRESSO_VENV_FLAGS is a list of flags
     run "${PYTHON:-python3}" -m venv ${EXPRESSO_VENV_FLAGS:-} "$DEST/venv"
+fi
+if [[ $SYSTEMD -eq 1 ]] && systemctl is-active --quiet expresso-edge.service; then
+    # pip replaces the files under a running daemon, which imports some modules on first use: it could mix two
+    # versions. Stopped, it flushes what waits in memory to its outbox; it is started again at the end.
+    echo "==> stopping the running daemon for the upgrade"
+    run systemctl stop expresso-edge.service
+    trap 'echo "install.sh: failed with the daemon stopped: fix the cause and rerun, or start it again" >&2' ERR
+    if [[ $START -eq 0 ]]; then echo "    --no-start: it stays stopped (systemctl start expresso-edge)"; fi
 fi
 # The device extra only: the daemon's dependencies, never the PyTorch side (export).
 if [[ -f "$SRC" ]]; then TARGET="$SRC[device]"; else TARGET="$(cd "$SRC" && pwd)[device]"; fi

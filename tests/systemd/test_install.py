@@ -135,6 +135,19 @@ def test_a_dry_run_changes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     assert not root.exists()
 
 
+def test_an_upgrade_stops_a_running_daemon_before_pip_touches_its_files(tmp_path: Path, env: dict[str, str]) -> None:
+    answers = tmp_path / "bin" / "systemctl"  # this time a machine whose service is running
+    answers.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "systemctl-asked"}\nexit 0\n')
+    done = subprocess.run(["bash", str(INSTALL), "--dry-run"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    stop = lines.index("    would run: systemctl stop expresso-edge.service")
+    pip = next(i for i, line in enumerate(lines) if "pip install" in line)
+    restart = lines.index("    would run: systemctl restart expresso-edge.service")
+    assert stop < pip < restart
+    assert (tmp_path / "systemctl-asked").read_text() == "is-active --quiet expresso-edge.service\n"  # a dry run
+
+
 def test_usage_errors_exit_2(tmp_path: Path, env: dict[str, str]) -> None:
     for args in (["--purge"], ["--prefix", "relative"], ["--bogus"]):
         done = subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True, env=env, timeout=30)
