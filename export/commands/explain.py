@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from tqdm import tqdm
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.cli_support import add_json_flag, print_report
 from edge.errors import InputError, UsageError
-from edge.scale import Scale
+from edge.scale import NamedScale
 from export.explain.methods import METHODS
 
 NAME = "explain"
@@ -23,6 +24,7 @@ EXAMPLES = """\
       --checkpoint export/assets/demo_checkpoint.pt                                       # DeepLift
   python -m export explain run/best.pt videos/*.mp4 --out /tmp/explain --method integrated-gradients
   python -m export explain bundle/ videos/*.mp4 --out /tmp/explain --labels videos/labels.csv  # bands by label
+  python -m export explain two_outputs/ videos/*.mp4 --out /tmp/explain --output phq9  # a further output
 """
 
 
@@ -37,30 +39,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="attribution method (default: deeplift with PyTorch weights, occlusion for a bundle alone)",
     )
     parser.add_argument("--checkpoint", type=Path, help="the checkpoint a bundle MODEL was exported from")
+    parser.add_argument(
+        "--output",
+        metavar="NAME",
+        help="the output to explain, for a model of several (default: the primary one); its labels in --labels are "
+        "the column named after it",
+    )
     parser.add_argument("--labels", type=Path, help="labels CSV (video,score): severity bands by label, not by score")
     parser.add_argument("--backend", default="auto", help="backend for occlusion on a bundle (default auto)")
     add_json_flag(parser)
 
 
-def _scale(model: Path) -> Scale:
-    """The output scale of ``model``: a bundle's manifest, or a training checkpoint's options (default BDI-II)."""
-    from edge.bundle import load_bundle
-    from export.checkpoint import read_checkpoint
-    from export.zoo import scale_option
+def _labels(path: Path | None, outputs: Sequence[NamedScale], index: int) -> dict[str, float]:
+    """Each video's label for output ``index``: ``score`` for the primary, the column named after a further one
+    (as ``evaluate`` reads them)."""
+    from export.dataset import read_labels, read_output_labels
 
-    if model.is_dir():
-        return load_bundle(model).scale
-    return scale_option(read_checkpoint(model).hints.get("options") or {})
-
-
-def _labels(path: Path | None, scale: Scale) -> dict[str, float]:
-    from export.dataset import read_labels
-
-    return {} if path is None else {video.path.name: video.score for video in read_labels(path, scale=scale)}
+    if path is None:
+        return {}
+    videos = read_labels(path, scale=outputs[0].scale, label_columns=[o.name for o in outputs[1:]])
+    if index == 0:
+        return {video.path.name: video.score for video in videos}
+    output = outputs[index]
+    values = read_output_labels(path, output.name, output.scale)
+    if values is None:
+        raise UsageError(
+            f"{path} has no column {output.name!r} for the labels of output {output.name}",
+            fix=f"add a {output.name} column, or drop --labels",
+        )
+    return {video.path.name: value for video, value in zip(videos, values, strict=True)}
 
 
 def _render(report: dict[str, Any]) -> str:
-    lines = [f"explained {len(report['videos'])} videos with {report['method']}; report: {report['report']}"]
+    lines = [
+        f"explained output {report['output']} of {len(report['videos'])} videos with {report['method']}; "
+        f"report: {report['report']}"
+    ]
     for video in report["videos"]:
         ranked = sorted(video["regions"].items(), key=lambda item: -item[1])
         shares = ", ".join(f"{name} {100 * share:.0f}%" for name, share in ranked)
@@ -72,7 +86,7 @@ def _render(report: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Explain every video, write the files, print each video's region shares and correlations."""
     from export.explain.face_map import face_heatmap
-    from export.explain.model import open_method
+    from export.explain.model import model_outputs, open_method, output_index
     from export.explain.report import curve_plot, render_html
     from export.explain.summary import document
     from export.explain.video import explain_video
@@ -87,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
             f"more than one video is named {', '.join(repeated)}",
             fix="give each video its own file name, or explain them in separate runs with their own --out",
         )
-    scale = _scale(args.model)
-    labels = _labels(args.labels, scale)
-    method = open_method(args.model, checkpoint=args.checkpoint, method=args.method, backend=args.backend)
+    outputs = model_outputs(args.model)
+    index = output_index(outputs, args.output, args.model)
+    output = outputs[index]
+    labels = _labels(args.labels, outputs, index)
+    method = open_method(args.model, checkpoint=args.checkpoint, method=args.method, backend=args.backend, output=index)
     results = []
     windows = 0  # beside the bar: a long video moves the bar only when it ends
 
@@ -108,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         unlabelled = [r.video for r in results if r.label is None]
         raise UsageError(f"{args.labels} has no label for {', '.join(unlabelled)}", fix="add rows for them")
     args.out.mkdir(parents=True, exist_ok=True)
-    full = document(results, method=method.name, model=str(args.model), per_window=True, scale=scale)
+    full = document(results, method=method.name, model=str(args.model), per_window=True, output=output)
     (args.out / "explanations.json").write_text(json.dumps(full, indent=1))
     images: dict[str, list[str]] = {"region shares per video": [], "per-frame curves": [], "per band": []}
     for result, section in zip(results, full["videos"], strict=True):
@@ -123,6 +139,6 @@ def run(args: argparse.Namespace) -> int:
             face_heatmap(section["regions"], method.tiles, args.out / f"band_{band}.png", f"band {band}").name
         )
     (args.out / "report.html").write_text(render_html(full, images))
-    brief = document(results, method=method.name, model=str(args.model), per_window=False, scale=scale)
+    brief = document(results, method=method.name, model=str(args.model), per_window=False, output=output)
     print_report({**brief, "report": str(args.out / "report.html")}, as_json=args.json, render=_render)
     return 0

@@ -76,7 +76,8 @@ def render_html(doc: dict[str, Any], images: dict[str, list[str]]) -> str:
         "<!doctype html><meta charset='utf-8'><title>expresso-edge explanations</title>",
         "<style>body{font-family:sans-serif;max-width:1100px}td,th{padding:2px 8px;text-align:right}"
         "img{margin:4px}</style>",
-        f"<h1>Explanations: {html.escape(doc['model'])}, method {html.escape(doc['method'])}</h1>",
+        f"<h1>Explanations: {html.escape(doc['model'])}, output {html.escape(doc['output'])}"
+        f" ({html.escape(doc['scale'])}), method {html.escape(doc['method'])}</h1>",
         f"<p><b>{html.escape(doc['disclaimer'])}</b></p><p>{html.escape(doc['caveat'])}</p>",
         "<h2>Per video: region shares (%)</h2>",
         _table(

@@ -15,11 +15,13 @@ import numpy as np
 
 from edge import NOT_A_DIAGNOSTIC_DEVICE
 from edge.face.descriptors import DESCRIPTORS
-from edge.scale import BDI_II, Scale
+from edge.scale import BDI_II, NamedScale, Scale
 from export.explain.correlate import mean_correlations
 from export.explain.pooling import top_region
 from export.explain.video import VideoResult
 
+PRIMARY = NamedScale("score", BDI_II)
+"""What a document explains when told nothing: one BDI-II output, as models were before outputs were named."""
 ERROR_TOLERANCE_SHARE = 5.0 / 63.0
 """Share of the output scale's span within which a video's mean score counts as correct (5 BDI-II points, about 2
 PHQ-9 points): a stated choice for this report, not taken from the research; set it to the error a study counts as
@@ -114,11 +116,13 @@ def _finite(values: dict[str, float | None]) -> dict[str, float]:
 
 
 def document(
-    results: Sequence[VideoResult], *, method: str, model: str, per_window: bool, scale: Scale = BDI_II
+    results: Sequence[VideoResult], *, method: str, model: str, per_window: bool, output: NamedScale = PRIMARY
 ) -> dict[str, Any]:
-    """The whole explanation as a JSON-ready document; bands are ``scale``'s (the model's output)."""
+    """The whole explanation of one ``output`` of the model as a JSON-ready document; bands are its scale's."""
+    scale = output.scale
     return {
         "model": model,
+        "output": output.name,
         "method": method,
         "band_by": "label" if all(r.label is not None for r in results) else "model score",
         "descriptors": list(DESCRIPTORS),

@@ -194,12 +194,13 @@ def test_a_zoo_head_of_two_outputs_clips_each_to_its_range_and_exports_a_bundle_
         TSM.options({"outputs": ["phq9"]})
 
 
-def test_explanations_take_the_primary_output_of_a_head_of_several() -> None:
-    from export.explain.model import primary_output
+def test_explanations_take_one_chosen_output_of_a_head_of_several() -> None:
+    from export.explain.model import output_column
 
     single = TSM.build(FRAMES, SIZE, OPTIONS)
-    assert primary_output(single) is single
+    assert output_column(single) is single
     two = TSM.build(FRAMES, SIZE, {**OPTIONS, "outputs": TWO})
     window = torch.rand(2, FRAMES, 3, SIZE, SIZE)
     with torch.no_grad():
-        assert torch.equal(primary_output(two)(window), two(window)[:, 0])
+        assert torch.equal(output_column(two)(window), two(window)[:, 0])
+        assert torch.equal(output_column(two, 1)(window), two(window)[:, 1])
