@@ -14,7 +14,6 @@ Everything here runs on the engineer's machine; per-window scores are written on
 from __future__ import annotations
 
 import csv
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from edge.bundle import Bundle
 from edge.errors import UsageError
 from edge.preprocess import batch_windows
 from edge.scale import NamedScale, Scale
-from export.dataset import LabelledVideo, WindowSet, build_window_set, read_labels, read_output_labels
+from export.dataset import LabelledVideo, WindowSet, build_window_set, read_labels
 from export.metrics import agreement, bland_altman
 
 BATCH = 16
@@ -206,27 +205,30 @@ def evaluate_bundle(
 ) -> Evaluation:
     """Cut the labelled videos into windows with the device's pipeline, score them and build the report."""
     further = bundle.outputs[1:]
-    videos = read_labels(labels, group_by, bundle.scale, [o.name for o in further])
+    videos = read_labels(labels, group_by, bundle.scale, further)
     data = build_window_set(videos, bundle.input, bundle.tiles, desc="evaluation windows")
     scores, described = score_windows(bundle, data, backend=backend, precision=precision)
     report, truth, predicted = report_of(bundle, data, scores[:, 0], seed=seed)
     report["labels"] = str(labels)
     report["backend"] = described
     report["outputs"] = [
-        _further_report(bundle, data, scores[:, column], labels, output, seed)
-        for column, output in enumerate(further, start=1)
+        _further_report(bundle, data, scores[:, column], output, seed) for column, output in enumerate(further, start=1)
     ]
     return Evaluation(report, truth, predicted, data, scores[:, 0])
 
 
 def _further_report(
-    bundle: Bundle, data: WindowSet, scores: npt.NDArray[np.float64], labels: Path, output: NamedScale, seed: int
+    bundle: Bundle, data: WindowSet, scores: npt.NDArray[np.float64], output: NamedScale, seed: int
 ) -> dict[str, Any]:
-    """The report of a further output against its label column, or why there is none."""
-    values = read_output_labels(labels, output.name, output.scale)
-    if values is None:
+    """The report of a further output against its label column (videos with an empty cell left out), or why there
+    is none."""
+    if not data.videos or output.name not in data.videos[0].further:
         return {"output": output.name, "units": output.scale.name, "evaluated": False,
                 "reason": f"the labels CSV has no column {output.name!r} for this output's labels"}  # fmt: skip
-    relabelled = tuple(dataclasses.replace(v, score=value) for v, value in zip(data.videos, values, strict=True))
-    report, _, _ = report_of(bundle, dataclasses.replace(data, videos=relabelled), scores, seed=seed, output=output)
+    labelled, mask = data.for_output(output.name)
+    if not mask.any():
+        return {"output": output.name, "units": output.scale.name, "evaluated": False,
+                "reason": f"no scored window's video has a label in column {output.name!r}"}  # fmt: skip
+    report, _, _ = report_of(bundle, labelled, scores[mask], seed=seed, output=output)
+    report["videos"]["labelled"] = sum(video.further[output.name] is not None for video in data.videos)
     return {**report, "evaluated": True}
