@@ -156,3 +156,48 @@ def test_a_one_output_checkpoint_starts_a_two_output_model_with_its_head_reiniti
     own, theirs = model.state_dict(), source.state_dict()
     assert own["fc.weight"].shape[0] == 2
     assert all(torch.equal(own[key], theirs[key]) for key in theirs if not key.startswith("fc."))
+
+
+@pytest.mark.slow
+def test_two_outputs_from_sample_data_through_training_export_and_evaluation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    videos = tmp_path / "videos"
+    argv = ["sample-data", "--out", str(videos), "--split", "heldout", "--count", "2", "--seconds", "4",
+            "--also-output", "phq9:phq-9"]  # fmt: skip
+    assert run_cli("python -m export", "", "export.commands", argv) == 0
+    labels = videos / "labels.csv"
+    with labels.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(0.0 <= float(row["phq9"]) <= 27.0 for row in rows) and {"score", "phq9"} <= set(rows[0])
+    rows[1]["phq9"] = ""  # the second participant did only the BDI-II
+    with labels.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    argv = ["train", "--labels", str(labels), "--val-labels", str(labels), "--out", str(tmp_path / "run"),
+            "--output", "bdi_ii:bdi-ii", "--output", "phq9:phq-9", "--epochs", "1", "--size", str(SIZE),
+            "--batch-size", "2", "--group-columns", "lighting"]  # fmt: skip
+    for key, value in TINY.items():
+        argv += ["--option", f"{key}={json.dumps(value)}"]
+    assert run_cli("python -m export", "", "export.commands", argv) == 0
+    assert "output phq9 (PHQ-9): val MAE" in capsys.readouterr().out
+    trained = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert 0 < trained["outputs"]["phq9"]["windows"] < trained["validation"]["windows"]
+
+    clips = [str(p) for p in sorted(videos.glob("*.mp4"))]
+    argv = ["onnx", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out", str(tmp_path / "bundle"),
+            "--check-videos", *clips, "--allow-degenerate"]  # fmt: skip
+    assert run_cli("python -m export", "", "export.commands", argv) == 0  # no --option: the checkpoint names both
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert [(o["name"], o["units"]) for o in manifest["outputs"]] == [("bdi_ii", "BDI-II"), ("phq9", "PHQ-9")]
+    capsys.readouterr()
+
+    argv = ["evaluate", str(tmp_path / "bundle"), "--labels", str(labels), "--json"]
+    assert run_cli("python -m export", "", "export.commands", argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    (phq,) = report["outputs"]
+    assert report["units"] == "BDI-II" and report["videos"]["scored"] == 2
+    assert phq["evaluated"] and phq["units"] == "PHQ-9" and phq["videos"] == {"labelled": 1, "scored": 1}
+    assert phq["baseline"]["value"] == pytest.approx(float(rows[0]["phq9"]))
