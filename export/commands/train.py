@@ -23,8 +23,8 @@ HELP = "fine-tune a zoo architecture on windows of labelled videos (CSV: video, 
 EXAMPLES = """\
   python -m export train --labels samples/labels.csv --out runs/demo --epochs 2
   python -m export train --labels phq9/labels.csv --scale phq-9 --out runs/phq9   # PHQ-9 labels, PHQ-9 bundle
-  python -m export train --labels both.csv --output bdi_ii:bdi-ii --output phq9:phq-9 --out runs/two \
-      # one model of two outputs: BDI-II labels in 'score', PHQ-9 labels in 'phq9' (an empty cell: none)
+  # one model of two outputs: BDI-II labels in 'score', PHQ-9 ones in a 'phq9' column (an empty cell: no label)
+  python -m export train --labels both.csv --output bdi_ii:bdi-ii --output phq9:phq-9 --out runs/two
   python -m export train --arch r2plus1d_18 --init r2plus1d_18-91a641e6.pth --labels labels.csv --out runs/r21d
   python -m export train --labels labels.csv --out runs/r2 --epochs 30 --patience 5 --device auto
   python -m export train --labels labels.csv --out runs/r2 --epochs 30 --patience 5 --resume   # after a crash
@@ -169,10 +169,11 @@ def run(args: argparse.Namespace) -> int:
     if args.scale is not None:
         given["scale"] = args.scale.text
     if args.output:
-        if args.scale is not None or "outputs" in given:
-            raise UsageError("--output and --scale or --option outputs=... all name outputs",
-                             fix="name every output with --output alone")  # fmt: skip
+        if "outputs" in given:
+            raise UsageError("--output and --option outputs=... both name outputs", fix="name them with --output alone")
         given["outputs"] = [f"{o.name}:{o.scale.text}" for o in args.output]
+    if args.scale is not None and given.get("outputs"):
+        raise UsageError("--scale and named outputs both name scales", fix="name every output with --output alone")
     options = architecture.options(given)
     scale, further = scale_option(options), further_outputs(options)
     config = TrainConfig(
