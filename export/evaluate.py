@@ -7,7 +7,8 @@ own mean, which flatters the baseline's competitor less than nothing but is said
 the true score, the breakdown per grouping column and the windows the quality gate refused, by reason.
 A bundle of several outputs is scored once; the report's top level is its primary output (labels: ``score``), and
 ``outputs`` holds the same report for every further output whose labels the CSV has in a column named after it
-(``phq9``), in that output's scale (baseline: those labels' mean, the manifest records no training mean per output).
+(``phq9``; a video with an empty cell is left out of that output's report), in that output's scale (baseline: its
+training mean where the manifest records one, as bundles of ``train`` checkpoints do, else those labels' mean).
 Everything here runs on the engineer's machine; per-window scores are written only on explicit request.
 """
 
@@ -51,9 +52,16 @@ def score_windows(
     return np.concatenate(scores).astype(np.float64), described
 
 
-def training_mean(manifest: dict[str, Any]) -> tuple[float | None, str | None]:
-    """The training-label mean the manifest's model card records (top level of ``metrics`` or one section down)."""
+def training_mean(manifest: dict[str, Any], output: str | None = None) -> tuple[float | None, str | None]:
+    """The training-label mean the manifest's model card records (top level of ``metrics`` or one section down);
+    for a further ``output``, the one ``metrics.outputs.<output>`` records (``train`` checkpoints carry it)."""
     metrics = (manifest.get("model_card") or {}).get("metrics") or {}
+    if output is not None:
+        outputs = metrics.get("outputs")
+        section = outputs.get(output) if isinstance(outputs, dict) else None
+        if not isinstance(section, dict) or not isinstance(section.get("train_mean"), int | float):
+            return None, None
+        return float(section["train_mean"]), f"model_card.metrics.outputs.{output}.train_mean"
     if isinstance(metrics.get("train_mean"), int | float):
         return float(metrics["train_mean"]), "model_card.metrics.train_mean"
     for name, section in metrics.items():
@@ -122,7 +130,7 @@ def report_of(
     primary = output is None
     output = bundle.outputs[0] if output is None else output
     videos, truth, predicted = per_video(scores, data)
-    recorded, where = training_mean(bundle.manifest) if primary else (None, None)
+    recorded, where = training_mean(bundle.manifest, None if primary else output.name)
     value = float(truth.mean()) if recorded is None else recorded
     source = (
         f"training mean recorded in the manifest ({where})"

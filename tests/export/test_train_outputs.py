@@ -200,4 +200,6 @@ def test_two_outputs_from_sample_data_through_training_export_and_evaluation(
     (phq,) = report["outputs"]
     assert report["units"] == "BDI-II" and report["videos"]["scored"] == 2
     assert phq["evaluated"] and phq["units"] == "PHQ-9" and phq["videos"] == {"labelled": 1, "scored": 1}
+    # the baseline is phq9's training mean, which the checkpoint's metrics carried into the model card
+    assert phq["baseline"]["source"].endswith("(model_card.metrics.outputs.phq9.train_mean)")
     assert phq["baseline"]["value"] == pytest.approx(float(rows[0]["phq9"]))
