@@ -147,6 +147,15 @@ def test_an_output_no_training_video_is_labelled_for_is_refused(tmp_path: Path) 
         train(config, two_label_set(3, 0, unlabelled=(0, 1, 2)), two_label_set(2, 1), spec)
 
 
+def test_a_validation_set_without_labels_for_an_output_says_so_instead_of_a_number(tmp_path: Path) -> None:
+    spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
+    config = TrainConfig(out=tmp_path / "run", options=TWO, size=SIZE, epochs=1, batch_size=4)
+    report = train(config, two_label_set(4, 0), two_label_set(2, 1, unlabelled=(0, 1)), spec)
+    phq = report["outputs"]["phq9"]
+    assert phq["windows"] == 0 and phq["mae"] is None and "no validation window" in phq["reason"]
+    assert report["history"][0]["outputs"]["phq9"]["val_mae"] is None and report["validation"]["windows"] == 2
+
+
 def test_a_one_output_checkpoint_starts_a_two_output_model_with_its_head_reinitialised(tmp_path: Path) -> None:
     torch.manual_seed(5)
     source = get_architecture("expresso-tsm").build(16, SIZE, TINY)
