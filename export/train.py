@@ -48,6 +48,8 @@ LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "expresso-edge-checkpoint"
 RESUME_FILE = "last.pt"
 METRICS_LOG = "metrics.jsonl"
+_ROW_KEYS = (("val_mae", "mae"), ("val_rmse", "rmse"), ("baseline_mae", "baseline_mae"), ("train_mean", "train_mean"))
+"""A further output's figures in an epoch's row (``metrics.jsonl``, ``history``) and where its report has them."""
 _MUST_MATCH_TO_RESUME = ("architecture", "options", "frames", "size", "epochs", "batch_size", "learning_rate")
 
 
@@ -384,8 +386,7 @@ def train(
         row = {"epoch": epoch, "train_mae": train_mae, "val_mae": report["mae"], "val_rmse": report["rmse"],
                "baseline_mae": report["baseline_mae"], "train_mean": train_mean}  # fmt: skip
         if others:
-            row["outputs"] = {name: {"val_mae": o["mae"], "val_rmse": o.get("rmse"), "baseline_mae": o.get(
-                "baseline_mae"), "train_mean": o["train_mean"]} for name, o in others.items()}  # fmt: skip
+            row["outputs"] = {name: {key: o.get(source) for key, source in _ROW_KEYS} for name, o in others.items()}
         history.append(row)
         LOG.info("epoch %d: train MAE %.2f, val MAE %.2f, RMSE %.2f%s", epoch, train_mae, report["mae"],
                  report["rmse"], _further_maes(others))  # fmt: skip

@@ -109,15 +109,16 @@ def split_videos(
     return [v for v, k in pairs if k not in held], [v for v, k in pairs if k in held]
 
 
+def _further_val_maes(row: dict[str, Any]) -> str:
+    """``  phq9 val MAE 2.31`` for each further output of an epoch's row that had labelled validation windows."""
+    outputs = row.get("outputs", {}).items()
+    return "".join(f"  {name} val MAE {o['val_mae']:.2f}" for name, o in outputs if o["val_mae"] is not None)
+
+
 def _render(report: dict[str, Any]) -> str:
     val = report["validation"]
     lines = [f"epoch {row['epoch']}: train MAE {row['train_mae']:.2f}  val MAE {row['val_mae']:.2f}  "
-             f"RMSE {row['val_rmse']:.2f}" for row in report["history"]]  # fmt: skip
-    lines[: len(report["history"])] = [
-        line + "".join(f"  {name} val MAE {o['val_mae']:.2f}" for name, o in row.get("outputs", {}).items()
-                       if o["val_mae"] is not None)
-        for line, row in zip(lines, report["history"], strict=True)
-    ]  # fmt: skip
+             f"RMSE {row['val_rmse']:.2f}{_further_val_maes(row)}" for row in report["history"]]  # fmt: skip
     lines.append(
         f"best epoch {report['best_epoch']}: val MAE {val['mae']:.2f} RMSE {val['rmse']:.2f} on {val['windows']} "
         f"windows of {val['videos']} videos; baseline (train mean {val['train_mean']:.1f}) "

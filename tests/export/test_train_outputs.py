@@ -191,7 +191,8 @@ def test_two_outputs_from_sample_data_through_training_export_and_evaluation(
     for key, value in TINY.items():
         argv += ["--option", f"{key}={json.dumps(value)}"]
     assert run_cli("python -m export", "", "export.commands", argv) == 0
-    assert "output phq9 (PHQ-9): val MAE" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "output phq9 (PHQ-9): val MAE" in printed and "  phq9 val MAE" in printed.splitlines()[0]
     trained = json.loads((tmp_path / "run" / "report.json").read_text())
     assert 0 < trained["outputs"]["phq9"]["windows"] < trained["validation"]["windows"]
 
