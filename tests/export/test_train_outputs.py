@@ -175,6 +175,7 @@ def test_two_outputs_from_sample_data_through_training_export_and_evaluation(
     argv = ["sample-data", "--out", str(videos), "--split", "heldout", "--count", "2", "--seconds", "4",
             "--also-output", "phq9:phq-9"]  # fmt: skip
     assert run_cli("python -m export", "", "export.commands", argv) == 0
+    capsys.readouterr()
     labels = videos / "labels.csv"
     with labels.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
