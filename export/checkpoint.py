@@ -258,8 +258,8 @@ def load_checkpoint(
         log.info("checkpoint %s: ignored %d keys outside prefix %r (e.g. %s)", path, len(ignored), prefix, ignored[0])
     if reinitialised:
         log.warning(
-            "checkpoint %s: head %s has another shape (e.g. Kinetics' 400 classes); re-initialised it as a "
-            "1-output BDI-II regression head: fine-tune before trusting any score",
+            "checkpoint %s: head %s has another shape (e.g. Kinetics' 400 classes); re-initialised it as this "
+            "model's regression head (its outputs and scales): fine-tune before trusting any score",
             path,
             ", ".join(reinitialised),
         )

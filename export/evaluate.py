@@ -7,14 +7,14 @@ own mean, which flatters the baseline's competitor less than nothing but is said
 the true score, the breakdown per grouping column and the windows the quality gate refused, by reason.
 A bundle of several outputs is scored once; the report's top level is its primary output (labels: ``score``), and
 ``outputs`` holds the same report for every further output whose labels the CSV has in a column named after it
-(``phq9``), in that output's scale (baseline: those labels' mean, the manifest records no training mean per output).
+(``phq9``; a video with an empty cell is left out of that output's report), in that output's scale (baseline: its
+training mean where the manifest records one, as bundles of ``train`` checkpoints do, else those labels' mean).
 Everything here runs on the engineer's machine; per-window scores are written only on explicit request.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from edge.bundle import Bundle
 from edge.errors import UsageError
 from edge.preprocess import batch_windows
 from edge.scale import NamedScale, Scale
-from export.dataset import LabelledVideo, WindowSet, build_window_set, read_labels, read_output_labels
+from export.dataset import LabelledVideo, WindowSet, build_window_set, read_labels
 from export.metrics import agreement, bland_altman
 
 BATCH = 16
@@ -52,9 +52,16 @@ def score_windows(
     return np.concatenate(scores).astype(np.float64), described
 
 
-def training_mean(manifest: dict[str, Any]) -> tuple[float | None, str | None]:
-    """The training-label mean the manifest's model card records (top level of ``metrics`` or one section down)."""
+def training_mean(manifest: dict[str, Any], output: str | None = None) -> tuple[float | None, str | None]:
+    """The training-label mean the manifest's model card records (top level of ``metrics`` or one section down);
+    for a further ``output``, the one ``metrics.outputs.<output>`` records (``train`` checkpoints carry it)."""
     metrics = (manifest.get("model_card") or {}).get("metrics") or {}
+    if output is not None:
+        outputs = metrics.get("outputs")
+        section = outputs.get(output) if isinstance(outputs, dict) else None
+        if not isinstance(section, dict) or not isinstance(section.get("train_mean"), int | float):
+            return None, None
+        return float(section["train_mean"]), f"model_card.metrics.outputs.{output}.train_mean"
     if isinstance(metrics.get("train_mean"), int | float):
         return float(metrics["train_mean"]), "model_card.metrics.train_mean"
     for name, section in metrics.items():
@@ -123,7 +130,7 @@ def report_of(
     primary = output is None
     output = bundle.outputs[0] if output is None else output
     videos, truth, predicted = per_video(scores, data)
-    recorded, where = training_mean(bundle.manifest) if primary else (None, None)
+    recorded, where = training_mean(bundle.manifest, None if primary else output.name)
     value = float(truth.mean()) if recorded is None else recorded
     source = (
         f"training mean recorded in the manifest ({where})"
@@ -206,27 +213,30 @@ def evaluate_bundle(
 ) -> Evaluation:
     """Cut the labelled videos into windows with the device's pipeline, score them and build the report."""
     further = bundle.outputs[1:]
-    videos = read_labels(labels, group_by, bundle.scale, [o.name for o in further])
+    videos = read_labels(labels, group_by, bundle.scale, further)
     data = build_window_set(videos, bundle.input, bundle.tiles, desc="evaluation windows")
     scores, described = score_windows(bundle, data, backend=backend, precision=precision)
     report, truth, predicted = report_of(bundle, data, scores[:, 0], seed=seed)
     report["labels"] = str(labels)
     report["backend"] = described
     report["outputs"] = [
-        _further_report(bundle, data, scores[:, column], labels, output, seed)
-        for column, output in enumerate(further, start=1)
+        _further_report(bundle, data, scores[:, column], output, seed) for column, output in enumerate(further, start=1)
     ]
     return Evaluation(report, truth, predicted, data, scores[:, 0])
 
 
 def _further_report(
-    bundle: Bundle, data: WindowSet, scores: npt.NDArray[np.float64], labels: Path, output: NamedScale, seed: int
+    bundle: Bundle, data: WindowSet, scores: npt.NDArray[np.float64], output: NamedScale, seed: int
 ) -> dict[str, Any]:
-    """The report of a further output against its label column, or why there is none."""
-    values = read_output_labels(labels, output.name, output.scale)
-    if values is None:
+    """The report of a further output against its label column (videos with an empty cell left out), or why there
+    is none."""
+    if not data.videos or output.name not in data.videos[0].further:
         return {"output": output.name, "units": output.scale.name, "evaluated": False,
                 "reason": f"the labels CSV has no column {output.name!r} for this output's labels"}  # fmt: skip
-    relabelled = tuple(dataclasses.replace(v, score=value) for v, value in zip(data.videos, values, strict=True))
-    report, _, _ = report_of(bundle, dataclasses.replace(data, videos=relabelled), scores, seed=seed, output=output)
+    labelled, mask = data.for_output(output.name)
+    if not mask.any():
+        return {"output": output.name, "units": output.scale.name, "evaluated": False,
+                "reason": f"no scored window's video has a label in column {output.name!r}"}  # fmt: skip
+    report, _, _ = report_of(bundle, labelled, scores[mask], seed=seed, output=output)
+    report["videos"]["labelled"] = sum(video.further[output.name] is not None for video in data.videos)
     return {**report, "evaluated": True}

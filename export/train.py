@@ -11,6 +11,10 @@ Every epoch also appends a line to ``metrics.jsonl`` and rewrites ``last.pt`` (w
 random-generator states), from which ``resume`` carries on exactly where the run stopped; ``patience`` stops a
 run whose validation MAE has not improved for that many epochs. A run whose best model does not beat the constant
 baseline (the training mean) is flagged in the report and the log. Training uses a CUDA GPU when torch sees one.
+A model of several outputs (option ``outputs``) learns every output at once: the primary output's labels in
+``score``, each further one's in a column named after it, a missing label masked out of the loss and of that
+output's errors (:func:`output_loss`); the best epoch is the primary output's best validation MAE, and the report
+adds ``outputs``: each further output's errors on the windows that have its label.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,7 @@ from tqdm import tqdm
 from edge.bundle.manifest import InputSpec
 from edge.errors import UsageError
 from edge.preprocess import batch_windows
+from edge.scale import NamedScale
 from export.arch_fit import load_with_suggestion
 from export.checkpoint import CheckpointInfo, read_checkpoint
 from export.dataset import WindowSet
@@ -42,6 +48,8 @@ LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "expresso-edge-checkpoint"
 RESUME_FILE = "last.pt"
 METRICS_LOG = "metrics.jsonl"
+_ROW_KEYS = (("val_mae", "mae"), ("val_rmse", "rmse"), ("baseline_mae", "baseline_mae"), ("train_mean", "train_mean"))
+"""A further output's figures in an epoch's row (``metrics.jsonl``, ``history``) and where its report has them."""
 _MUST_MATCH_TO_RESUME = ("architecture", "options", "frames", "size", "epochs", "batch_size", "learning_rate")
 
 
@@ -105,13 +113,8 @@ def augment(windows: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDA
 
 
 def start_model(config: TrainConfig) -> tuple[nn.Module, CheckpointInfo | None]:
-    """Seed everything, build the architecture and load ``config.init`` into it (a misfit raises CheckpointError);
-    a head of several outputs is refused (not built for training yet)."""
-    if len(named_outputs(config.options)) > 1:
-        raise UsageError(
-            f"training a head of several outputs ({', '.join(config.options['outputs'])}) is not built yet",
-            fix="train one output per run (--scale), or train elsewhere and import the model (import-onnx --output)",
-        )
+    """Seed everything, build the architecture and load ``config.init`` into it (a misfit raises CheckpointError;
+    a head of another shape, such as one output's for a model of two, is re-initialised and listed)."""
     seed_everything(config.seed)
     architecture = get_architecture(config.architecture)
     model = architecture.build(config.frames, config.size, config.options)
@@ -136,7 +139,7 @@ def init_record(info: CheckpointInfo | None) -> dict[str, Any] | None:
 def predict(
     model: nn.Module, data: WindowSet, spec: InputSpec, batch_size: int = 32, device: torch.device | None = None
 ) -> npt.NDArray[np.float32]:
-    """The model's severity for every window of ``data``."""
+    """The model's severity for every window of ``data``: ``(N,)``, or ``(N, K)`` for a model of K outputs."""
     model.eval()
     out = []
     with torch.inference_mode():
@@ -193,6 +196,61 @@ def error_report(predictions: npt.NDArray[np.float32], data: WindowSet, train_me
     }
 
 
+def further_outputs(options: dict[str, Any]) -> tuple[NamedScale, ...]:
+    """The outputs after the primary one the options name (none for a model of one output)."""
+    return named_outputs(options)[1:]
+
+
+def output_spans(options: dict[str, Any]) -> tuple[float, ...]:
+    """Each output's scale span, primary first (one entry for a model of one output)."""
+    return tuple(o.scale.span for o in named_outputs(options)) or (scale_option(options).span,)
+
+
+def output_loss(prediction: torch.Tensor, target: torch.Tensor, spans: Sequence[float]) -> torch.Tensor:
+    """Per output, the MSE on scores divided by that output's scale span over the rows that have its label (NaN in
+    ``target``: none, contributing nothing), averaged over the outputs with a label in the batch: every output
+    weighs the same whatever its scale, so one learning rate suits every scale mix. ``prediction`` and ``target``
+    are ``(N, K)``, or ``(N,)`` for one output."""
+    prediction, target = prediction.reshape(len(prediction), -1), target.reshape(len(target), -1)
+    present = ~torch.isnan(target)
+    span = torch.as_tensor(spans, dtype=prediction.dtype, device=prediction.device)
+    squared = torch.where(present, ((prediction - target.nan_to_num()) / span) ** 2, 0.0)
+    counts = present.sum(dim=0)
+    per_output = squared.sum(dim=0) / counts.clamp(min=1)
+    return per_output[counts > 0].mean()
+
+
+def training_means(data: WindowSet, further: Sequence[NamedScale]) -> dict[str, float]:
+    """Each further output's mean label over the training windows that have one (its baseline); an output no
+    training video has a label for is refused."""
+    labels = data.label_matrix([o.name for o in further])[:, 1:]
+    unlabelled = [o.name for o, column in zip(further, labels.T, strict=True) if not np.isfinite(column).any()]
+    if unlabelled:
+        raise UsageError(
+            f"no training window's video has a label for output(s) {', '.join(unlabelled)}",
+            fix="fill those columns for some training videos, or train without those outputs",
+        )
+    return {o.name: float(np.nanmean(column)) for o, column in zip(further, labels.T, strict=True)}
+
+
+def further_reports(
+    predictions: npt.NDArray[np.float32], data: WindowSet, further: Sequence[NamedScale], means: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """:func:`error_report` of every further output (``predictions`` ``(N, K)``, primary first) on the windows
+    whose video has its label, against its own training mean."""
+    reports: dict[str, dict[str, Any]] = {}
+    for column, output in enumerate(further, start=1):
+        labelled, mask = data.for_output(output.name)
+        scale = {"units": output.scale.name, "range": [output.scale.low, output.scale.high]}
+        if not mask.any():
+            reports[output.name] = {**scale, "windows": 0, "mae": None, "train_mean": means[output.name],
+                                    "reason": f"no validation window's video has a {output.name} label"}  # fmt: skip
+            continue
+        report = error_report(predictions[mask, column], labelled, means[output.name])
+        reports[output.name] = {**scale, **report, "beats_baseline": bool(report["mae"] < report["baseline_mae"])}
+    return reports
+
+
 def save_checkpoint(
     path: Path,
     model: nn.Module,
@@ -231,9 +289,10 @@ def train_epoch(
     epoch: int,
     device: torch.device | None = None,
 ) -> float:
-    """One pass over ``data`` in a seeded random order; returns the mean training MAE (points of the scale); the
-    loss is the MSE on scores divided by the scale's span, so one learning rate suits every scale."""
-    span = scale_option(config.options).span
+    """One pass over ``data`` in a seeded random order; returns the primary output's mean training MAE (points of
+    its scale); the loss is :func:`output_loss`, so one learning rate suits every scale."""
+    spans = output_spans(config.options)
+    labels = data.label_matrix([o.name for o in further_outputs(config.options)])
     model.train()
     order = torch.randperm(len(data), generator=generator).numpy()
     total, seen = 0.0, 0
@@ -242,14 +301,14 @@ def train_epoch(
         index = np.sort(order[start : start + config.batch_size])
         windows = augment(data.windows[index], rng) if config.augment else data.windows[index]
         inputs = torch.from_numpy(batch_windows(list(windows), spec)).to(device or "cpu")
-        target = torch.from_numpy(data.scores[index]).to(device or "cpu")
-        prediction = model(inputs)
-        loss = nn.functional.mse_loss(prediction / span, target / span)
+        target = torch.from_numpy(labels[index]).to(device or "cpu")
+        prediction = model(inputs).reshape(len(index), -1)
+        loss = output_loss(prediction, target, spans)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total += float((prediction.detach() - target).abs().sum())
+        total += float((prediction.detach()[:, 0] - target[:, 0]).abs().sum())
         seen += len(index)
         bar.set_postfix(mae=f"{total / seen:.2f}")
     return total / max(seen, 1)
@@ -300,6 +359,8 @@ def train(
     steps = config.epochs * math.ceil(len(train_set) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=steps, pct_start=0.15)
     train_mean = float(train_set.scores.mean())
+    further = further_outputs(config.options)
+    means = training_means(train_set, further)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     first, stale = 1, 0
@@ -319,15 +380,20 @@ def train(
     for epoch in range(first, config.epochs + 1):
         started = time.perf_counter()
         train_mae = train_epoch(model, optimizer, scheduler, train_set, spec, config, generator, rng, epoch, device)
-        report = error_report(predict(model, val_set, spec, device=device), val_set, train_mean)
+        predictions = predict(model, val_set, spec, device=device).reshape(len(val_set), -1)
+        report = error_report(predictions[:, 0], val_set, train_mean)
+        others = further_reports(predictions, val_set, further, means)
         row = {"epoch": epoch, "train_mae": train_mae, "val_mae": report["mae"], "val_rmse": report["rmse"],
                "baseline_mae": report["baseline_mae"], "train_mean": train_mean}  # fmt: skip
+        if others:
+            row["outputs"] = {name: {key: o.get(source) for key, source in _ROW_KEYS} for name, o in others.items()}
         history.append(row)
-        LOG.info("epoch %d: train MAE %.2f, val MAE %.2f, RMSE %.2f", epoch, train_mae, report["mae"], report["rmse"])
+        LOG.info("epoch %d: train MAE %.2f, val MAE %.2f, RMSE %.2f%s", epoch, train_mae, report["mae"],
+                 report["rmse"], _further_maes(others))  # fmt: skip
         save_checkpoint(config.out / f"epoch_{epoch:03d}.pt", model, config, epoch, row, init)
         stale += 1
         if best is None or report["mae"] < best["mae"]:
-            best, stale = {**report, "epoch": epoch}, 0
+            best, stale = {**report, "epoch": epoch, "outputs": others}, 0
             save_checkpoint(config.out / "best.pt", model, config, epoch, row, init)
         log_row = {**row, "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started,
                    "device": str(device)}  # fmt: skip
@@ -360,9 +426,18 @@ def train(
         "best_epoch": best["epoch"],
         "stopped_early": stopped_early,
         "beats_baseline": beats,
-        "validation": best,
+        "validation": {key: value for key, value in best.items() if key != "outputs"},
+        "outputs": best.get("outputs", {}),
         "checkpoint": str(config.out / "best.pt"),
         "metrics_log": str(config.out / METRICS_LOG),
     }
     (config.out / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _further_maes(reports: dict[str, dict[str, Any]]) -> str:
+    """``; phq9 val MAE 2.31`` per further output, for the epoch's log line."""
+    return "".join(
+        f"; {name} val MAE {report['mae']:.2f}" if report["mae"] is not None else f"; {name}: no labelled window"
+        for name, report in reports.items()
+    )

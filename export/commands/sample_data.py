@@ -10,6 +10,7 @@ from typing import Any
 from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
 from edge.scale import BDI_II, SCALE_CHOICES, parse_scale
+from export.commands.import_onnx import named_output
 from export.synthetic.behaviour import SIGNAL_REGIONS
 from export.synthetic.catalogue import SPLITS, clip_specs, write_split
 
@@ -20,6 +21,7 @@ EXAMPLES = """\
   python -m export sample-data --out /tmp/train --split train --count 60 --seed 0
   python -m export sample-data --out /tmp/heldout --split heldout --count 16
   python -m export sample-data --out /tmp/phq9 --split train --count 24 --scale phq-9   # PHQ-9 labels
+  python -m export sample-data --out /tmp/both --split train --count 24 --also-output phq9:phq-9   # + a phq9 column
   python -m export sample-data --out /tmp/mouth --split train --count 24 --signal-regions mouth   # planted
 """
 
@@ -41,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=parse_scale, default=BDI_II, metavar="SCALE",
                         help=f"scale of labels.csv: {SCALE_CHOICES} (default BDI-II, the latent itself; other scales "
                         "map it keeping each clip's severity band, see export/synthetic/README.md)")  # fmt: skip
+    parser.add_argument("--also-output", action="append", default=[], type=named_output, metavar="NAME:SCALE",
+                        help="also write the labels of a model's further output: a column NAME holding the latent on "
+                        "SCALE, mapped as for --scale (repeatable), e.g. phq9:phq-9 for train --output")  # fmt: skip
     add_json_flag(parser)
 
 
@@ -58,13 +63,14 @@ def run(args: argparse.Namespace) -> int:
     signal = tuple(name.strip() for name in args.signal_regions.split(",") if name.strip())
     specs = clip_specs(args.split, args.count, seed=args.seed, seconds=args.seconds, fps=args.fps, signal=signal)
     started = time.perf_counter()
-    labels = write_split(specs, args.out, scale=args.scale)
+    labels = write_split(specs, args.out, scale=args.scale, also=args.also_output)
     videos = sorted(args.out.glob("*.mp4"))
     report = {
         "split": args.split,
         "seed": args.seed,
         "signal_regions": list(signal),
         "scale": args.scale.text,
+        "also_outputs": [f"{o.name}:{o.scale.text}" for o in args.also_output],
         "labels": str(labels),
         "videos": [video.name for video in videos],
         "bytes": sum(video.stat().st_size for video in videos),

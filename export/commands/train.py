@@ -13,8 +13,9 @@ from edge.cli_support import add_json_flag, print_report
 from edge.errors import UsageError
 from edge.layout import DEFAULT_FRAMES, DEFAULT_SIZE, SUPPORTED_FRAMES
 from edge.scale import SCALE_CHOICES, parse_scale
+from export.commands.import_onnx import named_output
 from export.dataset import LabelledVideo, build_window_set, default_spec, read_labels
-from export.train import TrainConfig, select_device, start_model, train
+from export.train import TrainConfig, further_outputs, select_device, start_model, train
 from export.zoo import DEFAULT_ARCHITECTURE, get_architecture, scale_option
 
 NAME = "train"
@@ -22,6 +23,8 @@ HELP = "fine-tune a zoo architecture on windows of labelled videos (CSV: video, 
 EXAMPLES = """\
   python -m export train --labels samples/labels.csv --out runs/demo --epochs 2
   python -m export train --labels phq9/labels.csv --scale phq-9 --out runs/phq9   # PHQ-9 labels, PHQ-9 bundle
+  # one model of two outputs: BDI-II labels in 'score', PHQ-9 ones in a 'phq9' column (an empty cell: no label)
+  python -m export train --labels both.csv --output bdi_ii:bdi-ii --output phq9:phq-9 --out runs/two
   python -m export train --arch r2plus1d_18 --init r2plus1d_18-91a641e6.pth --labels labels.csv --out runs/r21d
   python -m export train --labels labels.csv --out runs/r2 --epochs 30 --patience 5 --device auto
   python -m export train --labels labels.csv --out runs/r2 --epochs 30 --patience 5 --resume   # after a crash
@@ -39,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=parse_scale, default=None, metavar="SCALE",
                         help=f"the labels' scale, which the model's head and its bundle's output take: {SCALE_CHOICES} "
                         "(default BDI-II, or the --init training checkpoint's)")  # fmt: skip
+    parser.add_argument("--output", action="append", default=[], type=named_output, metavar="NAME:SCALE",
+                        help="a named output of the model (repeatable, the first primary), e.g. --output bdi_ii:bdi-ii "
+                        "--output phq9:phq-9: the primary's labels in the CSV's 'score' column, each further "
+                        "output's in a column named after it, an empty cell where a video has none")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and report.json")
     parser.add_argument("--epochs", type=int, default=8, help="passes over the training windows (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
@@ -102,10 +109,16 @@ def split_videos(
     return [v for v, k in pairs if k not in held], [v for v, k in pairs if k in held]
 
 
+def _further_val_maes(row: dict[str, Any]) -> str:
+    """``  phq9 val MAE 2.31`` for each further output of an epoch's row that had labelled validation windows."""
+    outputs = row.get("outputs", {}).items()
+    return "".join(f"  {name} val MAE {o['val_mae']:.2f}" for name, o in outputs if o["val_mae"] is not None)
+
+
 def _render(report: dict[str, Any]) -> str:
     val = report["validation"]
     lines = [f"epoch {row['epoch']}: train MAE {row['train_mae']:.2f}  val MAE {row['val_mae']:.2f}  "
-             f"RMSE {row['val_rmse']:.2f}" for row in report["history"]]  # fmt: skip
+             f"RMSE {row['val_rmse']:.2f}{_further_val_maes(row)}" for row in report["history"]]  # fmt: skip
     lines.append(
         f"best epoch {report['best_epoch']}: val MAE {val['mae']:.2f} RMSE {val['rmse']:.2f} on {val['windows']} "
         f"windows of {val['videos']} videos; baseline (train mean {val['train_mean']:.1f}) "
@@ -114,6 +127,14 @@ def _render(report: dict[str, Any]) -> str:
     for column, groups in val["by_group"].items():
         parts = ", ".join(f"{name} {g['mae']:.2f} (n={g['windows']})" for name, g in groups.items())
         lines.append(f"  MAE by {column}: {parts}; gap {val['group_mae_gap'][column]:.2f}")
+    for name, other in report.get("outputs", {}).items():
+        lines.append(
+            f"  output {name} ({other['units']}): val MAE {other['mae']:.2f} RMSE {other['rmse']:.2f} on "
+            f"{other['windows']} labelled windows; baseline (train mean {other['train_mean']:.1f}) MAE "
+            f"{other['baseline_mae']:.2f}"
+            if other["mae"] is not None
+            else f"  output {name} ({other['units']}): {other['reason']}"
+        )
     if report["stopped_early"]:
         lines.append(f"stopped early after epoch {report['stopped_early']} (--patience)")
     if not report["beats_baseline"]:
@@ -148,8 +169,14 @@ def run(args: argparse.Namespace) -> int:
     given = parse_options(args.option)
     if args.scale is not None:
         given["scale"] = args.scale.text
+    if args.output:
+        if "outputs" in given:
+            raise UsageError("--output and --option outputs=... both name outputs", fix="name them with --output alone")
+        given["outputs"] = [f"{o.name}:{o.scale.text}" for o in args.output]
+    if args.scale is not None and given.get("outputs"):
+        raise UsageError("--scale and named outputs both name scales", fix="name every output with --output alone")
     options = architecture.options(given)
-    scale = scale_option(options)
+    scale, further = scale_option(options), further_outputs(options)
     config = TrainConfig(
         out=args.out, architecture=args.arch, options=options, frames=args.frames, size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, augment=not args.no_augment,
@@ -158,9 +185,10 @@ def run(args: argparse.Namespace) -> int:
     select_device(args.device)  # a GPU asked for where there is none fails now, before any video is read
     start = start_model(config)  # a wrong --init fails here, before minutes of window cutting
     groups = [c for c in args.group_columns.split(",") if c] if args.group_columns else None
-    videos = read_labels(args.labels, groups, scale)
+    videos = read_labels(args.labels, groups, scale, further, require_outputs=True)
     if args.val_labels:
-        train_videos, val_videos = videos, read_labels(args.val_labels, list(videos[0].groups), scale)
+        val_videos = read_labels(args.val_labels, list(videos[0].groups), scale, further, require_outputs=True)
+        train_videos = videos
     else:
         train_videos, val_videos = split_videos(videos, args.val_fraction, args.seed)
     spec, tiles = default_spec(architecture.layout, frames=args.frames, size=args.size)

@@ -7,13 +7,14 @@ side/cool, and every split draws identity and clip seeds from its own range, so 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from edge.errors import UsageError
-from edge.scale import BDI_II, Scale
+from edge.scale import BDI_II, NamedScale, Scale
 from export.synthetic.behaviour import SCORE_MAX, SIGNAL_REGIONS
 from export.synthetic.identity import make_identity
 from export.synthetic.video import ClipSpec, write_clip
@@ -100,9 +101,17 @@ def write_split(
     csv_name: str = "labels.csv",
     progress: bool = True,
     scale: Scale = BDI_II,
+    also: Sequence[NamedScale] = (),
 ) -> Path:
     """Render every clip into ``out_dir`` and write the labels CSV (video paths relative to it, scores on
-    ``scale`` by :func:`label_on_scale`); returns the CSV."""
+    ``scale`` by :func:`label_on_scale`, and for each of ``also`` the latent on its scale in a column named after
+    it, the labels of a model's further output); returns the CSV."""
+    clashes = [o.name for o in also if o.name in CSV_COLUMNS]
+    if clashes or len({o.name for o in also}) != len(also):
+        raise UsageError(
+            f"label column(s) {', '.join(o.name for o in also)} repeat a name or one of {', '.join(CSV_COLUMNS)}",
+            fix="give each further output its own name, e.g. phq9:phq-9",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for index, spec in enumerate(tqdm(specs, desc="rendering clips", unit="clip", disable=not progress)):
@@ -120,11 +129,12 @@ def write_split(
                 "background": identity.background,
                 "lighting": spec.lighting,
                 "seed": spec.seed,
+                **{o.name: round(label_on_scale(spec.score, o.scale), 1) for o in also},
             }
         )
     path = out_dir / csv_name
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=[*CSV_COLUMNS, *(o.name for o in also)])
         writer.writeheader()
         writer.writerows(rows)
     return path

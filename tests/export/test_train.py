@@ -37,13 +37,15 @@ SIZE = 32
 
 
 def tiny_set(count: int, seed: int, groups: tuple[str, ...]) -> WindowSet:
-    """Windows whose brightness follows the label, so a tiny model can learn something in one epoch."""
+    """Windows whose brightness follows the label, so a tiny model can learn something in one epoch; each video also
+    has a PHQ-9 label (``phq9``), which only a model of two outputs reads."""
     rng = np.random.default_rng(seed)
     scores = rng.uniform(0.0, 63.0, count).astype(np.float32)
     base = (40 + scores * 3)[:, None, None, None, None]
     windows = np.clip(base + rng.normal(0, 10, (count, 16, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
     videos = tuple(
-        LabelledVideo(Path(f"v{i}.mp4"), float(scores[i]), {"skin_tone": groups[i % len(groups)]}) for i in range(count)
+        LabelledVideo(Path(f"v{i}.mp4"), float(s), {"skin_tone": groups[i % len(groups)]}, {"phq9": s * 27 / 63})
+        for i, s in enumerate(scores.tolist())
     )
     return WindowSet(windows, scores, np.arange(count, dtype=np.int64), videos, rejected=0)
 
@@ -207,12 +209,15 @@ def test_impossible_train_options_are_refused_before_any_video_is_read(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("options", [TINY, {**TINY, "outputs": ["bdi_ii:BDI-II", "phq9:PHQ-9"]}], ids=["one", "two"])
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one_and_logs_every_epoch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, object]
 ) -> None:
     spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
     data, val = tiny_set(4, 0, ("a",)), tiny_set(3, 1, ("a",))
-    whole = TrainConfig(out=tmp_path / "whole", options=TINY, size=SIZE, epochs=2, batch_size=2, seed=5, device="cpu")
+    whole = TrainConfig(
+        out=tmp_path / "whole", options=options, size=SIZE, epochs=2, batch_size=2, seed=5, device="cpu"
+    )
     train(whole, data, val, spec)
     cut = replace(whole, out=tmp_path / "cut")
     real_epoch = export_train.train_epoch
