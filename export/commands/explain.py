@@ -52,22 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _labels(path: Path | None, outputs: Sequence[NamedScale], index: int) -> dict[str, float]:
     """Each video's label for output ``index``: ``score`` for the primary, the column named after a further one
-    (as ``evaluate`` reads them)."""
-    from export.dataset import read_labels, read_output_labels
+    (as ``train`` and ``evaluate`` read them; an empty cell is no label)."""
+    from export.dataset import read_labels
 
     if path is None:
         return {}
-    videos = read_labels(path, scale=outputs[0].scale, label_columns=[o.name for o in outputs[1:]])
-    if index == 0:
-        return {video.path.name: video.score for video in videos}
-    output = outputs[index]
-    values = read_output_labels(path, output.name, output.scale)
-    if values is None:
-        raise UsageError(
-            f"{path} has no column {output.name!r} for the labels of output {output.name}",
-            fix=f"add a {output.name} column, or drop --labels",
-        )
-    return {video.path.name: value for video, value in zip(videos, values, strict=True)}
+    chosen = outputs[index : index + 1] if index else ()
+    videos = read_labels(path, scale=outputs[0].scale, outputs=chosen, require_outputs=True)
+    labels = {video.path.name: video.further[outputs[index].name] if index else video.score for video in videos}
+    return {name: label for name, label in labels.items() if label is not None}
 
 
 def _render(report: dict[str, Any]) -> str:
@@ -122,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             results.append(result)
     if args.labels is not None and any(r.label is None for r in results):
         unlabelled = [r.video for r in results if r.label is None]
-        raise UsageError(f"{args.labels} has no label for {', '.join(unlabelled)}", fix="add rows for them")
+        raise UsageError(f"{args.labels} has no label for {', '.join(unlabelled)}", fix="add their rows, or fill their empty cells")
     args.out.mkdir(parents=True, exist_ok=True)
     full = document(results, method=method.name, model=str(args.model), per_window=True, output=output)
     (args.out / "explanations.json").write_text(json.dumps(full, indent=1))
