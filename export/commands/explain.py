@@ -115,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
             results.append(result)
     if args.labels is not None and any(r.label is None for r in results):
         unlabelled = [r.video for r in results if r.label is None]
-        raise UsageError(f"{args.labels} has no label for {', '.join(unlabelled)}", fix="add their rows, or fill their empty cells")
+        raise UsageError(
+            f"{args.labels} has no label for {', '.join(unlabelled)}", fix="add their rows, or fill their empty cells"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     full = document(results, method=method.name, model=str(args.model), per_window=True, output=output)
     (args.out / "explanations.json").write_text(json.dumps(full, indent=1))
