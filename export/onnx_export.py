@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 """Lowest opset we export, and the default."""
-OUTPUT_NAME = "bdi"
+OUTPUT_NAME = "score"
+"""The ONNX output tensor, and the manifest's name of a model's one output: named for no scale, as a PHQ-9 model
+was once called "bdi" (a model of several outputs names each in its ``outputs`` option)."""
 TOLERANCE = 1e-4
 """Largest accepted max |ONNX Runtime - PyTorch| over the standard deviation of the PyTorch outputs."""
 STD_FLOOR_FRACTION = 1e-3

@@ -107,7 +107,7 @@ def test_bundle_records_model_weights_input_output_and_card(exported_bundle_dir:
     }
     assert model["macs_per_window"] == macs_of_onnx(exported_bundle_dir / MODEL_FILE) > 0
     assert (bundle.input.layout, bundle.input.shape) == ("NTCHW", (1, 4, 3, 32, 32))
-    assert manifest["output"] == {"name": "bdi", "units": "BDI-II", "range": [0, 63]}
+    assert manifest["output"] == {"name": "score", "units": "BDI-II", "range": [0, 63]}
     (artifact,) = bundle.artifacts
     assert (artifact.path, artifact.kind, artifact.precision, artifact.target) == (MODEL_FILE, "onnx", "fp32", "any")
     assert artifact.record["opset"] == 17

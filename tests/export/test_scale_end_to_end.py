@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 
@@ -73,6 +74,9 @@ def test_a_phq_9_model_trained_on_sample_data_publishes_phq_9_summaries(
     bundle = load_bundle(bundle_dir)
     assert bundle.manifest["output"]["units"] == "PHQ-9" and bundle.manifest["output"]["range"] == [0.0, 27.0]
     assert bundle.scale is PHQ9
+    # named for no scale: a PHQ-9 model's output used to be called "bdi", in the manifest and the summaries
+    assert bundle.manifest["output"]["name"] == "score"
+    assert [o.name for o in onnx.load(str(bundle_dir / bundle.artifacts[0].path)).graph.output] == ["score"]
     capsys.readouterr()
 
     argv = ["demo", "--video", clips[0], "--json", "--set", f"model.bundle={bundle_dir}",
