@@ -417,6 +417,12 @@ def train(
             "the best model (val MAE %.2f) does NOT beat always predicting the training mean %.1f (MAE %.2f)",
             best["mae"], train_mean, best["baseline_mae"],
         )  # fmt: skip
+    for name, other in best.get("outputs", {}).items():
+        if other["mae"] is not None and not other["beats_baseline"]:
+            LOG.warning(
+                "output %s: the best model (val MAE %.2f) does NOT beat always predicting its training mean %.1f "
+                "(MAE %.2f)", name, other["mae"], other["train_mean"], other["baseline_mae"],
+            )  # fmt: skip
     result = {
         "config": {**asdict(config), "out": str(config.out), "init": str(config.init) if config.init else None},
         "init": init,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +140,21 @@ def test_a_short_two_output_run_reports_each_output_on_its_labelled_windows(tmp_
     model = get_architecture("expresso-tsm").build(16, SIZE, checkpoint["options"])
     model.load_state_dict(checkpoint["state_dict"])
     assert model(torch.zeros(3, 16, 3, SIZE, SIZE)).shape == (3, 2)
+
+
+def test_a_further_output_worse_than_its_baseline_is_warned_about_like_the_primary(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec, _ = default_spec("NTCHW", frames=16, size=SIZE)
+    data, val = two_label_set(8, 0), two_label_set(6, 1)
+    mean = float(np.mean([v.further["phq9"] for v in data.videos]))
+    val = replace(val, videos=tuple(replace(v, further={"phq9": mean}) for v in val.videos))  # the baseline is exact
+    config = TrainConfig(out=tmp_path / "run", options=TWO, size=SIZE, epochs=1, batch_size=4, seed=3)
+    with caplog.at_level(logging.WARNING, logger="export.train"):
+        report = train(config, data, val, spec)
+    assert report["outputs"]["phq9"]["baseline_mae"] == pytest.approx(0.0, abs=1e-4)
+    assert report["outputs"]["phq9"]["beats_baseline"] is False
+    assert "output phq9: the best model" in caplog.text and "does NOT beat" in caplog.text
 
 
 def test_an_output_no_training_video_is_labelled_for_is_refused(tmp_path: Path) -> None:
