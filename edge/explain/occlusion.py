@@ -4,7 +4,8 @@ A tile's importance is how far greying it moves the score, ``|f(x) - f(x with ti
 summed over :data:`OCCLUDED_FRAMES` frames spread evenly over the window. The baseline is zero in normalised space
 (the normalisation's mean colour, which carries no pattern). The window and its N x F copies (N tiles, F frames) go
 to whatever backend runs as one batch; with the window's score already known (the scorer just computed it) only
-the copies run.
+the copies run. Of a bundle of several outputs, every output's changes come from that same batch (the backend
+returns all K columns of it), so each output gets its own shares at no extra inference.
 
 Why frames one at a time and not the tile greyed in the whole window (one copy per tile): a tile missing from
 every frame is far from anything a model was trained on, and what the model makes of that says more about the grey

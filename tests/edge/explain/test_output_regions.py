@@ -86,6 +86,10 @@ def test_a_further_outputs_regions_need_k_of_its_own_explained_windows(tmp_path:
     assert enough is not None and enough.outputs[1].regions == pytest.approx(EYEY)
     payload = summary_payload(summary_with(6, 5), enough, device="0" * 20, resolution_s=900, k=5)
     assert payload["outputs"][1]["regions"] == EYEY and schema_errors(payload, "summary") == []
+    older = {**payload, "outputs": [{k: v for k, v in o.items() if k != "regions"} for o in payload["outputs"]]}
+    assert schema_errors(older, "summary") == []  # optional: a device older than 2.2.0 stays valid
+    wrong = {**payload, "outputs": [payload["outputs"][0], {**payload["outputs"][1], "regions": {"mouth": 2.0}}]}
+    assert schema_errors(wrong, "summary") != []  # the same shape and bounds as the top-level regions
     assert summary_payload(few, released, device="0" * 20, resolution_s=900, k=5)["outputs"][1]["regions"] is None
     none = gate.admit(summary_with(explained=4, further=4))
     assert none is not None and none.regions is None and none.outputs[1].regions is None
