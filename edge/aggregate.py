@@ -41,6 +41,9 @@ class WindowOutcome:
     attribution: Mapping[str, float] | None = None
     more: tuple[float, ...] = ()
     """The other outputs' scores (a bundle of several outputs: the manifest's second output on), when scored."""
+    more_attribution: tuple[Mapping[str, float] | None, ...] = ()
+    """The other outputs' region shares, as ``attribution`` is the primary's: when the window was explained (each
+    None where occluding moved that output nothing)."""
 
     def __repr__(self) -> str:  # keep single-window scores out of accidental log lines
         return f"WindowOutcome(start={self.start}, end={self.end}, scored={self.score is not None})"
@@ -70,6 +73,10 @@ class OutputStats:
     name: str
     scale: Scale
     stats: ScoreStats
+    regions: dict[str, float] | None = None
+    """This output's mean region shares over its explained windows (None when none was explained)."""
+    windows_explained: int = 0
+    """The explained windows behind ``regions`` (the privacy gate's k applies to them)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,23 @@ def score_stats(scores: list[float], scale: Scale = BDI_II) -> ScoreStats:
 
 
 @dataclass
+class _ShareSum:
+    """One output's region shares summed over the windows explained for it (memory only)."""
+
+    total: dict[str, float] = field(default_factory=dict)
+    windows: int = 0
+
+    def add(self, shares: Mapping[str, float]) -> None:
+        self.windows += 1
+        for region, weight in shares.items():
+            if math.isfinite(weight):
+                self.total[region] = self.total.get(region, 0.0) + float(weight)
+
+    def mean(self) -> dict[str, float] | None:
+        return {r: w / self.windows for r, w in sorted(self.total.items())} if self.windows else None
+
+
+@dataclass
 class _Bucket:
     """Windows collected for one session or period (memory only)."""
 
@@ -129,8 +153,8 @@ class _Bucket:
     """Each scored window's scores, one per output (primary first)."""
     rejected: Counter[str] = field(default_factory=Counter)
     quality: dict[str, list[float]] = field(default_factory=dict)
-    attribution: dict[str, float] = field(default_factory=dict)
-    attributed: int = 0
+    shares: dict[int, _ShareSum] = field(default_factory=dict)
+    """Region shares by output index (0: the primary), over the scored windows explained for that output."""
     behaviour: list[tuple[float, ...]] = field(default_factory=list)
     """Each sampled frame's behaviour descriptors in :data:`DESCRIPTORS` order (memory only)."""
 
@@ -159,11 +183,10 @@ class _Bucket:
         for name, value in window.quality.items():
             if math.isfinite(value):
                 self.quality.setdefault(name, []).append(float(value))
-        if score is not None and window.attribution:
-            self.attributed += 1
-            for region, weight in window.attribution.items():
-                if math.isfinite(weight):
-                    self.attribution[region] = self.attribution.get(region, 0.0) + float(weight)
+        if score is not None:
+            for index, shares in enumerate((window.attribution, *window.more_attribution)):
+                if shares:
+                    self.shares.setdefault(index, _ShareSum()).add(shares)
 
     def summary(
         self,
@@ -177,12 +200,12 @@ class _Bucket:
             name: {"mean": float(np.mean(values)), "median": float(np.median(values))}
             for name, values in sorted(self.quality.items())
         }
-        regions = {r: w / self.attributed for r, w in sorted(self.attribution.items())} if self.attributed else None
+        explained = [self.shares.get(index, _ShareSum()) for index in range(len(outputs))]
         columns = list(zip(*self.rows, strict=True))
         stats = (
             tuple(
-                OutputStats(out.name, out.scale, score_stats(list(column), out.scale))
-                for out, column in zip(outputs, columns, strict=True)
+                OutputStats(out.name, out.scale, score_stats(list(column), out.scale), shares.mean(), shares.windows)
+                for out, column, shares in zip(outputs, columns, explained, strict=True)
             )
             if self.rows
             else ()
@@ -196,9 +219,9 @@ class _Bucket:
             windows_rejected=dict(sorted(self.rejected.items())),
             stats=stats[0].stats if stats else None,
             quality=quality,
-            regions=regions,
+            regions=explained[0].mean(),
             model=dict(model),
-            windows_explained=self.attributed,
+            windows_explained=explained[0].windows,
             behaviour=self.behaviour_means(),
             scale=outputs[0].scale,
             outputs=stats,

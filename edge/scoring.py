@@ -4,7 +4,8 @@ ONNX Runtime and TensorRT release the GIL, so inference of one window overlaps t
 most ``max_pending`` batches of windows are in the works (each holds its mosaic frames in memory); beyond that
 :meth:`submit` waits for the oldest. Outcomes come back in submission order. A window's score leaves this
 module only inside a :class:`edge.aggregate.WindowOutcome` for the aggregator, with the window's region shares
-when an explainer (:mod:`edge.explain`) attributed it (an evenly spread share of the scored windows).
+when an explainer (:mod:`edge.explain`) attributed it (an evenly spread share of the scored windows): every
+output's shares, from one batch of occluded copies.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy.typing as npt
 
 from edge.aggregate import WindowOutcome
 from edge.backends.base import Backend
-from edge.explain import Explainer
+from edge.explain import Explainer, RegionAttribution
 from edge.explain.settings import EvenSampler
 from edge.face import Window, WindowQuality
 from edge.preprocess import batch_windows
@@ -94,7 +95,7 @@ class WindowScorer:
     def _outcomes(self, windows: list[Window]) -> list[WindowOutcome]:
         passed = [w for w in windows if w.quality.passed]
         scores: dict[int, npt.NDArray[np.float32]] = {}
-        shares: dict[int, dict[str, float] | None] = {}
+        found: dict[int, RegionAttribution] = {}
         if passed:
             started = time.perf_counter()
             batch = batch_windows([w.frames for w in passed], self.backend.bundle.input)
@@ -102,35 +103,38 @@ class WindowScorer:
             scores = {id(w): row for w, row in zip(passed, rows, strict=True)}
             self.seconds += time.perf_counter() - started
             if self.explainer is not None:
-                shares = self._explain(passed, batch, rows[:, 0])
+                found = self._explain(passed, batch, rows)
         self.scored += len(passed)
         self.rejected += len(windows) - len(passed)
-        return [self._outcome(w, scores.get(id(w)), shares.get(id(w))) for w in windows]
+        return [self._outcome(w, scores.get(id(w)), found.get(id(w))) for w in windows]
 
     def _outcome(
-        self, window: Window, row: npt.NDArray[np.float32] | None, shares: dict[str, float] | None
+        self, window: Window, row: npt.NDArray[np.float32] | None, attribution: RegionAttribution | None
     ) -> WindowOutcome:
-        """One window's outcome: its scores (primary and the other outputs) or its reject reason."""
+        """One window's outcome: its scores and region shares (primary and the other outputs) or its reject
+        reason."""
         return WindowOutcome(
             start=self.origin + window.start,
             end=self.origin + window.end,
             score=None if row is None else float(row[0]),
             reject_reason=window.quality.reject_reason,
             quality=window_quality_figures(window.quality),
-            attribution=shares,
+            attribution=None if attribution is None else attribution.shares,
             more=() if row is None else tuple(float(v) for v in row[1:]),
+            more_attribution=() if attribution is None else attribution.outputs[1:],
         )
 
     def _explain(
-        self, passed: list[Window], batch: npt.NDArray[np.float32], values: npt.NDArray[np.float32]
-    ) -> dict[int, dict[str, float] | None]:
-        """Region shares of the sampled windows among ``passed`` (their batch rows and scores given)."""
+        self, passed: list[Window], batch: npt.NDArray[np.float32], rows: npt.NDArray[np.float32]
+    ) -> dict[int, RegionAttribution]:
+        """Region shares, every output's, of the sampled windows among ``passed`` (their batch rows and every
+        output's scores given: the occluded copies run once for all outputs)."""
         assert self.explainer is not None
         picked = [i for i in range(len(passed)) if self._sampler.take()]
         if not picked:
             return {}
         started = time.perf_counter()
-        found = self.explainer.explain(batch[picked], values[picked])
+        found = self.explainer.explain(batch[picked], rows[picked])
         self.explain_seconds += time.perf_counter() - started
         self.explained += sum(attribution.shares is not None for attribution in found)  # as the summaries count
-        return {id(passed[i]): attribution.shares for i, attribution in zip(picked, found, strict=True)}
+        return {id(passed[i]): attribution for i, attribution in zip(picked, found, strict=True)}

@@ -79,10 +79,12 @@ def _score_cells(score: dict[str, Any]) -> tuple[str, str, str, str]:
     return _number(score["mean"]), _number(score["median"]), iqr, shares or "-"
 
 
-def region_line(regions: dict[str, float]) -> str:
-    """Region shares, largest first: what the model's score leaned on (an association, not a cause)."""
+def region_line(regions: dict[str, float], output: str | None = None) -> str:
+    """Region shares, largest first: what the model's score (of ``output``, named when a bundle has several)
+    leaned on (an association, not a cause)."""
     ranked = sorted(regions.items(), key=lambda item: -item[1])
-    return "regions: " + ", ".join(f"{name} {100 * share:.0f}%" for name, share in ranked)
+    label = f"{output} regions: " if output else "regions: "
+    return label + ", ".join(f"{name} {100 * share:.0f}%" for name, share in ranked)
 
 
 def render(topic: str, doc: dict[str, Any]) -> str:
@@ -94,10 +96,13 @@ def render(topic: str, doc: dict[str, Any]) -> str:
         what = f"{doc['kind']}{'' if period['complete'] else ' (part)'}"
         counts = f"{windows['scored']} +{windows['rejected_total']}r"
         rows = [_row(("summary", what, span, counts, *_score_cells(doc["score"])))]
-        for output in doc.get("outputs", [])[1:]:  # a bundle of several outputs: one row for each further output
+        outputs = doc.get("outputs", [])
+        for output in outputs[1:]:  # a bundle of several outputs: one row for each further output
             rows.append(_row(("", f"  {output['name']}"[:18], "", "", *_score_cells(output))))
-        if doc.get("regions"):
-            rows.append(f"{'':<8}  {region_line(doc['regions'])}")
+            if output.get("regions"):  # its own region shares, under its row
+                rows.append(f"{'':<8}  {region_line(output['regions'], output['name'])}")
+        if doc.get("regions"):  # the primary output's, named when there are several
+            rows.append(f"{'':<8}  {region_line(doc['regions'], outputs[0]['name'] if len(outputs) > 1 else None)}")
         if doc.get("behaviour"):  # [explain] descriptors = true: landmark-geometry proxies, not action units
             means = ", ".join(f"{name} {value:.2f}" for name, value in doc["behaviour"].items())
             rows.append(f"{'':<8}  behaviour (proxies): {means}")

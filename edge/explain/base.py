@@ -28,6 +28,9 @@ class RegionAttribution:
 
     raw: dict[str, float]
     shares: dict[str, float] | None
+    outputs: tuple[dict[str, float] | None, ...] = ()
+    """Every output's shares, in the manifest's order (the first is ``shares``; a bundle of several outputs adds
+    one per further output, each None when occluding moved that output nothing)."""
 
     def __repr__(self) -> str:  # keep single-window values out of accidental log lines
         return f"RegionAttribution(regions={len(self.raw)}, shared={self.shares is not None})"
@@ -50,6 +53,14 @@ class Explainer(ABC):
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.tiles = backend.bundle.tiles
+        self.width = len(backend.bundle.outputs)
+
+    def infer_outputs(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Every output's scores of ``batch``, ``(N, K)``: one inference whatever K (a bundle of one output asks
+        the backend for its primary column alone, ``infer``)."""
+        if self.width == 1:
+            return self.backend.infer(batch)[:, None]
+        return self.backend.infer_outputs(batch)
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -59,21 +70,35 @@ class Explainer(ABC):
     def explain(
         self, batch: npt.NDArray[np.float32], scores: npt.NDArray[np.float32] | None = None
     ) -> list[RegionAttribution]:
-        """One attribution per window of ``batch`` (normalised, ``(N, ...)``); ``scores`` saves re-scoring them."""
-        if scores is not None and scores.shape != (batch.shape[0],):
-            raise InputError(
-                f"{scores.shape[0] if scores.ndim else 0} scores for {batch.shape[0]} windows",
-                fix="pass one score per window, or none",
-            )
-        deltas = self._deltas(batch, scores)  # (N, regions)
+        """One attribution per window of ``batch`` (normalised, ``(N, ...)``), for every output of the bundle;
+        ``scores`` (``(N, K)`` as :meth:`Backend.infer_outputs` gives them, or ``(N,)`` for one output) saves
+        re-scoring them."""
+        deltas = self._deltas(batch, None if scores is None else self._score_rows(scores, batch.shape[0]))
         out = []
-        for row in deltas:
-            raw = {tile.region: float(value) for tile, value in zip(self.tiles, row, strict=True)}
-            out.append(RegionAttribution(raw, to_shares(raw)))
+        for window in deltas:  # (regions, outputs)
+            raws = [{t.region: float(v) for t, v in zip(self.tiles, column, strict=True)} for column in window.T]
+            shares = tuple(to_shares(raw) for raw in raws)
+            out.append(RegionAttribution(raws[0], shares[0], shares))
         return out
+
+    def _score_rows(self, scores: npt.NDArray[np.float32], windows: int) -> npt.NDArray[np.float32]:
+        """``scores`` as one row of K per window, or a clear refusal."""
+        rows = scores.reshape(-1, 1) if scores.ndim == 1 else scores
+        if rows.ndim != 2 or rows.shape[0] != windows:
+            raise InputError(
+                f"{scores.shape[0] if scores.ndim else 0} scores for {windows} windows",
+                fix="pass one row of scores per window, or none",
+            )
+        if rows.shape[1] != self.width:
+            raise InputError(
+                f"scores of {rows.shape[1]} output(s) for a bundle of {self.width}",
+                fix="pass every output's scores, (N, K) as Backend.infer_outputs returns them, or none",
+            )
+        return rows
 
     @abstractmethod
     def _deltas(
         self, batch: npt.NDArray[np.float32], scores: npt.NDArray[np.float32] | None
     ) -> npt.NDArray[np.float64]:
-        """Non-negative importance of each tile for each window, shape ``(N, len(self.tiles))``."""
+        """Non-negative importance of each tile for each window and output, ``(N, len(self.tiles), K)``;
+        ``scores``, when given, is ``(N, K)``."""

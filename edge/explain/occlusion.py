@@ -4,7 +4,8 @@ A tile's importance is how far greying it moves the score, ``|f(x) - f(x with ti
 summed over :data:`OCCLUDED_FRAMES` frames spread evenly over the window. The baseline is zero in normalised space
 (the normalisation's mean colour, which carries no pattern). The window and its N x F copies (N tiles, F frames) go
 to whatever backend runs as one batch; with the window's score already known (the scorer just computed it) only
-the copies run.
+the copies run. Of a bundle of several outputs, every output's changes come from that same batch (the backend
+returns all K columns of it), so each output gets its own shares at no extra inference.
 
 Why frames one at a time and not the tile greyed in the whole window (one copy per tile): a tile missing from
 every frame is far from anything a model was trained on, and what the model makes of that says more about the grey
@@ -67,16 +68,18 @@ def occlusion_deltas(
     frames: Sequence[int],
     *,
     layout: str,
-    score: float | None = None,
+    score: float | npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """``|score - occluded score|`` per tile and occluded frame, ``(len(tiles), len(frames))``."""
+    """``|score - occluded score|`` per tile and occluded frame, ``(len(tiles), len(frames))``; with an ``infer``
+    that returns every output's scores ``(M, K)`` (``score`` then the window's K scores), one such change per
+    output: ``(len(tiles), len(frames), K)``, from the same batch of copies."""
     copies = occluded_copies(window, tiles, frames, layout=layout)
     if score is None:
         values = infer(np.concatenate([window, copies], axis=0)).astype(np.float64)
-        score, occluded = float(values[0]), values[1:]
+        known, occluded = values[0], values[1:]
     else:
-        occluded = infer(copies).astype(np.float64)
-    return np.abs(float(score) - occluded).reshape(len(tiles), len(frames))
+        known, occluded = np.asarray(score, dtype=np.float64), infer(copies).astype(np.float64)
+    return np.abs(known - occluded).reshape(len(tiles), len(frames), *occluded.shape[1:])
 
 
 def window_frames(window: npt.NDArray[np.float32], layout: str) -> int:
@@ -86,7 +89,7 @@ def window_frames(window: npt.NDArray[np.float32], layout: str) -> int:
 
 class OcclusionExplainer(Explainer):
     """Occlude each manifest tile in turn, in :data:`OCCLUDED_FRAMES` frames one at a time, and sum the changes
-    of the backend's score."""
+    of the backend's scores (every output's, from the same occluded copies)."""
 
     key = "occlusion"
 
@@ -98,12 +101,12 @@ class OcclusionExplainer(Explainer):
         return np.stack(
             [
                 occlusion_deltas(
-                    self.backend.infer,
+                    self.infer_outputs,
                     batch[i : i + 1],
                     self.tiles,
                     frames,
                     layout=layout,
-                    score=None if scores is None else float(scores[i]),
+                    score=None if scores is None else scores[i],
                 ).sum(axis=1)
                 for i in range(batch.shape[0])
             ]

@@ -5,6 +5,11 @@ on, only the mean is published, with noise; the median, quartiles, MAD and band 
 noise does not cover them (window counts are published: they describe the device's operation, not the score).
 Region shares follow the same rules (:mod:`edge.privacy.regions`): k explained windows, and their own noise.
 
+A bundle of several outputs has region shares for each output; a further output's shares pass the same k
+threshold on its explained windows. Under differential privacy they are not published (``regions`` null in its
+item of ``outputs``): the regions' release (``dp.regions_epsilon_per_summary``) is paid for the primary output's
+shares only, and paying it K times would cut the summaries a day's budget covers.
+
 A bundle of several outputs (``edge.scale``) has its outputs' statistics on the same scored windows, so the k
 threshold is one per summary. Under differential privacy every output's mean is a release of its own and pays
 ``epsilon_per_summary`` (and delta) from the day's budget (sequential composition): the primary output first, then
@@ -43,6 +48,9 @@ class PublishableOutput:
     values: dict[str, float | dict[str, float] | None]
     withheld: tuple[str, ...]
     dp: DpRelease | None
+    regions: dict[str, float] | None = None
+    """This output's mean region shares that may leave (the primary's: the summary's ``regions``; a further
+    output's: None with fewer than k explained windows, and always under differential privacy)."""
 
 
 @dataclass(frozen=True)
@@ -85,17 +93,18 @@ class PrivacyGate:
             )
             return None
         outputs = tuple(self._output(out, summary.windows_scored) for out in summary.outputs)  # primary first
-        primary = outputs[0]
+        regions, epsilon = self._regions(summary)  # after the means: the scores have the first claim on the budget
+        primary = dataclasses.replace(outputs[0], regions=regions)
+        outputs = (primary, *outputs[1:])
         if self.budget is None:
-            regions, _ = self._regions(summary)
             return PublishableScore(primary.values, (), None, regions, behaviour=summary.behaviour, outputs=outputs)
         assert primary.dp is not None
-        regions, epsilon = self._regions(summary)  # after the means: the scores have the first claim on the budget
         release = dataclasses.replace(primary.dp, epsilon_remaining=self.budget.remaining()[0])
         return PublishableScore(primary.values, primary.withheld, release, regions, epsilon, outputs=outputs)
 
     def _output(self, out: OutputStats, windows: int) -> PublishableOutput:
-        """One output's statistics that may leave: all of them, or under DP its noisy mean alone (paid here)."""
+        """One output's statistics that may leave: all of them and its region shares (k explained windows), or
+        under DP its noisy mean alone (paid here; the region shares' DP release is paid for the primary only)."""
         stats = out.stats
         values: dict[str, float | dict[str, float] | None] = {
             "mean": stats.mean,
@@ -107,7 +116,8 @@ class PrivacyGate:
             "bands": dict(stats.bands),
         }
         if self.budget is None:
-            return PublishableOutput(out.name, out.scale, values, (), None)
+            regions = self._k_regions(out.regions, out.windows_explained)
+            return PublishableOutput(out.name, out.scale, values, (), None, regions)
         release = release_mean(stats.mean, windows, self.settings.dp, self.budget, out.scale)
         values = {name: (None if name in DP_WITHHELD else value) for name, value in values.items()}
         values["mean"] = release.mean
@@ -117,11 +127,14 @@ class PrivacyGate:
     def _regions(self, summary: Summary) -> tuple[dict[str, float] | None, float]:
         """The region shares that may leave (k explained windows, noise paid from the budget under DP) and the
         epsilon their release spent."""
-        if not summary.regions or summary.windows_explained < self.settings.k_min_windows:
-            return None, 0.0
-        if self.budget is None:
-            return dict(summary.regions), 0.0
-        return noisy_shares(summary.regions, summary.windows_explained, self.settings.dp, self.budget)
+        regions = self._k_regions(summary.regions, summary.windows_explained)
+        if regions is None or self.budget is None:
+            return regions, 0.0
+        return noisy_shares(regions, summary.windows_explained, self.settings.dp, self.budget)
+
+    def _k_regions(self, regions: dict[str, float] | None, explained: int) -> dict[str, float] | None:
+        """``regions`` when they rest on at least k explained windows (the score's k threshold), else None."""
+        return dict(regions) if regions and explained >= self.settings.k_min_windows else None
 
     def budget_remaining(self) -> float | None:
         """Epsilon left today, or None with differential privacy off."""

@@ -104,14 +104,19 @@ def summary_payload(
         },
         "score": _score_block(summary.scale, score.values),
         "outputs": [
-            {"name": out.name, **_score_block(out.scale, out.values), "withheld": list(out.withheld)}
+            {
+                "name": out.name,
+                **_score_block(out.scale, out.values),
+                "withheld": list(out.withheld),
+                "regions": _regions_block(out.regions),
+            }
             for out in score.outputs
         ],
         "privacy": {"k": k, "withheld": list(score.withheld), "dp": _dp_block(score)},
         "quality": {
             name: {stat: round(v, 3) for stat, v in figures.items()} for name, figures in summary.quality.items()
         },
-        "regions": {r: round(w, 3) for r, w in score.regions.items()} if score.regions else None,
+        "regions": _regions_block(score.regions),
         **({"behaviour": {n: round(v, 4) for n, v in score.behaviour.items()}} if score.behaviour else {}),
     }
 
@@ -196,6 +201,11 @@ def _score_block(scale: Scale, values: Mapping[str, float | dict[str, float] | N
         **{name: _rounded(values.get(name)) for name in ("mean", "median", "q1", "q3", "iqr", "mad")},
         "bands": {b: round(s, 3) for b, s in bands.items()} if isinstance(bands, dict) else None,
     }
+
+
+def _regions_block(regions: Mapping[str, float] | None) -> dict[str, float] | None:
+    """Region shares as ``regions`` and every item of ``outputs`` carry them (None: not published)."""
+    return {r: round(w, 3) for r, w in regions.items()} if regions else None
 
 
 def _dp_block(score: PublishableScore) -> dict[str, Any] | None:

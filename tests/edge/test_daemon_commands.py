@@ -68,6 +68,28 @@ def test_the_demo_table_shows_region_shares_largest_first() -> None:
     assert len(render("x/v2/d/summary", {**doc, "regions": None}).splitlines()) == 1
 
 
+def test_the_demo_table_shows_each_further_outputs_region_shares_under_its_row() -> None:
+    from edge.commands.demo import render
+
+    score = {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None, "scale": "BDI-II"}
+    doc = {
+        "kind": "session",
+        "period": {"start": "2026-12-06T10:00:00Z", "end": "2026-12-06T10:15:00Z", "complete": True},
+        "windows": {"scored": 9, "rejected_total": 1},
+        "score": score,
+        "outputs": [
+            {**score, "name": "bdi_ii", "regions": {"mouth": 0.7, "nose": 0.3}},
+            {**score, "name": "phq9", "scale": "PHQ-9", "regions": {"mouth": 0.1, "right_eye": 0.9}},
+        ],
+        "regions": {"mouth": 0.7, "nose": 0.3},
+    }
+    rows = [row.strip() for row in render("x/v2/d/summary", doc).splitlines()]
+    assert rows[1].startswith("phq9") and rows[2] == "phq9 regions: right_eye 90%, mouth 10%"
+    assert rows[3] == "bdi_ii regions: mouth 70%, nose 30%" and len(rows) == 4
+    doc["outputs"][1]["regions"] = None  # not published (fewer than k, or differential privacy)
+    assert [row.split()[0] for row in render("x/v2/d/summary", doc).splitlines()] == ["summary", "phq9", "bdi_ii"]
+
+
 def test_replay_reports_throughput_stages_cpu_and_memory(
     media: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -148,7 +170,8 @@ def test_a_two_output_bundle_publishes_both_outputs_with_their_bands(
     for summary in summaries:
         bdi, phq = summary["outputs"]
         assert (bdi["name"], bdi["scale"], phq["name"], phq["scale"]) == ("bdi_ii", "BDI-II", "phq9", "PHQ-9")
-        assert {k: v for k, v in bdi.items() if k not in ("name", "withheld")} == summary["score"]  # primary first
+        assert {k: v for k, v in bdi.items() if k not in ("name", "withheld", "regions")} == summary["score"]
+        assert bdi["regions"] == summary["regions"] and phq["regions"]  # primary first; each output's own shares
         assert phq["range"] == [0.0, 27.0] and list(phq["bands"]) == [
             "none_minimal",
             "mild",
@@ -163,6 +186,7 @@ def test_a_two_output_bundle_publishes_both_outputs_with_their_bands(
     rows = render("x/v2/d/summary", summaries[0]).splitlines()
     assert rows[0].startswith("summary") and "BDI-II:" in rows[0]
     assert rows[1].split()[0] == "phq9" and "PHQ-9:" in rows[1]  # one row per further output
+    assert rows[2].split()[:2] == ["phq9", "regions:"] and rows[3].split()[:2] == ["bdi_ii", "regions:"]
 
 
 def test_the_demo_table_shows_descriptor_means_when_the_device_publishes_them() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_factory import two_region_bundle
 from torch import nn
 
 from edge.backends import create
@@ -120,55 +121,10 @@ def test_the_committed_demo_checkpoint_is_the_one_the_demo_bundle_was_exported_f
     assert scores == pytest.approx(fp32.tolist(), abs=1e-3)  # PyTorch with the checkpoint = the bundle's FP32 ONNX
 
 
-def _two_output_bundle(root: Path, size: int = 32, frames: int = 4) -> Path:
-    """A bundle of two outputs: ``mouthy`` (BDI-II) reads only the mouth tile, ``eyey`` (PHQ-9) only the right eye."""
-    from bundle_factory import write_test_bundle
-    from onnx import TensorProto, helper
-
-    _, tiles = default_spec("NTCHW", frames=frames, size=size)
-    nodes, inits, columns = [], [], []
-    for i, region in enumerate(("mouth", "right_eye")):
-        tile = next(t for t in tiles if t.region == region)
-        inits += [
-            helper.make_tensor(f"s{i}", TensorProto.INT64, [2], [tile.y, tile.x]),
-            helper.make_tensor(f"e{i}", TensorProto.INT64, [2], [tile.y + tile.height, tile.x + tile.width]),
-        ]
-        nodes += [
-            helper.make_node("Slice", ["clip", f"s{i}", f"e{i}", "axes"], [f"crop{i}"]),
-            helper.make_node("Mul", [f"crop{i}", f"crop{i}"], [f"sq{i}"]),
-            helper.make_node("ReduceMean", [f"sq{i}", "mean_axes"], [f"col{i}"], keepdims=1),
-            helper.make_node("Reshape", [f"col{i}", "column"], [f"c{i}"]),
-        ]
-        columns.append(f"c{i}")
-    nodes.append(helper.make_node("Concat", columns, ["scores"], axis=1))
-    inits += [
-        helper.make_tensor("axes", TensorProto.INT64, [2], [3, 4]),
-        helper.make_tensor("mean_axes", TensorProto.INT64, [4], [1, 2, 3, 4]),
-        helper.make_tensor("column", TensorProto.INT64, [2], [-1, 1]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "two_regions",
-        [helper.make_tensor_value_info("clip", TensorProto.FLOAT, ["N", frames, 3, size, size])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 2])],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    outputs = [
-        {"name": "mouthy", "units": "BDI-II", "range": [0.0, 63.0]},
-        {"name": "eyey", "units": "PHQ-9", "range": [0.0, 27.0]},
-    ]
-    write_test_bundle(root, model, architecture="two-regions", frames=frames, size=size, parameters=0, macs=1,
-                      intended_use="tests of explanations per output", limitation="reads two tiles only",
-                      outputs=outputs)  # fmt: skip
-    return root
-
-
 def test_each_output_of_a_bundle_is_explained_on_its_own_region(tmp_path: Path) -> None:
     from export.explain.model import model_outputs, open_method, output_index
 
-    bundle = _two_output_bundle(tmp_path / "bundle")
+    bundle = two_region_bundle(tmp_path / "bundle").root
     window = (1.0 + np.random.default_rng(0).normal(0, 0.1, (1, 4, 3, 32, 32))).astype(np.float32)
     outputs = model_outputs(bundle)
     assert [o.name for o in outputs] == ["mouthy", "eyey"] and outputs[1].scale.name == "PHQ-9"
@@ -185,7 +141,7 @@ def test_each_output_of_a_bundle_is_explained_on_its_own_region(tmp_path: Path) 
 def test_explain_output_names_it_takes_its_labels_and_its_scale(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bundle = _two_output_bundle(tmp_path / "bundle")
+    bundle = two_region_bundle(tmp_path / "bundle").root
     video = ROOT / "samples" / "clip_001_score28.6.mp4"
     labels = tmp_path / "labels.csv"
     labels.write_text(f"video,score\n{video},28.6\n")
