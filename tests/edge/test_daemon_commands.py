@@ -52,16 +52,24 @@ def test_demo_prints_what_an_integrator_receives(
     assert main(["demo", "--broker", "http://nowhere"]) == 2  # a usage error, said in one line
 
 
-def test_the_demo_table_shows_region_shares_largest_first() -> None:
-    from edge.commands.demo import render
+SCORE = {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None, "scale": "BDI-II"}
 
-    doc = {
+
+def _summary_doc(**fields: Any) -> dict[str, Any]:
+    """A summary document as the demo table reads it, with ``fields`` set."""
+    return {
         "kind": "session",
         "period": {"start": "2026-12-06T10:00:00Z", "end": "2026-12-06T10:15:00Z", "complete": True},
         "windows": {"scored": 9, "rejected_total": 1},
-        "score": {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None},
-        "regions": {"nose": 0.05, "mouth": 0.61, "left_eye": 0.34},
+        "score": SCORE,
+        **fields,
     }
+
+
+def test_the_demo_table_shows_region_shares_largest_first() -> None:
+    from edge.commands.demo import render
+
+    doc = _summary_doc(regions={"nose": 0.05, "mouth": 0.61, "left_eye": 0.34})
     first, second = render("x/v2/d/summary", doc).splitlines()
     assert first.startswith("summary") and "12.0" in first
     assert second.strip() == "regions: mouth 61%, left_eye 34%, nose 5%"
@@ -71,18 +79,13 @@ def test_the_demo_table_shows_region_shares_largest_first() -> None:
 def test_the_demo_table_shows_each_further_outputs_region_shares_under_its_row() -> None:
     from edge.commands.demo import render
 
-    score = {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None, "scale": "BDI-II"}
-    doc = {
-        "kind": "session",
-        "period": {"start": "2026-12-06T10:00:00Z", "end": "2026-12-06T10:15:00Z", "complete": True},
-        "windows": {"scored": 9, "rejected_total": 1},
-        "score": score,
-        "outputs": [
-            {**score, "name": "bdi_ii", "regions": {"mouth": 0.7, "nose": 0.3}},
-            {**score, "name": "phq9", "scale": "PHQ-9", "regions": {"mouth": 0.1, "right_eye": 0.9}},
+    doc = _summary_doc(
+        outputs=[
+            {**SCORE, "name": "bdi_ii", "regions": {"mouth": 0.7, "nose": 0.3}},
+            {**SCORE, "name": "phq9", "scale": "PHQ-9", "regions": {"mouth": 0.1, "right_eye": 0.9}},
         ],
-        "regions": {"mouth": 0.7, "nose": 0.3},
-    }
+        regions={"mouth": 0.7, "nose": 0.3},
+    )
     rows = [row.strip() for row in render("x/v2/d/summary", doc).splitlines()]
     assert rows[1].startswith("phq9") and rows[2] == "phq9 regions: right_eye 90%, mouth 10%"
     assert rows[3] == "bdi_ii regions: mouth 70%, nose 30%" and len(rows) == 4
@@ -192,13 +195,6 @@ def test_a_two_output_bundle_publishes_both_outputs_with_their_bands(
 def test_the_demo_table_shows_descriptor_means_when_the_device_publishes_them() -> None:
     from edge.commands.demo import render
 
-    doc = {
-        "kind": "session",
-        "period": {"start": "2026-12-06T10:00:00Z", "end": "2026-12-06T10:15:00Z", "complete": True},
-        "windows": {"scored": 9, "rejected_total": 1},
-        "score": {"mean": 12.0, "median": 11.0, "q1": 9.0, "q3": 14.0, "bands": None},
-        "regions": None,
-        "behaviour": {"eye_openness": 0.312, "gaze_x": -0.04},
-    }
+    doc = _summary_doc(regions=None, behaviour={"eye_openness": 0.312, "gaze_x": -0.04})
     _, second = render("x/v2/d/summary", doc).splitlines()
     assert second.strip() == "behaviour (proxies): eye_openness 0.31, gaze_x -0.04"
