@@ -55,13 +55,6 @@ class Explainer(ABC):
         self.tiles = backend.bundle.tiles
         self.width = len(backend.bundle.outputs)
 
-    def infer_outputs(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Every output's scores of ``batch``, ``(N, K)``: one inference whatever K (a bundle of one output asks
-        the backend for its primary column alone, ``infer``)."""
-        if self.width == 1:
-            return self.backend.infer(batch)[:, None]
-        return self.backend.infer_outputs(batch)
-
     @property
     def regions(self) -> tuple[str, ...]:
         """The regions explained, in the manifest's tile order."""

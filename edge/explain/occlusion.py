@@ -101,7 +101,7 @@ class OcclusionExplainer(Explainer):
         return np.stack(
             [
                 occlusion_deltas(
-                    self.infer_outputs,
+                    self.backend.infer_outputs,
                     batch[i : i + 1],
                     self.tiles,
                     frames,

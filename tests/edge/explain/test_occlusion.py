@@ -31,9 +31,9 @@ class CountingBackend:
     def __init__(self, backend: Backend) -> None:
         self.backend, self.bundle, self.batches = backend, backend.bundle, []
 
-    def infer(self, clips: np.ndarray) -> np.ndarray:
+    def infer_outputs(self, clips: np.ndarray) -> np.ndarray:
         self.batches.append(clips.shape[0])
-        return self.backend.infer(clips)
+        return self.backend.infer_outputs(clips)
 
 
 def test_a_model_that_reads_only_the_mouth_is_explained_by_the_mouth(tmp_path: Path) -> None:
